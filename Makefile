@@ -1,0 +1,17 @@
+.PHONY: setup demo test lint bench
+
+setup:
+	scripts/setup.sh
+
+demo: setup
+	.venv/bin/fieldlink demo
+
+test:
+	scripts/test.sh
+
+lint: setup
+	.venv/bin/ruff check .
+
+bench: setup
+	.venv/bin/python -m bench.ingest
+	.venv/bin/python -m bench.alarm_latency

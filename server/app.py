@@ -1,0 +1,147 @@
+"""The app factory and the runtime that assembles the stages of the data's path.
+
+MQTT ──► ingest ──► pipeline ──► live state ──► orders (dispatch) ──► notify
+                        └──────► store writer                 └──► store
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from flask import Flask
+from flask_socketio import SocketIO
+from peewee import fn
+
+from server.config import Settings
+from server.ingest import Inbox, MqttIngest
+from server.live_state import LiveState, UnitState
+from server.notify import Notifier
+from server.orders import OrderService, incident_public
+from server.pipeline import Call, Pipeline
+from server.store import Incident, Position, Unit, db, open_database
+from server.store_writer import StoreWriter
+from wire import Topics
+
+log = logging.getLogger(__name__)
+
+socketio = SocketIO()
+
+FIX_FIELDS = ("ts", "lat", "lon", "speed", "heading", "acc", "alt", "mode")
+
+
+class Runtime:
+    """Owns every stage; `start()` and `stop()` read as checklists, stop in reverse order."""
+
+    def __init__(self, settings: Settings, sio: SocketIO):
+        self.settings = settings
+        self.socketio = sio
+        self.topics = Topics(settings.topic_root)
+        self.inbox = Inbox()
+        self.live = LiveState()
+        self.ingest = MqttIngest(settings, self.inbox)
+        self.notifier = Notifier(sio, self.topics, self.ingest.publish, self._delivered)
+        self.orders = OrderService(self.live, self.notifier)
+        self.writer = StoreWriter(settings.ingest_batch, settings.ingest_flush_s)
+        self.pipeline = Pipeline(
+            self.topics, self.inbox, self.ingest, self.live, self.orders, self.writer
+        )
+        self.tasks: list[Any] = []
+        self.running = False
+
+    def start(self) -> None:
+        self.load_live_state()
+        self.tasks.append(self.socketio.start_background_task(self.writer.run))
+        self.tasks.append(self.socketio.start_background_task(self.pipeline.run))
+        self.running = True
+        self.tasks.append(self.socketio.start_background_task(self._push_to_consoles))
+        self.ingest.start()
+        log.info("fieldlink started: %d units known", len(self.live.units))
+
+    def stop(self) -> None:
+        self.running = False
+        self.pipeline.stop()
+        self.writer.stop()
+        for task in reversed(self.tasks):
+            task.join()
+        self.tasks.clear()
+        self.ingest.stop()
+        log.info("fieldlink stopped")
+
+    def load_live_state(self) -> None:
+        """Units and their latest fixes from the store, so a restart keeps the map."""
+        with db.connection_context():
+            for row in Unit.select():
+                self.live.add(
+                    UnitState(
+                        row.id,
+                        row.kind,
+                        row.grid,
+                        row.name,
+                        row.status,
+                        row.status_since,
+                        row.online,
+                    )
+                )
+            latest = Position.select(Position.unit, fn.MAX(Position.ts).alias("ts")).group_by(
+                Position.unit
+            )
+            query = Position.select().join(
+                latest, on=((Position.unit == latest.c.unit_id) & (Position.ts == latest.c.ts))
+            )
+            for pos in query:
+                fix = {k: getattr(pos, k) for k in FIX_FIELDS if getattr(pos, k) is not None}
+                self.live.units[pos.unit_id].fix = fix
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a console shows first: every unit and the incidents still open."""
+        open_incidents = Incident.select().where(Incident.state != "closed")
+        return {
+            "units": [u.public() for u in self.live.units.values()],
+            "incidents": [incident_public(i) for i in open_incidents.order_by(Incident.created_at)],
+        }
+
+    def _delivered(self, unit_id: str, order_id: str) -> None:
+        """A terminal's callback for an order: runs in a socket thread, so it only enqueues."""
+        call = Call(
+            self.orders.on_ack, (unit_id, order_id, "received"), {"actor": f"terminal:{unit_id}"}
+        )
+        self.inbox.put(call, urgent=True)
+
+    def _push_to_consoles(self) -> None:
+        """Unit moves go to consoles at most every `console_push_s`, batched, not per fix."""
+        while self.running:
+            self.socketio.sleep(self.settings.console_push_s)
+            try:
+                changed = self.pipeline.call(self.live.take_changed)
+            except TimeoutError:
+                continue
+            if changed:
+                self.notifier.console("units", changed)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    from server import api, web
+    from server.sockets import ConsoleNamespace, TerminalNamespace
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app.config.update(
+        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
+        FIELDLINK=settings,
+        API_TITLE="fieldlink",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+    open_database(settings.db_url)
+    socketio.init_app(app, async_mode=settings.async_mode)
+    runtime = Runtime(settings, socketio)
+    app.extensions["fieldlink"] = runtime
+    socketio.on_namespace(TerminalNamespace(runtime))
+    socketio.on_namespace(ConsoleNamespace(runtime))
+    api.init_app(app)
+    web.init_app(app)
+    return app

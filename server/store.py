@@ -1,0 +1,177 @@
+"""The store: peewee models and the database chosen by URL (SQLite in WAL mode by default)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from peewee import (
+    BooleanField,
+    CharField,
+    DatabaseProxy,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+from playhouse.db_url import connect
+
+log = logging.getLogger(__name__)
+
+db = DatabaseProxy()
+
+UNIT_KINDS = ("patrol_car", "motorcycle", "guard_post", "foot", "volunteer")
+ORDER_STATES = ("sent", "delivered", "accepted", "declined", "en_route", "on_scene", "cleared")
+OPEN_ORDER_STATES = ("sent", "delivered", "accepted", "en_route", "on_scene")
+INCIDENT_STATES = ("new", "dispatched", "on_scene", "resolved", "closed")
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "busy_timeout": 10_000,
+    "foreign_keys": 1,
+    "cache_size": -32_000,
+}
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+
+
+class Unit(BaseModel):
+    id = CharField(primary_key=True, max_length=64)
+    kind = CharField(max_length=16, choices=[(k, k) for k in UNIT_KINDS])
+    name = CharField(default="")
+    grid = CharField(default="", index=True)
+    terminal_token = CharField(unique=True, max_length=64)
+    status = CharField(default="available", max_length=16)
+    status_since = FloatField(default=time.time)
+    online = BooleanField(default=False)
+    online_since = FloatField(null=True)
+    created_at = FloatField(default=time.time)
+
+
+class Position(BaseModel):
+    unit = ForeignKeyField(Unit, backref="positions", on_delete="CASCADE")
+    ts = FloatField()
+    lat = FloatField()
+    lon = FloatField()
+    speed = FloatField(null=True)
+    heading = FloatField(null=True)
+    acc = FloatField(null=True)
+    alt = FloatField(null=True)
+    mode = IntegerField(null=True)
+    received_at = FloatField()
+
+    class Meta:
+        # unit + fix time identifies a fix: a redelivered one is ignored on insert
+        indexes = ((("unit", "ts"), True),)
+
+
+class Incident(BaseModel):
+    id = CharField(primary_key=True, max_length=64)
+    category = CharField(max_length=32)
+    priority = IntegerField(default=1)
+    state = CharField(default="new", max_length=16, index=True)
+    lat = FloatField(null=True)
+    lon = FloatField(null=True)
+    address = TextField(default="")
+    summary = TextField(default="")
+    reported_by = CharField(null=True, max_length=64)
+    created_at = FloatField(default=time.time)
+    dispatched_at = FloatField(null=True)
+    on_scene_at = FloatField(null=True)
+    resolved_at = FloatField(null=True)
+    closed_at = FloatField(null=True)
+
+
+class Alarm(BaseModel):
+    alarm_id = CharField(primary_key=True, max_length=64)
+    unit = ForeignKeyField(Unit, backref="alarms", on_delete="CASCADE")
+    kind = CharField(max_length=16)
+    ts = FloatField()
+    lat = FloatField(null=True)
+    lon = FloatField(null=True)
+    received_at = FloatField()
+    incident = ForeignKeyField(Incident, null=True, backref="alarms")
+
+
+class Order(BaseModel):
+    id = CharField(primary_key=True, max_length=64)
+    incident = ForeignKeyField(Incident, backref="orders", on_delete="CASCADE")
+    unit = ForeignKeyField(Unit, backref="orders", on_delete="CASCADE")
+    kind = CharField(default="dispatch", max_length=16)
+    state = CharField(default="sent", max_length=16, index=True)
+    decline_reason = TextField(default="")
+    sent_at = FloatField()
+    delivered_at = FloatField(null=True)
+    accepted_at = FloatField(null=True)
+    declined_at = FloatField(null=True)
+    en_route_at = FloatField(null=True)
+    on_scene_at = FloatField(null=True)
+    cleared_at = FloatField(null=True)
+
+
+class Event(BaseModel):
+    """Append-only audit log: every change, who made it, and when."""
+
+    ts = FloatField(default=time.time, index=True)
+    actor = CharField(max_length=64)
+    kind = CharField(max_length=32)
+    incident_id = CharField(null=True, max_length=64, index=True)
+    unit_id = CharField(null=True, max_length=64)
+    order_id = CharField(null=True, max_length=64)
+    data = TextField(default="{}")
+
+
+MODELS = (Unit, Position, Incident, Alarm, Order, Event)
+
+
+def open_database(url: str) -> None:
+    """Bind the models to the database at `url` and create missing tables."""
+    if url.startswith("sqlite"):
+        database = connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+    else:
+        database = connect(url)
+    db.initialize(database)
+    with db.connection_context():
+        db.create_tables(MODELS, safe=True)
+
+
+def record_event(actor: str, kind: str, **refs: Any) -> Event:
+    """Append to the audit log; the incident, unit and order ids are indexed, the rest is data."""
+    ids = {k: refs.pop(k, None) for k in ("incident_id", "unit_id", "order_id")}
+    return Event.create(actor=actor, kind=kind, data=json.dumps(refs), **ids)
+
+
+def insert_positions(rows: Iterable[dict]) -> int:
+    """Batched insert; fixes already stored (same unit and time) are ignored."""
+    rows = list(rows)
+    if not rows:
+        return 0
+    with db.atomic():
+        for start in range(0, len(rows), 400):
+            Position.insert_many(rows[start : start + 400]).on_conflict_ignore().execute()
+    return len(rows)
+
+
+def create_unit(unit_id: str, kind: str, grid: str = "", name: str = "") -> Unit:
+    if kind not in UNIT_KINDS:
+        raise ValueError(f"unknown unit kind {kind!r}: use one of {', '.join(UNIT_KINDS)}")
+    return Unit.create(
+        id=unit_id,
+        kind=kind,
+        grid=grid,
+        name=name or unit_id,
+        terminal_token=secrets.token_urlsafe(24),
+    )

@@ -1,0 +1,87 @@
+// Dispatcher console: one live map of units and incidents, fed by the /console namespace.
+(function () {
+  const COLORS = { available: "#2e9d57", dispatched: "#f0a202", busy: "#2d7ff9", en_route: "#2d7ff9", on_scene: "#8e44ad" };
+  const STALE_S = 60;
+  const mapEl = document.getElementById("map");
+  const map = L.map(mapEl, { preferCanvas: true }).setView([35.41, 116.59], 13);
+  if (mapEl.dataset.tileUrl) L.tileLayer(mapEl.dataset.tileUrl, { maxZoom: 19 }).addTo(map);
+  L.control.scale({ metric: true, imperial: false }).addTo(map);
+  const unitMarkers = new Map();
+  const incidents = new Map();
+  const incidentMarkers = new Map();
+  let fitted = false;
+
+  function colorOf(u) {
+    if (!u.online) return "#8a949e";
+    return COLORS[u.status] || "#2e9d57";
+  }
+
+  function showUnit(u) {
+    if (!u.position) return;
+    const at = [u.position.lat, u.position.lon];
+    const stale = Date.now() / 1000 - u.position.ts > STALE_S;
+    let m = unitMarkers.get(u.id);
+    const style = { radius: u.kind === "guard_post" ? 6 : 8, color: "#fff", weight: 2,
+                    fillColor: colorOf(u), fillOpacity: stale ? 0.35 : 0.95 };
+    if (!m) {
+      m = L.circleMarker(at, style).addTo(map);
+      unitMarkers.set(u.id, m);
+    } else {
+      m.setLatLng(at).setStyle(style);
+    }
+    m.bindTooltip(`${u.name || u.id} · ${u.kind} · ${u.online ? u.status : "offline"}`);
+  }
+
+  function showIncident(i) {
+    incidents.set(i.id, i);
+    if (i.location && i.location.lat != null) {
+      let m = incidentMarkers.get(i.id);
+      if (!m) {
+        m = L.marker([i.location.lat, i.location.lon], { title: i.summary }).addTo(map);
+        incidentMarkers.set(i.id, m);
+      }
+      if (i.state === "closed") { map.removeLayer(m); incidentMarkers.delete(i.id); }
+    }
+    renderIncidents();
+  }
+
+  function renderIncidents() {
+    const list = document.getElementById("incidents");
+    list.replaceChildren(...[...incidents.values()].sort((a, b) => b.created_at - a.created_at).slice(0, 50).map((i) => {
+      const li = document.createElement("li");
+      li.className = i.state;
+      const age = Math.round(Date.now() / 1000 - i.created_at);
+      li.innerHTML = `<strong></strong><small></small>`;
+      li.querySelector("strong").textContent = `P${i.priority} ${i.category} · ${i.state}`;
+      li.querySelector("small").textContent = `${i.summary} · ${age}s ago`;
+      li.addEventListener("click", () => { if (i.location.lat != null) map.setView([i.location.lat, i.location.lon], 16); });
+      return li;
+    }));
+  }
+
+  function fitOnce() {
+    if (fitted || !unitMarkers.size) return;
+    map.fitBounds(L.featureGroup([...unitMarkers.values()]).getBounds().pad(0.1));
+    fitted = true;
+  }
+
+  const socket = io("/console");
+  const link = document.getElementById("link");
+  socket.on("connect", () => {
+    link.textContent = "online"; link.className = "online";
+    socket.emit("sync", (snap) => {
+      snap.units.forEach(showUnit); snap.incidents.forEach(showIncident); fitOnce();
+      document.getElementById("counts").textContent = `(${snap.units.length})`;
+    });
+  });
+  socket.on("disconnect", () => { link.textContent = "offline"; link.className = "offline"; });
+  socket.on("units", (units) => { units.forEach(showUnit); fitOnce(); });
+  socket.on("incident", showIncident);
+  socket.on("alarm", (a) => {
+    const box = document.getElementById("alarm");
+    box.hidden = false;
+    box.textContent = `${a.kind === "test" ? "Drill" : "PANIC"} from ${a.unit_id}`;
+    setTimeout(() => { box.hidden = true; }, 8000);
+  });
+  setInterval(renderIncidents, 1000);
+})();

@@ -1,0 +1,36 @@
+"""Session-wide real components: a mosquitto on a free loopback port, with the project's config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from server.broker import MosquittoProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+NMEA_DIR = Path(os.environ.get("FIELDLINK_NMEA_DIR", ROOT.parent / "shared" / "nmea"))
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory) -> MosquittoProcess:
+    """One broker for the session; tests that restart a broker start their own."""
+    broker = MosquittoProcess(tmp_path_factory.mktemp("mosquitto")).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def own_mosquitto(tmp_path) -> MosquittoProcess:
+    """A broker for one test, free to be stopped and restarted on the same port."""
+    broker = MosquittoProcess(tmp_path / "mosquitto").start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def nmea_dir() -> Path:
+    if not NMEA_DIR.is_dir():
+        raise FileNotFoundError(f"NMEA logs not found at {NMEA_DIR}; set FIELDLINK_NMEA_DIR")
+    return NMEA_DIR

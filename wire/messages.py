@@ -1,0 +1,163 @@
+"""Payload schemas of wire protocol v1 and the two functions that cross the wire.
+
+Times are UTC epoch seconds (float); speeds m/s; distances and accuracy metres; headings
+degrees. Unknown fields are dropped, not fatal, so newer agents can talk to older servers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from wire.topics import UNIT_ID_PATTERN, Channel
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_BATCH = 1000
+ALARM_KINDS = ("panic", "test")
+ORDER_KINDS = ("dispatch", "update", "cancel")
+ACK_STATUSES = ("received", "accepted", "declined", "en_route", "on_scene", "cleared")
+_ID = validate.Length(min=1, max=64)
+
+
+class WireError(ValueError):
+    """A payload that is not a valid v1 message; the text says what is wrong."""
+
+
+def _number(**kwargs: Any) -> fields.Float:
+    return fields.Float(allow_nan=False, **kwargs)
+
+
+class _Message(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class FixSchema(_Message):
+    ts = _number(required=True, validate=validate.Range(min=0))
+    lat = _number(required=True, validate=validate.Range(min=-90, max=90))
+    lon = _number(required=True, validate=validate.Range(min=-180, max=180))
+    speed = _number(validate=validate.Range(min=0))
+    heading = _number(validate=validate.Range(min=0, max=360))
+    acc = _number(validate=validate.Range(min=0))
+    alt = _number()
+    mode = fields.Integer(validate=validate.OneOf((0, 1, 2, 3)))
+
+
+class BatchSchema(_Message):
+    batch = fields.List(
+        fields.Nested(FixSchema), required=True, validate=validate.Length(min=1, max=MAX_BATCH)
+    )
+
+
+class AlarmSchema(_Message):
+    alarm_id = fields.String(required=True, validate=_ID)
+    ts = _number(required=True, validate=validate.Range(min=0))
+    kind = fields.String(required=True, validate=validate.OneOf(ALARM_KINDS))
+    fix = fields.Nested(FixSchema)
+
+
+class AckSchema(_Message):
+    order_id = fields.String(required=True, validate=_ID)
+    ts = _number(required=True, validate=validate.Range(min=0))
+    status = fields.String(required=True, validate=validate.OneOf(ACK_STATUSES))
+    reason = fields.String(validate=validate.Length(max=500))
+
+
+class StateSchema(_Message):
+    online = fields.Boolean(required=True, truthy={True}, falsy={False})
+    ts = _number(required=True, validate=validate.Range(min=0))
+    kind = fields.String(validate=validate.Length(max=32))
+    version = fields.String(validate=validate.Length(max=32))
+
+
+class HealthSchema(_Message):
+    ts = _number(required=True, validate=validate.Range(min=0))
+    fix_mode = fields.Integer(required=True, validate=validate.OneOf((0, 1, 2, 3)))
+    sats = fields.Integer(required=True, validate=validate.Range(min=0, max=255))
+    outbox = fields.Integer(required=True, validate=validate.Range(min=0))
+    uptime_s = _number(required=True, validate=validate.Range(min=0))
+    dropped = fields.Integer(validate=validate.Range(min=0))
+    cpu_temp_c = _number()
+    link = fields.String(validate=validate.Length(max=32))
+
+
+class LocationSchema(_Message):
+    lat = _number(required=True, validate=validate.Range(min=-90, max=90))
+    lon = _number(required=True, validate=validate.Range(min=-180, max=180))
+    address = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class OrderSchema(_Message):
+    order_id = fields.String(required=True, validate=_ID)
+    incident_id = fields.String(required=True, validate=_ID)
+    ts = _number(required=True, validate=validate.Range(min=0))
+    kind = fields.String(required=True, validate=validate.OneOf(ORDER_KINDS))
+    priority = fields.Integer(required=True, validate=validate.Range(min=1, max=4))
+    category = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    summary = fields.String(load_default="", validate=validate.Length(max=2000))
+    location = fields.Nested(LocationSchema, required=True)
+    unit_id = fields.String(validate=validate.Regexp(f"^{UNIT_ID_PATTERN}$"))
+
+
+_SCHEMAS: dict[Channel, Schema] = {
+    Channel.ALARM: AlarmSchema(),
+    Channel.ACK: AckSchema(),
+    Channel.STATE: StateSchema(),
+    Channel.HEALTH: HealthSchema(),
+    Channel.ORDERS: OrderSchema(),
+}
+_FIX = FixSchema()
+_BATCH = BatchSchema()
+
+
+def _reject_constant(name: str) -> float:
+    raise WireError(f"{name} is not a number JSON allows")
+
+
+def _parse_json(payload: bytes | str) -> Any:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WireError(f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD_BYTES} limit")
+    try:
+        return json.loads(payload, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WireError(f"payload is not JSON: {exc}") from None
+
+
+def _load(schema: Schema, data: Any) -> dict:
+    if not isinstance(data, dict):
+        raise WireError(f"payload must be a JSON object, not {type(data).__name__}")
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise WireError(f"invalid payload: {exc.messages}") from None
+
+
+def decode(channel: Channel, payload: bytes | str) -> Any:
+    """Parse and validate a payload received on `channel`.
+
+    A position payload (one fix or `{"batch": [...]}`) always decodes to a list of fixes.
+    Raises WireError with a message fit for a log line or an error answer.
+    """
+    data = _parse_json(payload)
+    if channel is Channel.POSITION:
+        if isinstance(data, dict) and "batch" in data:
+            return _load(_BATCH, data)["batch"]
+        return [_load(_FIX, data)]
+    return _load(_SCHEMAS[channel], data)
+
+
+def validate_message(channel: Channel, message: dict) -> dict:
+    """Validate an outgoing message (a dict) for `channel`; returns the cleaned message."""
+    if channel is Channel.POSITION:
+        if "batch" in message:
+            return _load(_BATCH, message)
+        return _load(_FIX, message)
+    return _load(_SCHEMAS[channel], message)
+
+
+def encode(channel: Channel, message: dict) -> bytes:
+    """Validate and serialise an outgoing message; raises WireError if it is not valid."""
+    clean = validate_message(channel, message)
+    return json.dumps(clean, separators=(",", ":"), allow_nan=False).encode()

@@ -1,0 +1,79 @@
+"""Topic names of wire protocol v1: `{root}/units/{unit}/{channel}`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+DEFAULT_ROOT = "fieldlink/v1"
+UNIT_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+_UNIT_ID = re.compile(rf"^{UNIT_ID_PATTERN}$")
+
+
+class Channel(StrEnum):
+    POSITION = "position"
+    ALARM = "alarm"
+    ACK = "ack"
+    STATE = "state"
+    HEALTH = "health"
+    ORDERS = "orders"
+
+
+@dataclass(frozen=True)
+class ChannelRule:
+    """How a channel travels: who sends it, at which QoS, retained or not."""
+
+    upstream: bool  # unit -> server
+    qos: int
+    retain: bool
+
+
+CHANNELS: dict[Channel, ChannelRule] = {
+    Channel.POSITION: ChannelRule(upstream=True, qos=1, retain=False),
+    Channel.ALARM: ChannelRule(upstream=True, qos=1, retain=False),
+    Channel.ACK: ChannelRule(upstream=True, qos=1, retain=False),
+    Channel.STATE: ChannelRule(upstream=True, qos=1, retain=True),
+    Channel.HEALTH: ChannelRule(upstream=True, qos=0, retain=False),
+    Channel.ORDERS: ChannelRule(upstream=False, qos=1, retain=False),
+}
+
+
+class TopicError(ValueError):
+    """A topic that is not one of ours, or names an invalid unit id."""
+
+
+def valid_unit_id(unit_id: str) -> bool:
+    return bool(_UNIT_ID.match(unit_id))
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Builds and parses topics under one root (configurable, default `fieldlink/v1`)."""
+
+    root: str = DEFAULT_ROOT
+
+    def unit(self, unit_id: str, channel: Channel) -> str:
+        if not valid_unit_id(unit_id):
+            raise TopicError(f"invalid unit id {unit_id!r}: use 1-64 of A-Z a-z 0-9 _ -")
+        return f"{self.root}/units/{unit_id}/{channel.value}"
+
+    def upstream_filters(self) -> list[str]:
+        """What the server subscribes to: every unit's upstream channels, not the orders."""
+        return [f"{self.root}/units/+/{c.value}" for c, rule in CHANNELS.items() if rule.upstream]
+
+    def parse(self, topic: str) -> tuple[str, Channel]:
+        """Split a topic into (unit id, channel); raises TopicError for anything else."""
+        prefix = f"{self.root}/units/"
+        if not topic.startswith(prefix):
+            raise TopicError(f"topic {topic!r} is not under {prefix!r}")
+        parts = topic[len(prefix) :].split("/")
+        if len(parts) != 2:
+            raise TopicError(f"topic {topic!r} is not {prefix}<unit>/<channel>")
+        unit_id, name = parts
+        if not valid_unit_id(unit_id):
+            raise TopicError(f"topic {topic!r} names an invalid unit id")
+        try:
+            return unit_id, Channel(name)
+        except ValueError:
+            raise TopicError(f"topic {topic!r} has unknown channel {name!r}") from None
