@@ -1,0 +1,136 @@
+"""The agent assembled: outbox -> MQTT publisher -> orders -> GPIO -> GPS -> health.
+
+`start()` and `stop()` are checklists; stop runs in reverse order of start, so the outbox,
+which everything else writes to, is the first thing opened and the last thing closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from edge_agent.button import PanicButton, Signals
+from edge_agent.config import Settings
+from edge_agent.gps_source import GpsReader
+from edge_agent.orders import Orders
+from edge_agent.outbox import Outbox, Uplink
+from edge_agent.publisher import Publisher
+from wire import Channel, Topics, WireError
+
+log = logging.getLogger(__name__)
+
+CPU_TEMP = Path("/sys/class/thermal/thermal_zone0/temp")
+ROUTES = Path("/proc/net/route")
+
+
+def agent_version() -> str:
+    try:
+        return version("fieldlink")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def cpu_temp_c(path: Path = CPU_TEMP) -> float | None:
+    """The SoC temperature (a Pi in a car in summer throttles), when the kernel tells it."""
+    try:
+        return int(path.read_text()) / 1000
+    except (OSError, ValueError):
+        return None
+
+
+def default_link(path: Path = ROUTES) -> str:
+    """The interface carrying the default route (wlan0, wwan0, eth0...), or "none"."""
+    try:
+        lines = path.read_text().splitlines()[1:]
+    except OSError:
+        return "unknown"
+    for line in lines:
+        parts = line.split()
+        if len(parts) > 1 and parts[1] == "00000000":
+            return parts[0][:32]
+    return "none"
+
+
+class Agent:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.outbox = Outbox(settings.outbox.path, settings.outbox.max_rows)
+        self.uplink = Uplink(self.outbox, settings.unit.id, Topics(settings.mqtt.topic_root))
+        self.publisher = Publisher(settings, self.uplink, agent_version())
+        self.orders = Orders(self.uplink)
+        self.gps = GpsReader(settings.gpsd.host, settings.gpsd.port,
+                             settings.gpsd.publish_interval_s)
+        self.panic: PanicButton | None = None
+        self.signals: Signals | None = None
+
+    def start(self) -> None:
+        s = self.settings
+        log.info("starting agent for unit %s (%s)", s.unit.id, s.unit.kind)
+        self.signals = Signals(s.signals, self.orders)
+        self.panic = PanicButton(s.panic, self.uplink, lambda: self.gps.last_fix)
+        self.publisher.on_order = self.orders.handle
+        self.publisher.start()
+        self._spawn("gps", self._gps_loop)
+        self._spawn("health", self._health_loop)
+
+    def stop(self) -> None:
+        log.info("stopping agent")
+        self._stop.set()
+        self.gps.close()  # unblocks a poll waiting on gpsd
+        for thread in reversed(self._threads):
+            thread.join(timeout=10)
+        self.publisher.stop()
+        if self.panic:
+            self.panic.close()
+        if self.signals:
+            self.signals.close()
+        self.outbox.close()
+
+    def run(self) -> None:
+        """Start, wait for SIGTERM (systemd) or SIGINT (Ctrl-C), stop."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self._stop.set())
+        self.start()
+        try:
+            self._stop.wait()
+        finally:
+            self.stop()
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _gps_loop(self) -> None:
+        for fix in self.gps.fixes(self._stop):
+            try:
+                self.uplink.send(Channel.POSITION, fix)
+            except WireError as exc:  # a receiver glitch must not stop the positions after it
+                log.warning("dropped a fix the wire protocol rejects: %s", exc)
+
+    def _health_loop(self) -> None:
+        while not self._stop.wait(self.settings.health.interval_s):
+            self.uplink.send(Channel.HEALTH, self.health())
+
+    def health(self) -> dict:
+        report = {
+            "ts": time.time(),
+            "fix_mode": self.gps.fix_mode,
+            "sats": self.gps.sats,
+            "outbox": self.outbox.depth(),
+            "uptime_s": time.monotonic() - self.started,
+            "dropped": self.outbox.dropped,
+            "link": default_link(),
+        }
+        temp = cpu_temp_c()
+        if temp is not None:
+            report["cpu_temp_c"] = round(temp, 1)
+        return report

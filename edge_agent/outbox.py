@@ -1,0 +1,162 @@
+"""The durable outbox: every message the agent sends waits here until the broker acknowledges it.
+
+The outbox is the storage; the MQTT client is only a transport. A row leaves the outbox when
+its PUBACK arrives, so a crash, a reboot or a dead link never loses an alarm or an ack.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import wire
+from wire import CHANNELS, Channel, Topics
+
+log = logging.getLogger(__name__)
+
+# Drain order: lower first. Alarms and acks jump the queue; a position backlog goes last.
+PRIORITY: dict[Channel, int] = {
+    Channel.ALARM: 0,
+    Channel.ACK: 1,
+    Channel.STATE: 2,
+    Channel.HEALTH: 3,
+    Channel.POSITION: 5,
+}
+# Channels where only the newest message matters: a newer one replaces an unsent older one,
+# so a week offline leaves one health and one state row, not thousands.
+LATEST_ONLY = frozenset({Channel.STATE, Channel.HEALTH})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    priority INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_drain ON outbox (priority, id);
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    priority: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    created: float
+
+
+class Outbox:
+    """A SQLite queue shared by the stages (producers) and the publisher (consumer).
+
+    One connection guarded by a lock: paho's callbacks, the GPS thread and GPIO threads
+    all call in, and SQLite connections must not be used from two threads at once.
+    """
+
+    def __init__(self, path: str | Path, max_rows: int = 500_000):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.max_rows = max_rows
+        self.dropped = 0
+        self.on_put: Callable[[], None] | None = None  # the publisher's wake-up
+        self._lock = threading.Lock()
+        # Default isolation: `with self._db` wraps each put/delete in one committed transaction.
+        self._db = sqlite3.connect(str(path), check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: the row is on disk before put() returns, so "queued" means "survives a crash".
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def put(
+        self, topic: str, payload: bytes, *, priority: int, qos: int = 1,
+        retain: bool = False, replace: bool = False,
+    ) -> int:
+        """Store a message; `replace` deletes unsent older rows on the same topic first."""
+        with self._lock, self._db:
+            if replace:
+                self._db.execute("DELETE FROM outbox WHERE topic = ?", (topic,))
+            cursor = self._db.execute(
+                "INSERT INTO outbox (priority, topic, payload, qos, retain, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (priority, topic, payload, qos, int(retain), time.time()),
+            )
+            self._evict_over_limit()
+        if self.on_put:
+            self.on_put()
+        return cursor.lastrowid
+
+    def _evict_over_limit(self) -> None:
+        excess = self._depth() - self.max_rows
+        if excess <= 0:
+            return
+        # The least urgent, oldest rows go: a stale position, never an alarm if avoidable.
+        self._db.execute(
+            "DELETE FROM outbox WHERE id IN"
+            " (SELECT id FROM outbox ORDER BY priority DESC, id LIMIT ?)",
+            (excess,),
+        )
+        self.dropped += excess
+        log.warning("outbox full (%d rows): dropped %d oldest low-priority", self.max_rows, excess)
+
+    def peek(self, limit: int, exclude: Iterable[int] = ()) -> list[Row]:
+        """The next `limit` rows in drain order (priority, then id), skipping `exclude`."""
+        skip = list(exclude)
+        marks = ",".join("?" * len(skip))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, priority, topic, payload, qos, retain, created FROM outbox"
+                f" WHERE id NOT IN ({marks}) ORDER BY priority, id LIMIT ?",
+                (*skip, limit),
+            ).fetchall()
+        return [Row(r[0], r[1], r[2], bytes(r[3]), r[4], bool(r[5]), r[6]) for r in rows]
+
+    def delete(self, row_id: int) -> None:
+        """Acknowledged by the broker: the message has left the unit."""
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+
+    def contains(self, row_id: int) -> bool:
+        with self._lock:
+            found = self._db.execute("SELECT 1 FROM outbox WHERE id = ?", (row_id,)).fetchone()
+        return found is not None
+
+    def depth(self) -> int:
+        with self._lock:
+            return self._depth()
+
+    def _depth(self) -> int:
+        return self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class Uplink:
+    """What the stages call to send a message: validates it, names its topic, queues it."""
+
+    def __init__(self, outbox: Outbox, unit_id: str, topics: Topics):
+        self.outbox = outbox
+        self.unit_id = unit_id
+        self.topics = topics
+
+    def send(self, channel: Channel, message: dict) -> int:
+        """Queue `message` for `channel`; returns the outbox row id. Raises wire.WireError."""
+        rule = CHANNELS[channel]
+        return self.outbox.put(
+            self.topics.unit(self.unit_id, channel),
+            wire.encode(channel, message),
+            priority=PRIORITY[channel],
+            qos=rule.qos,
+            retain=rule.retain,
+            replace=channel in LATEST_ONLY,
+        )

@@ -1,0 +1,189 @@
+"""The MQTT transport: drains the outbox to the broker and hands incoming orders on.
+
+paho's network thread only enqueues events; one drain thread owns the in-flight table
+(mid -> outbox row) and is the only caller of `publish`, so no lock is ever held across
+paho's own locks. A row is deleted when its PUBACK arrives. On every (re)connect paho's
+in-memory copies are dropped and whatever was in flight is sent again from the outbox:
+the outbox is the one source of truth, and the server drops duplicates by message id.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from edge_agent.config import Settings
+from edge_agent.outbox import Outbox, Uplink
+from wire import Channel
+from wire.mqtt import (
+    BrokerAddress,
+    SessionOptions,
+    connect_persistent,
+    negotiate_protocol,
+    new_client,
+)
+
+log = logging.getLogger(__name__)
+
+_UNSUPPORTED_PROTOCOL = 0x84
+_STOP_FLUSH_S = 2.0  # how long stop() waits for the "offline" state to reach the broker
+
+
+class Publisher:
+    """One persistent MQTT session for the unit: QoS 1, retained state with a will."""
+
+    def __init__(self, settings: Settings, uplink: Uplink, version: str):
+        self.settings = settings
+        self.uplink = uplink
+        self.outbox: Outbox = uplink.outbox
+        self.version = version
+        self.on_order: Callable[[bytes], None] | None = None
+        self.connected = False
+        self.protocol = settings.mqtt.protocol
+        self._address = BrokerAddress.parse(settings.mqtt.url)
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox row id; drain thread only
+        self._client: mqtt.Client | None = None
+        self._thread: threading.Thread | None = None
+
+    def _topic(self, channel: Channel) -> str:
+        return self.uplink.topics.unit(self.settings.unit.id, channel)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.protocol = negotiate_protocol(self._address, self.protocol)
+        self._client = self._new_client()
+        self.outbox.on_put = self.wake
+        self._thread = threading.Thread(target=self._drain, name="mqtt-drain", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Say "offline" (briefly waiting for it to go out), then leave cleanly (no will)."""
+        row = self.uplink.send(Channel.STATE, {"online": False, "ts": time.time()})
+        deadline = time.monotonic() + _STOP_FLUSH_S
+        while self.connected and self.outbox.contains(row) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.outbox.on_put = None
+        self._events.put(("stop", None))
+        if self._thread:
+            self._thread.join(timeout=5)
+        self._close_client()
+
+    def wake(self) -> None:
+        """Something new is in the outbox."""
+        self._events.put(("wake", None))
+
+    def _new_client(self) -> mqtt.Client:
+        mqtt_settings = self.settings.mqtt
+        options = SessionOptions(
+            client_id=self.settings.client_id,
+            protocol=self.protocol,
+            session_expiry_s=mqtt_settings.session_expiry_s,
+            keepalive_s=mqtt_settings.keepalive_s,
+            ca_file=mqtt_settings.ca_file or None,
+        )
+        client = new_client(self._address, options)
+        client.max_inflight_messages_set(mqtt_settings.max_inflight)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_pre_connect = self._on_pre_connect
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        connect_persistent(client, self._address, options)
+        client.loop_start()
+        return client
+
+    def _close_client(self) -> None:
+        if self._client is None:
+            return
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._client = None
+        self.connected = False
+
+    # -- paho's thread: enqueue, nothing else ---------------------------------------------
+
+    def _on_pre_connect(self, client: mqtt.Client, _userdata: Any) -> None:
+        # The will's time is refreshed before each attempt: it says when the unit was last seen.
+        will = b'{"online":false,"ts":%.3f}' % time.time()
+        client.will_set(self._topic(Channel.STATE), will, qos=1, retain=True)
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("broker %s refused the connection: %s", self._address.host, reason)
+            if reason.value == _UNSUPPORTED_PROTOCOL and self.protocol == "5":
+                self._events.put(("v5_refused", None))
+            return
+        # Before paho resends its in-memory copies (right after this callback): the drain
+        # thread resends from the outbox instead, under fresh message ids.
+        client.drop_out_messages()
+        client.subscribe(self._topic(Channel.ORDERS), qos=1)
+        self._events.put(("up", flags.session_present))
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._events.put(("down", reason))
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
+        self._events.put(("acked", mid))
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        # Handled here, not queued: paho sends the PUBACK after this returns, so an order is
+        # acknowledged to the broker only once its "received" ack is safe in the outbox.
+        if self.on_order:
+            self.on_order(message.payload)
+
+    # -- the drain thread -----------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                kind, arg = self._events.get(timeout=1.0)
+            except queue.Empty:
+                kind, arg = "wake", None  # a periodic look, in case a wake-up was missed
+            if kind == "stop":
+                return
+            self._handle(kind, arg)
+            if self.connected:
+                self._fill_window()
+
+    def _handle(self, kind: str, arg: Any) -> None:
+        if kind == "acked":
+            row_id = self._inflight.pop(arg, None)
+            if row_id is not None:
+                self.outbox.delete(row_id)
+        elif kind == "up":
+            log.info("connected to %s (MQTT %s, session present: %s)",
+                     self._address.host, self.protocol, arg)
+            self._inflight.clear()
+            self.connected = True
+            self.uplink.send(Channel.STATE, {"online": True, "ts": time.time(),
+                                             "kind": self.settings.unit.kind,
+                                             "version": self.version})
+        elif kind == "down":
+            if self.connected:
+                log.warning("disconnected from %s: %s", self._address.host, arg)
+            self.connected = False
+        elif kind == "v5_refused":
+            log.warning("broker %s refused MQTT v5; reconnecting with 3.1.1", self._address.host)
+            self._close_client()
+            self.protocol = "3.1.1"
+            self._client = self._new_client()
+
+    def _fill_window(self) -> None:
+        """Publish the next rows in drain order until max_inflight are unacknowledged."""
+        room = self.settings.mqtt.max_inflight - len(self._inflight)
+        if room <= 0 or self._client is None:
+            return
+        for row in self.outbox.peek(room, exclude=self._inflight.values()):
+            info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+            if info.rc == mqtt.MQTT_ERR_NO_CONN:
+                return  # the link just went; the row stays in the outbox for the next connect
+            self._inflight[info.mid] = row.id

@@ -1,0 +1,38 @@
+"""The assembled agent, end to end: gpsd -> positions, panic -> alarm, health, clean stop."""
+
+from __future__ import annotations
+
+from edge_agent.app import Agent
+from edge_agent.config import GpsdSettings, HealthSettings, PanicSettings
+from tests.agent.conftest import agent_settings, nmea_slice, wait_until
+
+
+def test_agent_publishes_positions_alarm_health_and_goes_offline_on_stop(
+    tmp_path, mosquitto, observer, gpsfake, mock_gpio, nmea_dir
+):
+    fake = gpsfake(nmea_slice(nmea_dir / "bundg_zeus_9.log", tmp_path / "s.log", 0, 400))
+    settings = agent_settings(
+        tmp_path, mosquitto.url,
+        gpsd=GpsdSettings(port=fake.port, publish_interval_s=1.0),
+        panic=PanicSettings(pin=17, hold_s=0.2),
+        health=HealthSettings(interval_s=0.5),
+    )
+    obs = observer(mosquitto.url)
+    agent = Agent(settings)
+    agent.start()
+    try:
+        wait_until(lambda: len(obs.on("position")) >= 2, timeout=20, what="positions")
+        mock_gpio.pin(17).drive_low()
+        wait_until(lambda: obs.on("alarm"), what="the alarm")
+        mock_gpio.pin(17).drive_high()
+        wait_until(lambda: obs.on("health"), what="a health message")
+    finally:
+        agent.stop()
+
+    [alarm] = obs.on("alarm")
+    assert alarm["kind"] == "panic" and alarm["fix"]["ts"] <= obs.on("position")[-1]["ts"]
+    health = obs.on("health")[-1]
+    assert health["fix_mode"] >= 2 and health["uptime_s"] > 0 and "link" in health
+    assert [s["online"] for s in obs.on("state")] == [True, False]  # said goodbye, not the will
+    times = [p["ts"] for p in obs.on("position")]
+    assert times == sorted(set(times))
