@@ -47,25 +47,25 @@ class Runtime:
         self.pipeline = Pipeline(
             self.topics, self.inbox, self.ingest, self.live, self.orders, self.writer
         )
-        self.tasks: list[Any] = []
         self.running = False
 
     def start(self) -> None:
         self.load_live_state()
-        self.tasks.append(self.socketio.start_background_task(self.writer.run))
-        self.tasks.append(self.socketio.start_background_task(self.pipeline.run))
         self.running = True
-        self.tasks.append(self.socketio.start_background_task(self._push_to_consoles))
+        self.writer_task = self.socketio.start_background_task(self.writer.run)
+        self.pipeline_task = self.socketio.start_background_task(self.pipeline.run)
+        self.pusher_task = self.socketio.start_background_task(self._push_to_consoles)
         self.ingest.start()
         log.info("fieldlink started: %d units known", len(self.live.units))
 
     def stop(self) -> None:
+        """Reverse order; the broker session goes last so stored positions still get acked."""
         self.running = False
+        self.pusher_task.join()
         self.pipeline.stop()
+        self.pipeline_task.join()
         self.writer.stop()
-        for task in reversed(self.tasks):
-            task.join()
-        self.tasks.clear()
+        self.writer_task.join()
         self.ingest.stop()
         log.info("fieldlink stopped")
 

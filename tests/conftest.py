@@ -34,3 +34,25 @@ def nmea_dir() -> Path:
     if not NMEA_DIR.is_dir():
         raise FileNotFoundError(f"NMEA logs not found at {NMEA_DIR}; set FIELDLINK_NMEA_DIR")
     return NMEA_DIR
+
+
+@pytest.fixture(params=["threading", "gevent"])
+def async_mode(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def server_factory(tmp_path, mosquitto):
+    """Starts `fieldlink server` processes on the session broker; stops them after the test."""
+    from tests.harness import ServerProcess
+
+    started: list[ServerProcess] = []
+
+    def make(async_mode: str = "threading", broker: MosquittoProcess | None = None):
+        server = ServerProcess(tmp_path, (broker or mosquitto).url, async_mode)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()

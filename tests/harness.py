@@ -1,0 +1,179 @@
+"""Real processes and clients for end-to-end tests: a `fieldlink server`, units, terminals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import requests
+import socketio
+from paho.mqtt.enums import CallbackAPIVersion
+
+from server.broker import free_port, wait_for_port
+from server.store import create_unit, db, open_database
+from wire import Channel, Topics, encode
+
+FIELDLINK = str(Path(sys.executable).parent / "fieldlink")
+TOPICS = Topics()
+
+
+def eventually(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.05) -> Any:
+    """Poll until `check()` is truthy; return it, or fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"not true within {timeout}s (last: {value!r})")
+
+
+class ServerProcess:
+    """`fieldlink server` as it runs in production, in its own process."""
+
+    def __init__(self, workdir: Path, mqtt_url: str, async_mode: str = "threading"):
+        self.workdir = workdir
+        self.db_url = f"sqlite:///{workdir / 'fieldlink.db'}"
+        self.port = free_port()
+        self.env = dict(
+            os.environ,
+            FIELDLINK_DB_URL=self.db_url,
+            FIELDLINK_MQTT_URL=mqtt_url,
+            FIELDLINK_PORT=str(self.port),
+            FIELDLINK_ASYNC_MODE=async_mode,
+            FIELDLINK_MQTT_CLIENT_ID=f"fieldlink-test-{uuid.uuid4().hex[:8]}",
+            FIELDLINK_CONSOLE_PUSH_S="0.2",
+        )
+        self.proc: subprocess.Popen | None = None
+        open_database(self.db_url)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def add_unit(self, unit_id: str, kind: str = "patrol_car", **kw: Any) -> str:
+        """Provision a unit in the server's database; returns its terminal token."""
+        with db.connection_context():
+            return create_unit(unit_id, kind, **kw).terminal_token
+
+    def start(self) -> ServerProcess:
+        log = open(self.workdir / "server.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen([FIELDLINK, "server"], env=self.env, stdout=log, stderr=log)
+        wait_for_port(self.port, timeout=20)
+        eventually(lambda: self.get("/healthz").get("broker"), timeout=20)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.proc = None
+        return code
+
+    def get(self, path: str) -> Any:
+        return requests.get(self.url + path, timeout=5).json()
+
+    def metric(self, name: str, **labels: str) -> float:
+        text = requests.get(self.url + "/metrics", timeout=5).text
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        prefix = f"{name}{{{want}}} " if labels else f"{name} "
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                return float(line.split()[-1])
+        return 0.0
+
+    def log(self) -> str:
+        return (self.workdir / "server.log").read_text(errors="replace")
+
+
+class UnitLink:
+    """A unit's MQTT session as its agent would hold it, for driving the server directly."""
+
+    def __init__(self, port: int, unit_id: str):
+        self.unit_id = unit_id
+        self.orders: list[dict] = []
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"test-{unit_id}", protocol=mqtt.MQTTv5
+        )
+        self.client.on_message = lambda _c, _u, m: self.orders.append(json.loads(m.payload))
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(TOPICS.unit(unit_id, Channel.ORDERS), qos=1)
+        self.client.loop_start()
+
+    def send(self, channel: Channel, message: dict | bytes, topic_unit: str | None = None) -> None:
+        payload = message if isinstance(message, bytes) else encode(channel, message)
+        qos = 0 if channel is Channel.HEALTH else 1
+        self.client.publish(
+            TOPICS.unit(topic_unit or self.unit_id, channel),
+            payload,
+            qos=qos,
+            retain=channel is Channel.STATE,
+        ).wait_for_publish(5)
+
+    def fix(self, lat: float, lon: float, ts: float | None = None) -> dict:
+        fix = {"ts": ts or time.time(), "lat": lat, "lon": lon}
+        self.send(Channel.POSITION, fix)
+        return fix
+
+    def online(self) -> None:
+        self.send(Channel.STATE, {"online": True, "ts": time.time()})
+
+    def panic(self, alarm_id: str | None = None) -> str:
+        alarm_id = alarm_id or uuid.uuid4().hex
+        self.send(Channel.ALARM, {"alarm_id": alarm_id, "ts": time.time(), "kind": "panic"})
+        return alarm_id
+
+    def ack(self, order_id: str, status: str) -> None:
+        self.send(Channel.ACK, {"order_id": order_id, "ts": time.time(), "status": status})
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Terminal:
+    """An in-car terminal: a real python-socketio client on `/terminal`."""
+
+    def __init__(self, server_url: str, token: str, answer_orders: bool = True):
+        self.orders: list[dict] = []
+        self.answer_orders = answer_orders
+        self.received = threading.Event()
+        self.sio = socketio.Client(reconnection=False)
+        self.sio.on("order", self._on_order, namespace="/terminal")
+        self.sio.connect(
+            server_url, namespaces=["/terminal"], auth={"token": token}, wait_timeout=10
+        )
+        self.sio.call("sync", namespace="/terminal", timeout=10)
+
+    def _on_order(self, order: dict) -> bool | None:
+        self.orders.append(order)
+        self.received.set()
+        return True if self.answer_orders else None
+
+    def ack(self, order_id: str, status: str, **extra: Any) -> dict:
+        return self.sio.call(
+            "ack",
+            {"order_id": order_id, "status": status, **extra},
+            namespace="/terminal",
+            timeout=10,
+        )
+
+    def close(self) -> None:
+        self.sio.disconnect()

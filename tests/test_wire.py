@@ -1,0 +1,126 @@
+"""Wire protocol v1: golden samples of every message, topics, and what is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wire import MAX_PAYLOAD_BYTES, Channel, Topics, WireError, decode, encode
+from wire.mqtt import BrokerAddress
+from wire.topics import TopicError
+
+GOLDEN = {
+    Channel.POSITION: b'{"ts":1795430000.0,"lat":35.405,"lon":116.587,"speed":9.5,'
+    b'"heading":270.0,"acc":4.0,"alt":41.0,"mode":3}',
+    Channel.ALARM: b'{"alarm_id":"a1b2c3","ts":1795430001.5,"kind":"panic",'
+    b'"fix":{"ts":1795430000.0,"lat":35.405,"lon":116.587}}',
+    Channel.ACK: b'{"order_id":"o-1","ts":1795430010.0,"status":"accepted"}',
+    Channel.STATE: b'{"online":true,"ts":1795430000.0,"kind":"patrol_car","version":"0.1.0"}',
+    Channel.HEALTH: b'{"ts":1795430000.0,"fix_mode":3,"sats":9,"outbox":0,"uptime_s":3600.0,'
+    b'"dropped":0,"cpu_temp_c":51.2,"link":"up"}',
+    Channel.ORDERS: b'{"order_id":"o-1","incident_id":"i-1","ts":1795430002.0,"kind":"dispatch",'
+    b'"priority":1,"category":"urgent","summary":"Panic at kiosk-03",'
+    b'"location":{"lat":35.41,"lon":116.59,"address":"Guanghe Rd 12"},"unit_id":"car-07"}',
+}
+
+
+@pytest.mark.parametrize("channel", list(GOLDEN))
+def test_golden_samples_round_trip(channel: Channel) -> None:
+    decoded = decode(channel, GOLDEN[channel])
+    message = decoded[0] if channel is Channel.POSITION else decoded
+    assert json.loads(encode(channel, message)) == json.loads(GOLDEN[channel])
+
+
+def test_batch_decodes_to_a_list_of_fixes() -> None:
+    fixes = decode(
+        Channel.POSITION, b'{"batch":[{"ts":1,"lat":1,"lon":2},{"ts":2,"lat":1,"lon":2}]}'
+    )
+    assert [f["ts"] for f in fixes] == [1.0, 2.0]
+
+
+def test_unknown_fields_are_dropped_not_fatal() -> None:
+    fix = decode(Channel.POSITION, b'{"ts":1,"lat":1,"lon":2,"satellites_seen":14}')
+    assert fix == [{"ts": 1.0, "lat": 1.0, "lon": 2.0}]
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        (b"not json", "not JSON"),
+        (b'{"ts":1,"lat":91,"lon":2}', "lat"),
+        (b'{"ts":1,"lat":NaN,"lon":2}', "NaN"),
+        (b'{"ts":1,"lat":1,"lon":Infinity}', "Infinity"),
+        (b'{"ts":"yesterday","lat":1,"lon":2}', "ts"),
+        (b'{"lat":1,"lon":2}', "ts"),
+        (b"[1,2,3]", "JSON object"),
+        (b'{"batch":[]}', "batch"),
+        (b"\xff\xfe", "not JSON"),
+        (b'{"ts":1,"lat":1,"lon":2,"pad":"' + b"x" * MAX_PAYLOAD_BYTES + b'"}', "limit"),
+    ],
+)
+def test_bad_positions_are_refused_with_a_reason(payload: bytes, says: str) -> None:
+    with pytest.raises(WireError, match=says):
+        decode(Channel.POSITION, payload)
+
+
+@pytest.mark.parametrize(
+    ("channel", "payload"),
+    [
+        (Channel.ALARM, b'{"alarm_id":"","ts":1,"kind":"panic"}'),
+        (Channel.ALARM, b'{"alarm_id":"x","ts":1,"kind":"fire"}'),
+        (Channel.ACK, b'{"order_id":"o","ts":1,"status":"maybe"}'),
+        (Channel.STATE, b'{"online":"yes","ts":1}'),
+        (
+            Channel.ORDERS,
+            b'{"order_id":"o","incident_id":"i","ts":1,"kind":"dispatch",'
+            b'"priority":9,"category":"urgent","location":{"lat":1,"lon":2}}',
+        ),
+    ],
+)
+def test_bad_messages_are_refused(channel: Channel, payload: bytes) -> None:
+    with pytest.raises(WireError):
+        decode(channel, payload)
+
+
+def test_encode_refuses_an_invalid_outgoing_message() -> None:
+    with pytest.raises(WireError, match="lat"):
+        encode(Channel.POSITION, {"ts": 1, "lat": 200, "lon": 0})
+
+
+def test_topics_build_and_parse() -> None:
+    topics = Topics("fieldlink/v1")
+    topic = topics.unit("car-07", Channel.ALARM)
+    assert topic == "fieldlink/v1/units/car-07/alarm"
+    assert topics.parse(topic) == ("car-07", Channel.ALARM)
+    assert "fieldlink/v1/units/+/orders" not in topics.upstream_filters()
+    assert "fieldlink/v1/units/+/position" in topics.upstream_filters()
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "other/v1/units/car/position",
+        "fieldlink/v1/units/car/position/extra",
+        "fieldlink/v1/units/car/teleport",
+        "fieldlink/v1/units/bad id/position",
+        "fieldlink/v1/units/" + "x" * 65 + "/position",
+    ],
+)
+def test_foreign_topics_are_refused(topic: str) -> None:
+    with pytest.raises(TopicError):
+        Topics().parse(topic)
+
+
+def test_broker_urls() -> None:
+    plain = BrokerAddress.parse("mqtt://127.0.0.1")
+    assert (plain.host, plain.port, plain.tls) == ("127.0.0.1", 1883, False)
+    secure = BrokerAddress.parse("mqtts://car-07:s%40cret@broker.example:8884")
+    assert (secure.port, secure.tls, secure.username, secure.password) == (
+        8884,
+        True,
+        "car-07",
+        "s@cret",
+    )
+    with pytest.raises(ValueError, match="mqtt://"):
+        BrokerAddress.parse("http://broker")
