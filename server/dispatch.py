@@ -51,6 +51,7 @@ class Candidate:
 class Ranked:
     unit_id: str
     distance_m: float
+    online: bool = True
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -64,17 +65,19 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def rank_units(
     lat: float, lon: float, candidates: Iterable[Candidate], exclude: frozenset[str] = frozenset()
 ) -> list[Ranked]:
-    """Units that may respond, nearest first (straight line for now).
+    """Units that may respond, online ones first, each group nearest first (straight line).
 
-    A unit responds if it is of a responding kind, online, available and not excluded
-    (the unit that raised the alarm, units that already declined this incident).
+    A unit may respond if it is of a responding kind, available and not excluded (the unit
+    that raised the alarm, units already sent to this incident). A unit whose link is down
+    still may: its order waits in its broker session and a broker outage, which makes every
+    unit look offline, must not leave a panic with nobody.
     """
     ranked = [
-        Ranked(c.unit_id, distance_m(lat, lon, c.lat, c.lon))
+        Ranked(c.unit_id, distance_m(lat, lon, c.lat, c.lon), c.online)
         for c in candidates
-        if c.kind in RESPONDING_KINDS and c.available and c.online and c.unit_id not in exclude
+        if c.kind in RESPONDING_KINDS and c.available and c.unit_id not in exclude
     ]
-    ranked.sort(key=lambda r: (r.distance_m, r.unit_id))
+    ranked.sort(key=lambda r: (not r.online, r.distance_m, r.unit_id))
     return ranked
 
 

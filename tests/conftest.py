@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
 
 from server.broker import MosquittoProcess
+from tests.harness import GpsFake
 
 ROOT = Path(__file__).resolve().parent.parent
 NMEA_DIR = Path(os.environ.get("FIELDLINK_NMEA_DIR", ROOT.parent / "shared" / "nmea"))
@@ -56,3 +60,27 @@ def server_factory(tmp_path, mosquitto):
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def gpsfake() -> Iterator[Callable[..., GpsFake]]:
+    """Factory of started GpsFake instances; every one is stopped after the test."""
+    started: list[GpsFake] = []
+
+    def start(log: Path, port: int | None = None) -> GpsFake:
+        fake = GpsFake(log, port).start()
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()
+
+
+@pytest.fixture
+def mock_gpio() -> Iterator[MockFactory]:
+    factory = MockFactory()
+    Device.pin_factory = factory
+    yield factory
+    factory.reset()
+    Device.pin_factory = None

@@ -27,8 +27,10 @@ FIELDLINK = str(Path(sys.executable).parent / "fieldlink")
 TOPICS = Topics()
 
 
-def eventually(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.05) -> Any:
-    """Poll until `check()` is truthy; return it, or fail with the last value seen."""
+def eventually(
+    check: Callable[[], Any], timeout: float = 10.0, every: float = 0.02, what: str = ""
+) -> Any:
+    """Poll until `check()` is truthy; return it, or fail naming what was awaited."""
     deadline = time.monotonic() + timeout
     value = None
     while time.monotonic() < deadline:
@@ -36,7 +38,9 @@ def eventually(check: Callable[[], Any], timeout: float = 10.0, every: float = 0
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"not true within {timeout}s (last: {value!r})")
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what or check} (last: {value!r})"
+    )
 
 
 class ServerProcess:
@@ -177,3 +181,38 @@ class Terminal:
 
     def close(self) -> None:
         self.sio.disconnect()
+
+
+class GpsFake:
+    """gpsfake playing an NMEA log once into its own gpsd on a loopback port."""
+
+    def __init__(self, log: Path, port: int | None = None, cycle_s: float = 0.01):
+        self.log, self.port, self.cycle_s = log, port or free_port(), cycle_s
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> GpsFake:
+        self.proc = subprocess.Popen(
+            ["gpsfake", "-q", "-P", str(self.port), "-c", str(self.cycle_s), "-1", str(self.log)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stop() ends gpsfake and its gpsd
+        )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+
+def nmea_slice(source: Path, dest: Path, start: int, stop: int) -> Path:
+    """Lines [start, stop) of an NMEA log, so a replay takes seconds, not minutes."""
+    dest.write_text("".join(source.read_text().splitlines(keepends=True)[start:stop]))
+    return dest

@@ -29,7 +29,7 @@ def test_distance_is_a_great_circle() -> None:
     assert distance_m(*HERE, *HERE) == 0
 
 
-def test_nearest_available_patrol_unit_comes_first() -> None:
+def test_nearest_available_patrol_unit_comes_first_and_offline_ones_last() -> None:
     ranked = rank_units(
         *HERE,
         [
@@ -42,7 +42,7 @@ def test_nearest_available_patrol_unit_comes_first() -> None:
             car("bike", 0.005, kind="motorcycle"),
         ],
     )
-    assert [r.unit_id for r in ranked] == ["near", "bike", "far"]
+    assert [r.unit_id for r in ranked] == ["near", "bike", "far", "offline"]
 
 
 def test_excluded_units_are_passed_over() -> None:

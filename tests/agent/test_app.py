@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from edge_agent.app import Agent
 from edge_agent.config import GpsdSettings, HealthSettings, PanicSettings
-from tests.agent.conftest import agent_settings, nmea_slice, wait_until
+from tests.agent.conftest import agent_settings
+from tests.harness import eventually, nmea_slice
 
 
 def test_agent_publishes_positions_alarm_health_and_goes_offline_on_stop(
@@ -12,7 +13,8 @@ def test_agent_publishes_positions_alarm_health_and_goes_offline_on_stop(
 ):
     fake = gpsfake(nmea_slice(nmea_dir / "bundg_zeus_9.log", tmp_path / "s.log", 0, 400))
     settings = agent_settings(
-        tmp_path, mosquitto.url,
+        tmp_path,
+        mosquitto.url,
         gpsd=GpsdSettings(port=fake.port, publish_interval_s=1.0),
         panic=PanicSettings(pin=17, hold_s=0.2),
         health=HealthSettings(interval_s=0.5),
@@ -21,11 +23,11 @@ def test_agent_publishes_positions_alarm_health_and_goes_offline_on_stop(
     agent = Agent(settings)
     agent.start()
     try:
-        wait_until(lambda: len(obs.on("position")) >= 2, timeout=20, what="positions")
+        eventually(lambda: len(obs.on("position")) >= 2, timeout=20, what="positions")
         mock_gpio.pin(17).drive_low()
-        wait_until(lambda: obs.on("alarm"), what="the alarm")
+        eventually(lambda: obs.on("alarm"), what="the alarm")
         mock_gpio.pin(17).drive_high()
-        wait_until(lambda: obs.on("health"), what="a health message")
+        eventually(lambda: obs.on("health"), what="a health message")
     finally:
         agent.stop()
 

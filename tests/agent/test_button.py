@@ -9,8 +9,8 @@ from edge_agent.button import PanicButton, Signals
 from edge_agent.config import PanicSettings, SignalsSettings
 from edge_agent.orders import Orders
 from edge_agent.outbox import Outbox, Uplink
-from tests.agent.conftest import wait_until
 from tests.agent.test_orders import ORDER
+from tests.harness import eventually
 from wire import Channel, Topics, decode
 
 FIX = {"ts": 1.0, "lat": 52.0, "lon": 5.0, "mode": 3}
@@ -18,14 +18,20 @@ HOLD_S = 0.3
 
 
 def alarms(outbox: Outbox) -> list[dict]:
-    return [decode(Channel.ALARM, row.payload) for row in outbox.peek(100)
-            if row.topic.endswith("/alarm")]
+    return [
+        decode(Channel.ALARM, row.payload)
+        for row in outbox.peek(100)
+        if row.topic.endswith("/alarm")
+    ]
 
 
 def _panic(tmp_path, mock_gpio, drill: bool = False, fix: dict | None = FIX):
     outbox = Outbox(tmp_path / "o.db")
-    button = PanicButton(PanicSettings(pin=17, hold_s=HOLD_S, drill=drill),
-                         Uplink(outbox, "car-7", Topics()), lambda: fix)
+    button = PanicButton(
+        PanicSettings(pin=17, hold_s=HOLD_S, drill=drill),
+        Uplink(outbox, "car-7", Topics()),
+        lambda: fix,
+    )
     # pull_up=True: the pin idles high; pressing the button connects it to ground (low)
     return button, mock_gpio.pin(17), outbox
 
@@ -45,7 +51,7 @@ def test_a_hold_sends_exactly_one_alarm_with_the_last_fix(tmp_path, mock_gpio):
     pin.drive_low()
     time.sleep(HOLD_S * 3)  # held well past the hold time: still one alarm
     pin.drive_high()
-    wait_until(lambda: alarms(outbox), what="the alarm")
+    eventually(lambda: alarms(outbox), what="the alarm")
     [alarm] = alarms(outbox)
     assert alarm["kind"] == "panic" and alarm["fix"]["lat"] == 52.0 and len(alarm["alarm_id"]) == 32
     assert outbox.peek(1)[0].priority == 0  # ahead of everything else
@@ -55,7 +61,7 @@ def test_a_hold_sends_exactly_one_alarm_with_the_last_fix(tmp_path, mock_gpio):
 def test_drill_mode_sends_kind_test(tmp_path, mock_gpio):
     button, pin, outbox = _panic(tmp_path, mock_gpio, drill=True, fix=None)
     pin.drive_low()
-    wait_until(lambda: alarms(outbox), what="the alarm")
+    eventually(lambda: alarms(outbox), what="the alarm")
     pin.drive_high()
     [alarm] = alarms(outbox)
     assert alarm["kind"] == "test" and "fix" not in alarm
@@ -67,7 +73,7 @@ def test_buzzer_beeps_for_a_new_order_until_the_ack_button_accepts_it(tmp_path, 
     orders = Orders(Uplink(outbox, "car-7", Topics()))
     signals = Signals(SignalsSettings(ack_pin=27, buzzer_pin=22, led_pin=23), orders)
     orders.handle(json.dumps(ORDER).encode())
-    wait_until(lambda: mock_gpio.pin(22).state == 1, what="the buzzer on")
+    eventually(lambda: mock_gpio.pin(22).state == 1, what="the buzzer on")
 
     mock_gpio.pin(27).drive_low()  # the officer presses the ack button
     mock_gpio.pin(27).drive_high()

@@ -29,8 +29,11 @@ def _write(tmp_path, text: str) -> Path:
 
 
 def test_unknown_key_and_wrong_type_are_named(tmp_path):
-    path = _write(tmp_path, '[unit]\nid = "u1"\n[mqtt]\nprotcol = "5"\nkeepalive_s = "30"\n'
-                            "[panic]\npin = true\n[bogus]\n")
+    path = _write(
+        tmp_path,
+        '[unit]\nid = "u1"\n[mqtt]\nprotcol = "5"\nkeepalive_s = "30"\n'
+        "[panic]\npin = true\n[bogus]\n",
+    )
     with pytest.raises(ConfigError) as err:
         load(path, env={})
     problems = "\n".join(err.value.problems)
@@ -41,8 +44,9 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path):
 
 
 def test_checks_of_values_and_related_keys(tmp_path):
-    path = _write(tmp_path, '[unit]\nid = "no spaces"\n[mqtt]\nurl = "http://x"\n'
-                            "[signals]\nbuzzer_pin = 17\n")
+    path = _write(
+        tmp_path, '[unit]\nid = "no spaces"\n[mqtt]\nurl = "http://x"\n[signals]\nbuzzer_pin = 17\n'
+    )
     with pytest.raises(ConfigError) as err:
         load(path, env={})
     problems = "\n".join(err.value.problems)
@@ -52,9 +56,14 @@ def test_checks_of_values_and_related_keys(tmp_path):
 
 def test_environment_overrides_the_file(tmp_path):
     path = _write(tmp_path, '[unit]\nid = "u1"\n[gpsd]\nport = 2947\n')
-    env = {"FIELDLINK_MQTT_URL": "mqtts://car:pw@broker.example", "FIELDLINK_GPSD_HOST": "gps",
-           "FIELDLINK_GPSD_PORT": "3000", "FIELDLINK_UNIT_ID": "car-9",
-           "FIELDLINK_PANIC_DRILL": "true", "FIELDLINK_SIGNALS_LED_PIN": "5"}
+    env = {
+        "FIELDLINK_MQTT_URL": "mqtts://car:pw@broker.example",
+        "FIELDLINK_GPSD_HOST": "gps",
+        "FIELDLINK_GPSD_PORT": "3000",
+        "FIELDLINK_UNIT_ID": "car-9",
+        "FIELDLINK_PANIC_DRILL": "true",
+        "FIELDLINK_SIGNALS_LED_PIN": "5",
+    }
     settings = load(path, env=env)
     assert settings.mqtt.url == "mqtts://car:pw@broker.example"
     assert (settings.gpsd.host, settings.gpsd.port) == ("gps", 3000)
@@ -67,8 +76,9 @@ def test_validate_config_flag(tmp_path, monkeypatch):
     monkeypatch.delenv("FIELDLINK_UNIT_ID", raising=False)
     good = CliRunner().invoke(main, ["--config", str(EXAMPLE), "--validate-config"])
     assert good.exit_code == 0 and "OK" in good.output
-    bad = CliRunner().invoke(main, ["--config", str(_write(tmp_path, "[unit]\nkind = 'car'\n")),
-                                    "--validate-config"])
+    bad = CliRunner().invoke(
+        main, ["--config", str(_write(tmp_path, "[unit]\nkind = 'car'\n")), "--validate-config"]
+    )
     assert bad.exit_code == 2
     assert "unit.id is required" in bad.output and "unit.kind = 'car'" in bad.output
     assert tomllib.loads(EXAMPLE.read_text())["mqtt"]["max_inflight"] < 65535

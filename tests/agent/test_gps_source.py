@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from edge_agent.gps_source import GpsReader, is_due, to_fix
-from tests.agent.conftest import nmea_slice, wait_until
+from tests.harness import eventually, nmea_slice
 
 LOG = "bundg_zeus_9.log"
 
@@ -65,7 +65,7 @@ def test_each_fix_time_of_a_replayed_log_is_published_once(
     fake = gpsfake(log)
 
     with ReaderThread(fast_reader(fake.port)) as run:
-        wait_until(
+        eventually(
             lambda: run.fixes and run.fixes[-1]["ts"] >= expected[-1] - 1,
             timeout=30,
             what="the end of the replay",
@@ -93,12 +93,12 @@ def test_reader_survives_gpsd_going_away_and_coming_back(tmp_path, nmea_dir, gps
     fake = gpsfake(first)
 
     with ReaderThread(fast_reader(fake.port)) as run:
-        wait_until(lambda: len(run.fixes) >= 3, timeout=20, what="fixes from the first gpsd")
+        eventually(lambda: len(run.fixes) >= 3, timeout=20, what="fixes from the first gpsd")
         fake.stop()
-        wait_until(lambda: run.reader.fix_mode == 0, what="the reader to notice")
+        eventually(lambda: run.reader.fix_mode == 0, what="the reader to notice")
         before = len(run.fixes)
         gpsfake(second, port=fake.port)
-        wait_until(
+        eventually(
             lambda: len(run.fixes) >= before + 3, timeout=20, what="fixes from the restarted gpsd"
         )
 

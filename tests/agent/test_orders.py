@@ -10,12 +10,18 @@ import pytest
 from edge_agent.orders import Orders
 from edge_agent.outbox import Outbox, Uplink
 from edge_agent.publisher import Publisher
-from tests.agent.conftest import UNIT, agent_settings, wait_until
+from tests.agent.conftest import UNIT, agent_settings
+from tests.harness import eventually
 from wire import Topics
 
 ORDER = {
-    "order_id": "ord-1", "incident_id": "inc-1", "ts": 1000.0, "kind": "dispatch",
-    "priority": 1, "category": "burglary", "summary": "alarm at the bakery",
+    "order_id": "ord-1",
+    "incident_id": "inc-1",
+    "ts": 1000.0,
+    "kind": "dispatch",
+    "priority": 1,
+    "category": "burglary",
+    "summary": "alarm at the bakery",
     "location": {"lat": 52.37, "lon": 4.89, "address": "Damrak 1"},
 }
 
@@ -31,7 +37,7 @@ def unit(tmp_path, mosquitto):
     publisher = Publisher(settings, uplink, version="test")
     publisher.on_order = orders.handle
     publisher.start()
-    wait_until(lambda: publisher.connected and uplink.outbox.depth() == 0, what="connected")
+    eventually(lambda: publisher.connected and uplink.outbox.depth() == 0, what="connected")
     yield orders, events
     publisher.stop()
     uplink.outbox.close()
@@ -40,8 +46,9 @@ def unit(tmp_path, mosquitto):
 def send_order(port: int, payload: bytes | dict) -> None:
     """What the server's dispatch does: one QoS 1 message on the unit's orders topic."""
     body = json.dumps(payload) if isinstance(payload, dict) else payload
-    mqtt_publish.single(f"fieldlink/v1/units/{UNIT}/orders", body, qos=1,
-                        hostname="127.0.0.1", port=port)
+    mqtt_publish.single(
+        f"fieldlink/v1/units/{UNIT}/orders", body, qos=1, hostname="127.0.0.1", port=port
+    )
 
 
 def statuses(obs, order_id: str = "ord-1") -> list[str]:
@@ -52,11 +59,11 @@ def test_order_is_acked_received_then_accepted(mosquitto, observer, unit):
     orders, events = unit
     obs = observer(mosquitto.url)
     send_order(mosquitto.port, ORDER)
-    wait_until(lambda: statuses(obs) == ["received"], what="the received ack")
+    eventually(lambda: statuses(obs) == ["received"], what="the received ack")
     assert [e["order_id"] for e in events] == ["ord-1"]
 
     assert orders.accept() is True  # the current order
-    wait_until(lambda: statuses(obs) == ["received", "accepted"], what="the accepted ack")
+    eventually(lambda: statuses(obs) == ["received", "accepted"], what="the accepted ack")
     assert orders.accept() is False  # pressed twice: nothing more is sent
 
 
@@ -65,12 +72,12 @@ def test_resent_order_raises_no_second_event(mosquitto, observer, unit):
     obs = observer(mosquitto.url)
     send_order(mosquitto.port, ORDER)
     send_order(mosquitto.port, ORDER)  # the server never saw our ack and sends again
-    wait_until(lambda: len(statuses(obs)) == 2, what="an ack for each delivery")
+    eventually(lambda: len(statuses(obs)) == 2, what="an ack for each delivery")
 
     assert statuses(obs) == ["received", "received"]  # idempotent on the server
     assert len(events) == 1  # one buzz
     send_order(mosquitto.port, ORDER | {"kind": "cancel", "ts": 1001.0})
-    wait_until(lambda: len(events) == 2, what="the cancel, which is news")
+    eventually(lambda: len(events) == 2, what="the cancel, which is news")
     assert orders.current() is None
 
 
@@ -81,7 +88,7 @@ def test_bad_payloads_are_counted_and_do_not_stop_processing(mosquitto, observer
     send_order(mosquitto.port, {"order_id": "ord-x"})  # missing every other field
     send_order(mosquitto.port, ORDER | {"priority": 9})
     send_order(mosquitto.port, ORDER | {"order_id": "ord-2"})
-    wait_until(lambda: statuses(obs, "ord-2") == ["received"], what="the good order's ack")
+    eventually(lambda: statuses(obs, "ord-2") == ["received"], what="the good order's ack")
 
     assert orders.rejected == 3
     assert [e["order_id"] for e in events] == ["ord-2"]

@@ -8,7 +8,8 @@ import pytest
 
 from edge_agent.outbox import Outbox, Uplink
 from edge_agent.publisher import Publisher
-from tests.agent.conftest import UNIT, agent_settings, wait_until
+from tests.agent.conftest import UNIT, agent_settings
+from tests.harness import eventually
 from wire import Channel, Topics
 
 
@@ -41,8 +42,8 @@ def test_each_message_arrives_once_and_leaves_the_outbox(mosquitto, observer, ma
         pub.uplink.send(Channel.POSITION, _fix(ts))
     pub.uplink.send(Channel.ALARM, {"alarm_id": "a1", "ts": 1, "kind": "panic"})
 
-    wait_until(lambda: len(obs.on("position")) >= 300 and obs.on("alarm"), what="300 fixes")
-    wait_until(lambda: pub.outbox.depth() == 0, what="an empty outbox")
+    eventually(lambda: len(obs.on("position")) >= 300 and obs.on("alarm"), what="300 fixes")
+    eventually(lambda: pub.outbox.depth() == 0, what="an empty outbox")
 
     assert sorted(f["ts"] for f in obs.on("position")) == list(range(1, 301))  # none twice
     assert [a["alarm_id"] for a in obs.on("alarm")] == ["a1"]
@@ -52,14 +53,14 @@ def test_each_message_arrives_once_and_leaves_the_outbox(mosquitto, observer, ma
 
 def test_retained_state_and_will(mosquitto, observer, make_publisher):
     pub = make_publisher(mosquitto.url)
-    wait_until(lambda: pub.connected and pub.outbox.depth() == 0, what="online state sent")
+    eventually(lambda: pub.connected and pub.outbox.depth() == 0, what="online state sent")
 
     late = observer(mosquitto.url)  # subscribes after the fact: sees the retained state
-    wait_until(lambda: late.on("state", retained=True), what="retained state")
+    eventually(lambda: late.on("state", retained=True), what="retained state")
     assert [s["online"] for s in late.on("state", retained=True)] == [True]
 
     pub._client.socket().shutdown(socket.SHUT_RDWR)  # the link dies without a DISCONNECT
-    wait_until(
+    eventually(
         lambda: [s["online"] for s in late.on("state")][-2:] == [False, True],
         what="the will, then online again after paho's reconnect",
     )
@@ -70,22 +71,22 @@ def test_messages_queued_while_the_broker_is_down_arrive_after_restart(
 ):
     obs = observer(own_mosquitto.url)
     pub = make_publisher(own_mosquitto.url)
-    wait_until(lambda: pub.connected and pub.outbox.depth() == 0, what="connected")
+    eventually(lambda: pub.connected and pub.outbox.depth() == 0, what="connected")
 
     own_mosquitto.stop()
-    wait_until(lambda: not pub.connected, what="the publisher to notice")
+    eventually(lambda: not pub.connected, what="the publisher to notice")
     for ts in range(1, 51):
         pub.uplink.send(Channel.POSITION, _fix(ts))
     pub.uplink.send(Channel.ALARM, {"alarm_id": "down-1", "ts": 60, "kind": "panic"})
     assert pub.outbox.depth() == 51  # all safe on disk, none lost with the link
 
     own_mosquitto.start()
-    wait_until(
+    eventually(
         lambda: len(obs.on("position")) >= 50 and obs.on("alarm"),
         timeout=20,
         what="the backlog after the restart",
     )
-    wait_until(lambda: pub.outbox.depth() == 0, what="an empty outbox")
+    eventually(lambda: pub.outbox.depth() == 0, what="an empty outbox")
 
     assert sorted(f["ts"] for f in obs.on("position")) == list(range(1, 51))
     channels = [name for name, _, _ in obs.messages if name in ("alarm", "position")]
