@@ -162,3 +162,21 @@ def demo(**options: Any) -> None:
     from server.demo import run_demo
 
     sys.exit(run_demo(**options))
+
+
+@cli.command("config")
+@click.option("--markdown", is_flag=True, help="Print the table as Markdown (for the README).")
+def config_reference(markdown: bool) -> None:
+    """Every server setting with its environment variable, default and meaning."""
+    from server.config import reference
+
+    rows = [(var, repr(default), doc) for var, default, doc in reference()]
+    if markdown:
+        click.echo("| variable | default | meaning |\n|---|---|---|")
+        for var, default, doc in rows:
+            click.echo(f"| `{var}` | `{default}` | {doc} |")
+        return
+    table = Table("variable", "default", "meaning")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)

@@ -52,6 +52,12 @@ class Settings:
     ingest_batch: int = _setting(500, "Most positions written to the store in one insert.")
     ingest_flush_s: float = _setting(0.25, "Longest a received position waits before its write.")
     console_push_s: float = _setting(1.0, "How often the console gets unit position updates.")
+    tile_url: str = _setting(
+        "", "Map tile URL template for the console, e.g. an in-house tile server; empty: none."
+    )
+    node_modules: str = _setting(
+        "", "Where the browser libraries from npm are; empty: node_modules beside the code."
+    )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -6,22 +6,16 @@ served from `/vendor/`; only their distribution folders are exposed.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from flask import Flask, abort, render_template, send_from_directory
+from flask import Flask, abort, current_app, render_template, send_from_directory
 
-NODE_MODULES = Path(
-    os.environ.get("FIELDLINK_NODE_MODULES", Path(__file__).parents[1] / "node_modules")
-)
-VENDOR = {
-    "socket.io": NODE_MODULES / "socket.io-client" / "dist",
-    "leaflet": NODE_MODULES / "leaflet" / "dist",
-}
+# only the distribution folder of each browser library is served
+VENDOR = {"socket.io": ("socket.io-client", "dist"), "leaflet": ("leaflet", "dist")}
 
 
 def console_page():
-    return render_template("console.html", tile_url=os.environ.get("FIELDLINK_TILE_URL", ""))
+    return render_template("console.html", tile_url=current_app.config["FIELDLINK"].tile_url)
 
 
 def terminal_page():
@@ -29,9 +23,12 @@ def terminal_page():
 
 
 def vendor_file(package: str, filename: str):
-    folder = VENDOR.get(package)
-    if folder is None:
+    if package not in VENDOR:
         abort(404)
+    node_modules = current_app.config["FIELDLINK"].node_modules
+    folder = Path(node_modules or Path(__file__).parents[1] / "node_modules").joinpath(
+        *VENDOR[package]
+    )
     if not folder.is_dir():
         abort(500, description=f"{package} is not installed: run scripts/setup.sh (npm install)")
     return send_from_directory(folder, filename)
