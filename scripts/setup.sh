@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything fieldlink needs on a fresh Debian machine with Python 3.11:
-# the system packages (broker, gpsd, gpsfake, Node for the web assets), a virtualenv in
+# the system packages (broker, gpsd, gpsfake, Node for the web assets, Chromium for the
+# page tests), a virtualenv in
 # .venv with the server, agent and dev extras, and the browser assets from npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ command -v mosquitto_pub >/dev/null || need_pkgs+=(mosquitto-clients)
 command -v gpsd >/dev/null || [ -x /usr/sbin/gpsd ] || need_pkgs+=(gpsd)
 command -v gpsfake >/dev/null || need_pkgs+=(gpsd-clients)
 command -v npm >/dev/null || need_pkgs+=(nodejs npm)
+# the page tests drive Debian's Chromium headless; CJK fonts for the Chinese screens
+command -v chromium >/dev/null || need_pkgs+=(chromium fonts-noto-cjk)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     echo "==> installing Debian packages: ${need_pkgs[*]}"

@@ -3,7 +3,7 @@
   const COLORS = { available: "#2e9d57", dispatched: "#f0a202", busy: "#2d7ff9", en_route: "#2d7ff9", on_scene: "#8e44ad" };
   const STALE_S = 60;
   const mapEl = document.getElementById("map");
-  const map = L.map(mapEl, { preferCanvas: true }).setView([35.41, 116.59], 13);
+  const map = L.map(mapEl).setView([35.41, 116.59], 13);
   if (mapEl.dataset.tileUrl) L.tileLayer(mapEl.dataset.tileUrl, { maxZoom: 19 }).addTo(map);
   L.control.scale({ metric: true, imperial: false }).addTo(map);
   const unitMarkers = new Map();
@@ -61,7 +61,7 @@
 
   function fitOnce() {
     if (fitted || !unitMarkers.size) return;
-    map.fitBounds(L.featureGroup([...unitMarkers.values()]).getBounds().pad(0.1));
+    map.fitBounds(L.featureGroup([...unitMarkers.values()]).getBounds().pad(0.2), { animate: false, maxZoom: 16 });
     fitted = true;
   }
 

@@ -1,0 +1,94 @@
+"""The pages in a real headless Chromium: the terminal gets and acknowledges an order, the
+console map shows the fleet and the incident."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.harness import UnitLink, eventually
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is not installed: run scripts/setup.sh"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Page:
+    context = browser.new_context(viewport={"width": 1024, "height": 600})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def city(server_factory, mosquitto):
+    server = server_factory()
+    tokens = {
+        "car-1": server.add_unit("car-1", name="Car 1"),
+        "kiosk-1": server.add_unit("kiosk-1", "guard_post", name="City Hospital"),
+    }
+    server.start()
+    links = {u: UnitLink(mosquitto.port, u) for u in tokens}
+    links["car-1"].online()
+    links["car-1"].fix(35.402, 116.587)
+    links["kiosk-1"].fix(35.405, 116.587)
+    eventually(lambda: all(u["position"] for u in server.get("/api/v1/units")))
+    yield server, tokens, links
+    for link in links.values():
+        link.close()
+
+
+def test_terminal_page_shows_the_order_and_the_officer_acknowledges_it(page, city, tmp_path):
+    server, tokens, links = city
+    page.goto(f"{server.url}/terminal?token={tokens['car-1']}")
+    expect(page.locator("#link")).to_have_text("online")
+    expect(page.locator("#unit")).to_have_text("car-1")
+
+    links["kiosk-1"].panic()
+    expect(page.locator("#summary")).to_contain_text("Panic button at City Hospital")
+    page.get_by_role("button", name="Accept").click()
+    expect(page.locator("#state")).to_have_text("accepted")
+    page.get_by_role("button", name="En route").click()
+    expect(page.locator("#state")).to_have_text("en_route")
+    page.screenshot(path=str(tmp_path / "terminal.png"))
+
+    incident = server.get("/api/v1/incidents")[0]
+    [order] = server.get(f"/api/v1/incidents/{incident['id']}")["orders"]
+    assert order["state"] == "en_route" and order["delivered_at"] and order["accepted_at"]
+
+
+def test_terminal_page_with_a_bad_token_says_so(page, city):
+    server, _tokens, _links = city
+    page.goto(f"{server.url}/terminal?token=forged")
+    expect(page.locator("#message")).to_contain_text("unknown or missing device token")
+    expect(page.locator("#link")).to_have_text("offline")
+
+
+def test_console_map_shows_units_and_a_new_incident(page, city, tmp_path):
+    server, _tokens, links = city
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(server.url + "/")
+    expect(page.locator("#link")).to_have_text("online")
+    expect(page.locator("path.leaflet-interactive")).to_have_count(2)
+    links["kiosk-1"].panic()
+    expect(page.locator("#incidents li")).to_have_count(1)
+    expect(page.locator("#incidents li").first).to_contain_text("urgent")
+    expect(page.locator("#alarm")).to_contain_text("PANIC from kiosk-1")
+    page.screenshot(path=str(tmp_path / "console.png"))
