@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs everything fieldlink needs on a fresh Debian machine with Python 3.11:
-# the system packages (broker, gpsd, gpsfake, Node for the web assets, Chromium for the
-# page tests), a virtualenv in
-# .venv with the server, agent and dev extras, and the browser assets from npm.
+# Installs everything fieldlink needs on a fresh Debian machine with Python 3.11: the
+# system packages (broker, gpsd, gpsfake, Node for the web assets, Chromium for the page
+# tests), a virtualenv in .venv with the server, agent and dev extras, and the browser
+# assets from npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
