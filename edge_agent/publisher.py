@@ -22,6 +22,7 @@ from edge_agent.config import Settings
 from edge_agent.outbox import Outbox, Uplink
 from wire import Channel
 from wire.mqtt import (
+    UNSUPPORTED_PROTOCOL,
     BrokerAddress,
     SessionOptions,
     connect_persistent,
@@ -31,7 +32,6 @@ from wire.mqtt import (
 
 log = logging.getLogger(__name__)
 
-_UNSUPPORTED_PROTOCOL = 0x84
 _STOP_FLUSH_S = 2.0  # how long stop() waits for the "offline" state to reach the broker
 
 
@@ -119,7 +119,7 @@ class Publisher:
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.error("broker %s refused the connection: %s", self._address.host, reason)
-            if reason.value == _UNSUPPORTED_PROTOCOL and self.protocol == "5":
+            if reason.value == UNSUPPORTED_PROTOCOL and self.protocol == "5":
                 self._events.put(("v5_refused", None))
             return
         # Before paho resends its in-memory copies (right after this callback): the drain

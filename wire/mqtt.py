@@ -15,7 +15,7 @@ from paho.mqtt.properties import Properties
 
 log = logging.getLogger(__name__)
 
-_UNSUPPORTED_PROTOCOL = 0x84
+UNSUPPORTED_PROTOCOL = 0x84  # CONNACK reason: the broker does not speak this MQTT version
 PROTOCOLS = {"5": mqtt.MQTTv5, "3.1.1": mqtt.MQTTv311}
 
 
@@ -100,7 +100,7 @@ def negotiate_protocol(address: BrokerAddress, wanted: str, timeout: float = 5.0
     outcome: dict = {}
 
     def on_connect(_c, _u, _f, reason_code, _p) -> None:
-        outcome["refused"] = reason_code.value == _UNSUPPORTED_PROTOCOL
+        outcome["refused"] = reason_code.value == UNSUPPORTED_PROTOCOL
         answered.set()
 
     def on_disconnect(_c, _u, _f, _reason_code, _p) -> None:
