@@ -33,6 +33,11 @@ class Settings:
     mqtt_protocol: str = _setting(
         "5", "MQTT protocol version, 5 or 3.1.1; a broker that refuses v5 gets 3.1.1."
     )
+    mqtt_bulk_protocol: str = _setting(
+        "3.1.1",
+        "MQTT version of the session that takes positions and health: 3.1.1 spares paho "
+        "building v5 properties for every fix.",
+    )
     mqtt_client_id: str = _setting(
         "fieldlink-server",
         "Fixed client id of the ingest session, so the broker keeps what units publish "
@@ -81,8 +86,11 @@ class Settings:
             raise ConfigError(
                 f"FIELDLINK_ASYNC_MODE={self.async_mode!r}: use one of {', '.join(ASYNC_MODES)}"
             )
-        if self.mqtt_protocol not in ("5", "3.1.1"):
-            raise ConfigError(f"FIELDLINK_MQTT_PROTOCOL={self.mqtt_protocol!r}: use 5 or 3.1.1")
+        for name in ("mqtt_protocol", "mqtt_bulk_protocol"):
+            if getattr(self, name) not in ("5", "3.1.1"):
+                raise ConfigError(
+                    f"FIELDLINK_{name.upper()}={getattr(self, name)!r}: use 5 or 3.1.1"
+                )
         if not self.mqtt_url.startswith(("mqtt://", "mqtts://")):
             raise ConfigError(f"FIELDLINK_MQTT_URL={self.mqtt_url!r}: use mqtt://host:port")
         if not 0 < self.port < 65536:

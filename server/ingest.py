@@ -1,7 +1,10 @@
-"""MQTT ingest: the server's broker session. Callbacks only enqueue; the pipeline does the work.
+"""MQTT ingest: the server's broker sessions. Callbacks only enqueue; the pipeline does the work.
 
-paho runs its own network thread; a callback that did real work there would hold up every
-unit's messages, so each one is a queue put and nothing more.
+Two persistent sessions: one for alarms, acks and unit state (and the orders the server
+sends), one for positions and health. A broker delivers a session's messages in order, so
+with one session an alarm would wait behind every fix queued ahead of it; with two it never
+does. paho runs each session's network thread; a callback that did real work there would
+hold up every unit's messages, so each one is a queue put and nothing more.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from wire.mqtt import (
 
 log = logging.getLogger(__name__)
 
-URGENT_CHANNELS = (f"/{Channel.ALARM.value}", f"/{Channel.ACK.value}", f"/{Channel.STATE.value}")
+URGENT = (Channel.ALARM, Channel.ACK, Channel.STATE)
+BULK = (Channel.POSITION, Channel.HEALTH)
 
 
 @dataclass(frozen=True)
@@ -35,14 +39,15 @@ class Inbound:
     received_at: float
     mid: int = 0
     qos: int = 0
+    session: mqtt.Client | None = None
 
 
 class BrokerConnected:
-    """Put on the queue when the session (re)connects: pending orders go out again."""
+    """Put on the queue when the urgent session (re)connects: pending orders go out again."""
 
 
 class Inbox:
-    """Two queues: alarms, acks and state jump ahead of positions and health."""
+    """Two queues: alarms, acks, state and commands jump ahead of positions and health."""
 
     def __init__(self) -> None:
         self.urgent: queue.SimpleQueue = queue.SimpleQueue()
@@ -56,35 +61,28 @@ class Inbox:
             self.bulk.put(item)
 
 
-class MqttIngest:
-    def __init__(self, settings: Settings, inbox: Inbox):
-        self.settings = settings
-        self.inbox = inbox
-        self.topics = Topics(settings.topic_root)
-        self.address = BrokerAddress.parse(settings.mqtt_url)
-        self.client: mqtt.Client | None = None
-        self.connected = False
+class Session:
+    """One persistent broker session subscribed to some upstream channels."""
 
-    def start(self) -> None:
-        protocol = negotiate_protocol(self.address, self.settings.mqtt_protocol)
-        options = SessionOptions(
-            client_id=self.settings.mqtt_client_id,
-            protocol=protocol,
-            session_expiry_s=self.settings.mqtt_session_expiry_s,
-        )
-        client = new_client(self.address, options, manual_ack=True)
-        client.max_inflight_messages_set(self.settings.mqtt_max_inflight)
+    def __init__(self, name: str, channels: tuple[Channel, ...], ingest: MqttIngest):
+        self.name = name
+        self.filters = ingest.topics.upstream_filters(channels)
+        self.urgent = channels == URGENT
+        self.ingest = ingest
+        self.connected = False
+        self.client: mqtt.Client | None = None
+
+    def start(self, address: BrokerAddress, options: SessionOptions, max_inflight: int) -> None:
+        client = new_client(address, options, manual_ack=True)
+        client.max_inflight_messages_set(max_inflight)
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self.client = client
-        connect_persistent(client, self.address, options)
+        connect_persistent(client, address, options)
         client.loop_start()
-        log.info(
-            "ingest connecting to %s:%s (MQTT %s)", self.address.host, self.address.port, protocol
-        )
 
     def stop(self) -> None:
         if self.client is not None:
@@ -93,35 +91,70 @@ class MqttIngest:
             self.client = None
         self.connected = False
 
-    def publish(self, topic: str, payload: bytes, channel: Channel) -> None:
-        """Queue an outgoing message; paho retries it on reconnect within the session."""
-        if self.client is None:
-            raise RuntimeError("ingest is not started")
-        rule = CHANNELS[channel]
-        self.client.publish(topic, payload, qos=rule.qos, retain=rule.retain)
-
-    def ack(self, message: Inbound) -> None:
-        """Tell the broker a message is handled (stored, or rejected for good)."""
-        if message.qos and self.client is not None:
-            self.client.ack(message.mid, message.qos)
-
     def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
-            log.error("broker refused the ingest session: %s", reason_code)
+            log.error("broker refused the %s session: %s", self.name, reason_code)
             return
         self.connected = True
-        filters = self.topics.upstream_filters()
-        client.subscribe([(f, 1) for f in filters])
-        log.info("ingest connected; subscribed to %s", ", ".join(filters))
-        self.inbox.put(BrokerConnected(), urgent=True)
+        client.subscribe([(f, 1) for f in self.filters])
+        log.info("%s session connected; subscribed to %s", self.name, ", ".join(self.filters))
+        if self.urgent:
+            self.ingest.inbox.put(BrokerConnected(), urgent=True)
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         self.connected = False
-        log.warning("ingest lost the broker (%s); reconnecting", reason_code)
+        log.warning("%s session lost the broker (%s); reconnecting", self.name, reason_code)
 
-    def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
-        topic = message.topic
-        self.inbox.put(
-            Inbound(topic, message.payload, time.time(), message.mid, message.qos),
-            urgent=topic.endswith(URGENT_CHANNELS),
+    def _on_message(self, client, _userdata, message: mqtt.MQTTMessage) -> None:
+        self.ingest.inbox.put(
+            Inbound(message.topic, message.payload, time.time(), message.mid, message.qos, client),
+            urgent=self.urgent,
         )
+
+
+class MqttIngest:
+    def __init__(self, settings: Settings, inbox: Inbox):
+        self.settings = settings
+        self.inbox = inbox
+        self.topics = Topics(settings.topic_root)
+        self.address = BrokerAddress.parse(settings.mqtt_url)
+        self.urgent = Session("urgent", URGENT, self)
+        self.bulk = Session("bulk", BULK, self)
+
+    @property
+    def connected(self) -> bool:
+        return self.urgent.connected and self.bulk.connected
+
+    def start(self) -> None:
+        protocol = negotiate_protocol(self.address, self.settings.mqtt_protocol)
+        bulk_protocol = negotiate_protocol(self.address, self.settings.mqtt_bulk_protocol)
+        for session, suffix, version in (
+            (self.urgent, "-urgent", protocol),
+            (self.bulk, "", bulk_protocol),
+        ):
+            options = SessionOptions(
+                client_id=self.settings.mqtt_client_id + suffix,
+                protocol=version,
+                session_expiry_s=self.settings.mqtt_session_expiry_s,
+            )
+            session.start(self.address, options, self.settings.mqtt_max_inflight)
+        log.info(
+            "ingest connecting to %s:%s (MQTT %s)", self.address.host, self.address.port, protocol
+        )
+
+    def stop(self) -> None:
+        self.bulk.stop()
+        self.urgent.stop()
+
+    def publish(self, topic: str, payload: bytes, channel: Channel) -> None:
+        """Queue an outgoing message on the urgent session; paho retries it on reconnect."""
+        if self.urgent.client is None:
+            raise RuntimeError("ingest is not started")
+        rule = CHANNELS[channel]
+        self.urgent.client.publish(topic, payload, qos=rule.qos, retain=rule.retain)
+
+    @staticmethod
+    def ack(message: Inbound) -> None:
+        """Tell the broker a message is handled (stored, or rejected for good)."""
+        if message.qos and message.session is not None:
+            message.session.ack(message.mid, message.qos)

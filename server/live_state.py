@@ -81,16 +81,16 @@ class LiveState:
         changed, self._changed = self._changed, set()
         return [self.units[u].public() for u in changed if u in self.units]
 
-    def candidates(self) -> list[Candidate]:
+    def candidates(self, kinds: frozenset[str]) -> list[Candidate]:
+        """Units of `kinds` with a known position, as dispatch sees them.
+
+        Filtered before anything is built: a city has thousands of units that never drive to
+        a call (guard posts, volunteers), and this runs on every alarm.
+        """
         return [
             Candidate(
-                unit_id=u.unit_id,
-                kind=u.kind,
-                lat=u.fix["lat"],
-                lon=u.fix["lon"],
-                available=u.status == "available",
-                online=u.online,
+                u.unit_id, u.kind, u.fix["lat"], u.fix["lon"], u.status == "available", u.online
             )
             for u in self.units.values()
-            if u.fix is not None
+            if u.kind in kinds and u.fix is not None
         ]

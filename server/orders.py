@@ -12,7 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from server import metrics
-from server.dispatch import AckRejected, next_order_state, rank_units, unit_status
+from server.dispatch import (
+    RESPONDING_KINDS,
+    AckRejected,
+    next_order_state,
+    rank_units,
+    unit_status,
+)
 from server.live_state import LiveState
 from server.notify import Notifier
 from server.store import (
@@ -156,7 +162,10 @@ class OrderService:
             return None
         already = {o.unit_id for o in Order.select(Order.unit).where(Order.incident == incident)}
         ranked = rank_units(
-            incident.lat, incident.lon, self.live.candidates(), frozenset(exclude | already)
+            incident.lat,
+            incident.lon,
+            self.live.candidates(RESPONDING_KINDS),
+            frozenset(exclude | already),
         )
         if not ranked:
             log.warning("incident %s: no unit available", incident.id)

@@ -207,7 +207,9 @@ class Pipeline:
         if good:
             self.live.apply_fixes(unit.unit_id, good)
             self.live.set_online(unit.unit_id, True)
-        rows = [{"unit": unit.unit_id, "received_at": message.received_at, **fix} for fix in good]
+        rows = [
+            {"unit_id": unit.unit_id, "received_at": message.received_at, **fix} for fix in good
+        ]
         self.writer.put(rows, (lambda: self.ingest.ack(message)) if message.qos else None)
 
     def on_alarm(self, unit: UnitState, alarm: dict, message: Inbound) -> None:

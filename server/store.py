@@ -19,6 +19,7 @@ from peewee import (
     Model,
     TextField,
 )
+from peewee import __exception_wrapper__ as translate_errors  # driver errors -> peewee's
 from playhouse.db_url import connect
 
 log = logging.getLogger(__name__)
@@ -154,15 +155,36 @@ def record_event(actor: str, kind: str, **refs: Any) -> Event:
     return Event.create(actor=actor, kind=kind, data=json.dumps(refs), **ids)
 
 
+POSITION_COLUMNS = (
+    "unit_id",
+    "ts",
+    "lat",
+    "lon",
+    "speed",
+    "heading",
+    "acc",
+    "alt",
+    "mode",
+    "received_at",
+)
+
+
 def insert_positions(rows: Iterable[dict]) -> int:
-    """Batched insert; fixes already stored (same unit and time) are ignored."""
-    rows = list(rows)
-    if not rows:
+    """Batched insert; fixes already stored (same unit and time) are ignored.
+
+    One prepared statement executed over the batch: building peewee queries row by row
+    cost more than SQLite's own work at thousands of fixes a second.
+    """
+    values = [tuple(row.get(c) for c in POSITION_COLUMNS) for row in rows]
+    if not values:
         return 0
-    with db.atomic():
-        for start in range(0, len(rows), 400):
-            Position.insert_many(rows[start : start + 400]).on_conflict_ignore().execute()
-    return len(rows)
+    table = Position._meta.table_name
+    marks = ", ".join([db.param] * len(POSITION_COLUMNS))
+    sql = f"INSERT INTO {table} ({', '.join(POSITION_COLUMNS)}) VALUES ({marks}) "
+    sql += "ON CONFLICT DO NOTHING"
+    with db.atomic(), translate_errors:
+        db.cursor().executemany(sql, values)
+    return len(values)
 
 
 def create_unit(unit_id: str, kind: str, grid: str = "", name: str = "") -> Unit:

@@ -11,6 +11,8 @@ import queue
 import time
 from collections.abc import Callable
 
+from peewee import DataError, IntegrityError
+
 from server import metrics
 from server.store import db, insert_positions
 
@@ -63,11 +65,16 @@ class StoreWriter:
             try:
                 with db.connection_context():
                     insert_positions(rows)
+                metrics.POSITIONS_STORED.inc(len(rows))
+                break
+            except (IntegrityError, DataError):
+                # rows the store can never take: retrying would block every fix behind them
+                metrics.STEP_FAILURES.labels("store").inc()
+                log.exception("dropped %d positions the store refuses", len(rows))
                 break
             except Exception:
                 # the store is away (disk full, database restarting): keep the batch, unacked
                 log.exception("writing %d positions failed; retrying in 1 s", len(rows))
                 self.sleep(1.0)
-        metrics.POSITIONS_STORED.inc(len(rows))
         for ack in acks:
             ack()

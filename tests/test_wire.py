@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from marshmallow import ValidationError
 
 from wire import MAX_PAYLOAD_BYTES, Channel, Topics, WireError, decode, encode
+from wire.messages import FixSchema, compile_flat
 from wire.mqtt import BrokerAddress
 from wire.topics import TopicError
 
@@ -124,3 +128,26 @@ def test_broker_urls() -> None:
     )
     with pytest.raises(ValueError, match="mqtt://"):
         BrokerAddress.parse("http://broker")
+
+
+_VALUES = st.one_of(
+    st.integers(-400, 400),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-400, max_value=400),
+    st.sampled_from([0, 0.0, -90, 90, 180, -180, 360, 3, 4, True, False, None, "1.5", "x"]),
+)
+
+
+@given(st.dictionaries(st.sampled_from([*FixSchema().fields, "extra"]), _VALUES, max_size=9))
+def test_the_quick_fix_check_never_disagrees_with_the_schema(data: dict) -> None:
+    quick = compile_flat(FixSchema())(data)
+    try:
+        full = FixSchema().load(data)
+    except ValidationError:
+        full = None
+    if quick is not None:
+        assert quick == full
+
+
+def test_the_quick_fix_check_takes_a_plain_fix() -> None:
+    fix = {"ts": 1795430000.0, "lat": 35.4, "lon": 116.5, "speed": 0, "mode": 3}
+    assert compile_flat(FixSchema())(fix) == FixSchema().load(fix)

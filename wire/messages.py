@@ -7,6 +7,7 @@ degrees. Unknown fields are dropped, not fatal, so newer agents can talk to olde
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -112,6 +113,75 @@ _FIX = FixSchema()
 _BATCH = BatchSchema()
 
 
+class _NumberRule:
+    """One numeric field of a flat schema, read off its marshmallow field and validators."""
+
+    def __init__(self, name: str, field: fields.Field):
+        self.name = name
+        self.required = field.required
+        self.to = int if isinstance(field, fields.Integer) else float
+        self.low = self.high = None
+        self.low_inclusive = self.high_inclusive = True
+        self.choices: frozenset | None = None
+        for rule in field.validators:
+            if isinstance(rule, validate.Range):
+                self.low, self.high = rule.min, rule.max
+                self.low_inclusive, self.high_inclusive = rule.min_inclusive, rule.max_inclusive
+            elif isinstance(rule, validate.OneOf):
+                self.choices = frozenset(rule.choices)
+            else:
+                raise TypeError(f"no fast check for {type(rule).__name__} on {name}")
+
+    def accepts(self, value: Any) -> bool:
+        if type(value) is not int and (type(value) is not float or self.to is int):
+            return False  # strings, bools, floats for integers: the schema decides
+        if self.choices is not None and value not in self.choices:
+            return False
+        if self.low is not None and (
+            value < self.low or (value == self.low and not self.low_inclusive)
+        ):
+            return False
+        return (
+            self.high is None or value < self.high or (value == self.high and self.high_inclusive)
+        )
+
+
+def compile_flat(schema: Schema) -> Callable[[dict], dict | None]:
+    """A quick check equivalent to `schema.load` for plain, valid, flat numeric payloads.
+
+    It returns the loaded dict only when every key is a declared field holding a plain
+    number that passes that field's own validators, else None, and the caller asks the
+    schema itself (which accepts or explains). The rules are read from the schema, so
+    there is still one contract; the point is a fix costs a few microseconds, not 25.
+    """
+    rules = {}
+    for name, field in schema.fields.items():
+        if not isinstance(field, (fields.Float, fields.Integer)) or field.data_key:
+            raise TypeError(f"{type(schema).__name__}.{name} is not a plain number field")
+        rules[name] = _NumberRule(name, field)
+    required = frozenset(name for name, rule in rules.items() if rule.required)
+
+    def check(data: dict) -> dict | None:
+        if not required.issubset(data):
+            return None
+        out = {}
+        for key, value in data.items():
+            rule = rules.get(key)
+            if rule is None or not rule.accepts(value):
+                return None
+            out[key] = rule.to(value)
+        return out
+
+    return check
+
+
+_quick_fix = compile_flat(_FIX)
+
+
+def _load_fix(data: Any) -> dict:
+    return (isinstance(data, dict) and _quick_fix(data)) or _load(_FIX, data)
+
+
 def _reject_constant(name: str) -> float:
     raise WireError(f"{name} is not a number JSON allows")
 
@@ -144,7 +214,7 @@ def decode(channel: Channel, payload: bytes | str) -> Any:
     if channel is Channel.POSITION:
         if isinstance(data, dict) and "batch" in data:
             return _load(_BATCH, data)["batch"]
-        return [_load(_FIX, data)]
+        return [_load_fix(data)]
     return _load(_SCHEMAS[channel], data)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -58,9 +59,14 @@ class Topics:
             raise TopicError(f"invalid unit id {unit_id!r}: use 1-64 of A-Z a-z 0-9 _ -")
         return f"{self.root}/units/{unit_id}/{channel.value}"
 
-    def upstream_filters(self) -> list[str]:
-        """What the server subscribes to: every unit's upstream channels, not the orders."""
-        return [f"{self.root}/units/+/{c.value}" for c, rule in CHANNELS.items() if rule.upstream]
+    def upstream_filters(self, channels: Iterable[Channel] | None = None) -> list[str]:
+        """What the server subscribes to: every unit's upstream channels (or those given)."""
+        wanted = set(channels) if channels is not None else set(CHANNELS)
+        return [
+            f"{self.root}/units/+/{c.value}"
+            for c, rule in CHANNELS.items()
+            if rule.upstream and c in wanted
+        ]
 
     def parse(self, topic: str) -> tuple[str, Channel]:
         """Split a topic into (unit id, channel); raises TopicError for anything else."""
