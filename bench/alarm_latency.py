@@ -1,0 +1,484 @@
+"""Alarm latency: a guard post's panic on MQTT -> `order` event at a patrol car's terminal.
+
+Background: N units (default 5,000, kind `foot`, so dispatch passes them over) report at
+R Hz (default 1) through mosquitto, from the shared load generator. In front of that, a
+handful of patrol cars with known positions each hold a python-socketio client on
+`/terminal`; every order is answered by callback (delivered) and then acked `cleared`, so the
+car is free for the next panic. K panics (default 200, ~5/s) are published on
+`units/{post}/alarm`, each from one of several guard posts; the time from `publish()` to the
+`order` event at the terminal is measured on this machine's monotonic clock (publisher and
+terminals live in this process).
+
+Baselines in the same run, interleaved with the panics under the same load:
+* `mqtt hop`: QoS 1 publish -> on_message between two paho clients of this process, through
+  the same broker;
+* `sio emit->ack`: a terminal's emit answered by the server's handler (an `ack` event without
+  a body, which the handler refuses at validation: no worker, no store);
+* `sio sync`: a terminal's `sync` call, which goes through the server's pipeline worker and
+  the store: the same worker hop an alarm takes.
+
+    python -m bench.alarm_latency            # 5,000 units, 200 panics, threading and gevent
+    python -m bench.alarm_latency --quick    # a <= 30 s smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import queue
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import socketio
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bench.load import (
+    CITY,
+    LoadReport,
+    LoadRun,
+    LoadSpec,
+    Profiler,
+    Provisioned,
+    ServerProcess,
+    cpu_seconds,
+    mosquitto,
+    provision_units,
+    unit_ids,
+)
+from bench.report import machine_facts, summarize_py_spy, summary_ms, table
+from wire import Channel, Topics, encode
+
+log = logging.getLogger(__name__)
+
+TARGET_P50_MS = 5.0
+TARGET_P99_MS = 20.0
+TERMINAL_NS = "/terminal"
+PING_TOPIC = "bench/ping"
+WARMUP_S = 3.0
+SETTLE_S = 5.0  # longest wait for the last order after the last panic
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    panics: int = 0
+    orders: list[float] = field(default_factory=list)  # publish -> order, seconds
+    # the same path split at the order's creation (its `ts`, the server's wall clock)
+    to_order_made: list[float] = field(default_factory=list)
+    order_to_terminal: list[float] = field(default_factory=list)
+    mqtt_hop: list[float] = field(default_factory=list)
+    sio_emit: list[float] = field(default_factory=list)
+    sio_sync: list[float] = field(default_factory=list)
+    server_alarm_to_order: float = math.nan  # the server's own histogram: mean, seconds
+    load: LoadReport | None = None
+    stored: float = math.nan
+    cpu: dict[str, float] = field(default_factory=dict)
+    transport: str = "?"
+    profile: str = ""
+
+    @property
+    def missing(self) -> int:
+        return self.panics - len(self.orders)
+
+
+# -- the terminals ---------------------------------------------------------------------------
+class Terminal:
+    """One patrol car's in-car terminal: receives orders, confirms them, clears them."""
+
+    def __init__(self, car: Provisioned, url: str, arrivals: queue.SimpleQueue):
+        self.car = car
+        self.url = url
+        self.arrivals = arrivals
+        self.client = socketio.Client(reconnection=False)
+        self.seen: set[str] = set()
+        self.to_clear: queue.SimpleQueue = queue.SimpleQueue()
+        self.client.on("order", self._on_order, namespace=TERMINAL_NS)
+        self._clearer = threading.Thread(target=self._clear_loop, daemon=True)
+        self._running = True
+
+    def connect(self) -> None:
+        self.client.connect(
+            self.url,
+            namespaces=[TERMINAL_NS],
+            auth={"token": self.car.token},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+        self._clearer.start()
+
+    def _on_order(self, order: dict[str, Any]) -> bool:
+        now, wall = time.perf_counter(), time.time()
+        order_id = order.get("order_id", "")
+        if order_id not in self.seen:  # a resend (after `sync`) is not a new arrival
+            self.seen.add(order_id)
+            self.arrivals.put((now, wall, order))
+            self.to_clear.put(order_id)
+        return True  # the callback: delivered
+
+    def _clear_loop(self) -> None:
+        """Ack `cleared` outside the event handler, so the car is free for the next panic."""
+        while self._running:
+            try:
+                order_id = self.to_clear.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self.client.call(
+                    "ack", {"order_id": order_id, "status": "cleared"}, TERMINAL_NS, timeout=10
+                )
+            except Exception as exc:
+                log.warning("clearing %s failed: %s", order_id, exc)
+
+    def rtt(self, event: str, data: Any) -> float:
+        start = time.perf_counter()
+        self.client.call(event, data, TERMINAL_NS, timeout=10)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self._running = False
+        try:
+            self.client.disconnect()
+        except Exception as exc:
+            log.debug("disconnect: %s", exc)
+        if self._clearer.is_alive():
+            self._clearer.join(timeout=2)
+
+
+# -- MQTT clients of this process ----------------------------------------------------------------
+class MqttPair:
+    """A publisher (alarms, pings) and a subscriber (pings), both QoS 1, in this process."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.pings: dict[int, float] = {}
+        self.hops: list[float] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.pub = self._client("bench-alarm-pub")
+        self.sub = self._client("bench-ping-sub")
+        self.sub.on_connect = lambda c, *_: c.subscribe(PING_TOPIC, qos=1)
+        self.sub.on_subscribe = lambda *_: self._subscribed.set()
+        self.sub.on_message = self._on_ping
+
+    @staticmethod
+    def _client(name: str) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{name}-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        client.max_inflight_messages_set(100)
+        return client
+
+    def start(self) -> MqttPair:
+        for client in (self.pub, self.sub):
+            client.connect("127.0.0.1", self.port, keepalive=30)
+            client.loop_start()
+        if not self._subscribed.wait(10):
+            raise RuntimeError("ping subscriber did not subscribe")
+        return self
+
+    def ping(self, seq: int) -> None:
+        with self._lock:
+            self.pings[seq] = time.perf_counter()
+        self.pub.publish(PING_TOPIC, str(seq).encode(), qos=1)
+
+    def _on_ping(self, _c, _u, message: mqtt.MQTTMessage) -> None:
+        now = time.perf_counter()
+        with self._lock:
+            sent = self.pings.pop(int(message.payload), None)
+        if sent is not None:
+            self.hops.append(now - sent)
+
+    def stop(self) -> None:
+        for client in (self.pub, self.sub):
+            client.disconnect()
+            client.loop_stop()
+
+
+# -- one async mode ------------------------------------------------------------------------------
+def car_positions(count: int, rng: random.Random) -> dict[str, tuple[float, float]]:
+    cars = {}
+    for i, car in enumerate(unit_ids("car", count)):
+        angle = 2 * math.pi * i / count
+        cars[car] = (CITY[0] + 0.02 * math.sin(angle), CITY[1] + 0.03 * math.cos(angle))
+    return cars
+
+
+def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
+    here = workdir / mode
+    shutil.rmtree(here, ignore_errors=True)
+    here.mkdir(parents=True)
+    rng = random.Random(7)
+    db_url = f"sqlite:///{here / 'fieldlink.db'}"
+    background = unit_ids("bg", args.units)
+    cars = car_positions(args.cars, rng)
+    posts = unit_ids("post", args.posts)
+    units = (
+        [(u, "foot") for u in background]
+        + [(c, "patrol_car") for c in cars]
+        + [(p, "guard_post") for p in posts]
+    )
+    log.info("provisioning")
+    made = provision_units(db_url, units, fixes=cars)
+    post_fix = {
+        p: (CITY[0] + rng.uniform(-0.02, 0.02), CITY[1] + rng.uniform(-0.03, 0.03)) for p in posts
+    }
+    result = ModeResult(mode)
+    topics = Topics()
+    arrivals: queue.SimpleQueue = queue.SimpleQueue()
+    terminals: list[Terminal] = []
+    load: LoadRun | None = None
+    pair: MqttPair | None = None
+    profiler: Profiler | None = None
+    with mosquitto(here / "mq", args.broker_conf) as broker:
+        server = ServerProcess(here, db_url, broker.url, mode)
+        try:
+            server.start()
+            log.info("server up")
+            for car in cars:
+                terminal = Terminal(made[car], server.base_url, arrivals)
+                terminal.connect()
+                terminals.append(terminal)
+            result.transport = terminals[0].client.transport()
+            pair = MqttPair(broker.port).start()
+            period = 1.0 / args.panic_rate
+            spec = LoadSpec(
+                host="127.0.0.1",
+                port=broker.port,
+                unit_ids=tuple(background),
+                rate_hz=args.rate,
+                duration_s=WARMUP_S + args.panics * period + SETTLE_S + 2,
+                processes=args.processes,
+                max_inflight=args.max_inflight,
+            )
+            load = LoadRun(spec).start()
+            log.info("load up")
+            time.sleep(WARMUP_S)
+            if args.profile:
+                profiler = Profiler(server.pid, here / "py-spy.txt", args.panics * period).start()
+            cpu0 = cpu_seconds(server.pid)
+            result.panics = args.panics
+            sent: dict[str, tuple[float, float]] = {}
+            t0 = time.perf_counter()
+            for i in range(args.panics):
+                _sleep_until(t0 + i * period)
+                post = posts[i % len(posts)]
+                lat, lon = post_fix[post]
+                now = time.time()
+                alarm = {
+                    "alarm_id": uuid.uuid4().hex,
+                    "ts": now,
+                    "kind": "panic",
+                    "fix": {"ts": now, "lat": lat, "lon": lon},
+                }
+                payload = encode(Channel.ALARM, alarm)
+                sent[post] = (time.perf_counter(), time.time())
+                pair.pub.publish(topics.unit(post, Channel.ALARM), payload, qos=1)
+                _collect(arrivals, sent, result)
+                _sleep_until(t0 + (i + 1 / 3) * period)
+                pair.ping(i)
+                _sleep_until(t0 + (i + 2 / 3) * period)
+                terminal = terminals[i % len(terminals)]
+                if i % 2 == 0:
+                    result.sio_emit.append(terminal.rtt("ack", {}))
+                else:
+                    result.sio_sync.append(terminal.rtt("sync", {}))
+                _collect(arrivals, sent, result)
+            settle = time.perf_counter() + SETTLE_S
+            while sent and time.perf_counter() < settle:
+                _collect(arrivals, sent, result, wait=0.1)
+            result.cpu["server"] = (
+                100 * (cpu_seconds(server.pid) - cpu0) / (time.perf_counter() - t0)
+            )
+            result.mqtt_hop = list(pair.hops)
+            metrics = server.metrics()
+            count = metrics.get("fieldlink_alarm_to_order_seconds_count", 0.0)
+            if count:
+                total = metrics.get("fieldlink_alarm_to_order_seconds_sum", math.nan)
+                result.server_alarm_to_order = total / count
+            result.stored = metrics.get("fieldlink_positions_stored_total", math.nan)
+            if profiler is not None:
+                out = profiler.stop()
+                profiler = None
+                if out is not None:
+                    result.profile = summarize_py_spy(out)
+        finally:
+            if profiler is not None:
+                profiler.stop()
+            log.info("stopping")
+            if load is not None:
+                load.stop()
+                result.load = load.wait()
+            log.info("load stopped")
+            _close_all(terminals)
+            if pair is not None:
+                pair.stop()
+            log.info("clients closed")
+            server.stop()
+            log.info("server stopped")
+    return result
+
+
+def _close_all(terminals: list[Terminal]) -> None:
+    """Disconnect every terminal at once: each disconnect waits for its socket's reader."""
+    closers = [threading.Thread(target=t.close, daemon=True) for t in terminals]
+    for closer in closers:
+        closer.start()
+    for closer in closers:
+        closer.join(timeout=15)
+
+
+def _sleep_until(when: float) -> None:
+    delay = when - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _collect(
+    arrivals: queue.SimpleQueue,
+    sent: dict[str, tuple[float, float]],
+    result: ModeResult,
+    wait: float = 0,
+) -> None:
+    """Match arrived orders to the panics that caused them (the summary names the post)."""
+    while True:
+        try:
+            received, wall, order = arrivals.get(timeout=wait) if wait else arrivals.get_nowait()
+        except queue.Empty:
+            return
+        post = str(order.get("summary", "")).rsplit(" ", 1)[-1]
+        published = sent.pop(post, None)
+        if published is None:
+            log.warning("order %s matches no outstanding panic", order.get("order_id"))
+            continue
+        result.orders.append(received - published[0])
+        made = float(order.get("ts", math.nan))
+        result.to_order_made.append(made - published[1])
+        result.order_to_terminal.append(wall - made)
+
+
+# -- the whole run -----------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.alarm_latency",
+        description="Panic (MQTT publish) to order (Socket.IO event at the terminal) latency "
+        "under a background position load, beside MQTT and Socket.IO baselines.",
+    )
+    parser.add_argument("--units", type=int, default=5000, help="background units [5000]")
+    parser.add_argument("--rate", type=float, default=1.0, help="their fixes/s each [1]")
+    parser.add_argument("--cars", type=int, default=8, help="patrol cars with terminals [8]")
+    parser.add_argument("--posts", type=int, default=50, help="guard posts that panic [50]")
+    parser.add_argument("--panics", type=int, default=200, help="panics to send [200]")
+    parser.add_argument("--panic-rate", type=float, default=5.0, help="panics per second [5]")
+    parser.add_argument(
+        "--modes", default="threading,gevent", help="server async modes [threading,gevent]"
+    )
+    parser.add_argument("--processes", type=int, default=2, help="publisher processes [2]")
+    parser.add_argument(
+        "--max-inflight", type=int, default=200, help="QoS 1 in flight per publisher [200]"
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy the server during panics")
+    parser.add_argument(
+        "--tcp-nodelay",
+        action="store_true",
+        help="add `set_tcp_nodelay true` to the broker config (an experiment; see the docs)",
+    )
+    parser.add_argument("--workdir", type=Path, help="keep databases and logs here")
+    parser.add_argument("--quick", action="store_true", help="a <= 30 s smoke run")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.units, args.panics, args.panic_rate = 500, 20, 10.0
+    args.broker_conf = "set_tcp_nodelay true" if args.tcp_nodelay else ""
+    args.mode_list = [m for m in args.modes.split(",") if m]
+    for m in args.mode_list:
+        if m not in ("threading", "gevent"):
+            parser.error(f"unknown async mode {m!r}")
+    if args.panics < 1 or args.cars < 1 or args.posts < 1 or args.panic_rate <= 0:
+        parser.error("--panics, --cars, --posts and --panic-rate must be positive")
+    return args
+
+
+def render(results: list[ModeResult]) -> str:
+    rows = []
+    for r in results:
+        for name, values in (
+            ("alarm -> order", r.orders),
+            ("  publish -> order made", r.to_order_made),
+            ("  order made -> terminal", r.order_to_terminal),
+            ("mqtt hop", r.mqtt_hop),
+            ("sio emit->ack", r.sio_emit),
+            ("sio sync (worker)", r.sio_sync),
+        ):
+            s = summary_ms(values)
+            rows.append([r.mode, name, s["n"], s["p50"], s["p90"], s["p99"], s["max"]])
+    return table(["mode", "path", "n", "p50 ms", "p90 ms", "p99 ms", "max ms"], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fieldlink-bench-alarm-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    print(f"machine: {machine_facts()}")
+    print(
+        f"background: {args.units} units x {args.rate:g} Hz; {args.cars} patrol cars with "
+        f"terminals; {args.panics} panics at {args.panic_rate:g}/s from {args.posts} posts",
+        flush=True,
+    )
+    results: list[ModeResult] = []
+    try:
+        for mode in args.mode_list:
+            r = run_mode(args, mode, workdir)
+            results.append(r)
+            load = r.load
+            print(
+                f"  [{time.monotonic() - started:4.0f} s] {mode}: {len(r.orders)}/{r.panics} "
+                f"orders, transport {r.transport}, background sent "
+                f"{load.sent_per_s if load else math.nan:,.0f}/s, server CPU "
+                f"{r.cpu.get('server', math.nan):.0f}% of a core, server-side alarm->order "
+                f"mean {1000 * r.server_alarm_to_order:.1f} ms",
+                flush=True,
+            )
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(render(results))
+    print()
+    print(f"targets: alarm -> order p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms")
+    for r in results:
+        s = summary_ms(r.orders)
+        ok50 = s["p50"] <= TARGET_P50_MS
+        ok99 = s["p99"] <= TARGET_P99_MS
+        print(
+            f"  {r.mode:9}: p50 {s['p50']:.1f} ms ({'met' if ok50 else 'MISSED'}), "
+            f"p99 {s['p99']:.1f} ms ({'met' if ok99 else 'MISSED'}), "
+            f"panics without an order: {r.missing}"
+        )
+    for r in results:
+        if r.profile:
+            print(f"\npy-spy of the server, {r.mode}, during the panics:\n{r.profile}")
+    print(f"\n({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,436 @@
+"""Ingest throughput: simulated units -> mosquitto -> `fieldlink server` -> SQLite.
+
+For each scenario the same load generator runs twice or more, each time against a fresh
+mosquitto:
+
+* `raw`: a plain paho subscriber (QoS 1, the server's topic filters) that only counts: what
+  this machine can move from publishers through the broker to one subscriber;
+* once per async mode: a real `fieldlink server` subprocess (ingest, validation, live state,
+  batched SQLite writes, PUBACK after the write), measured from its
+  `fieldlink_positions_stored_total` metric and, at the end, by counting rows in the database.
+
+Scenarios: `closed` offers N units x R Hz for T seconds; `open` publishes as fast as the
+generator can (in-flight capped) for T seconds and measures the sustained stored rate.
+
+    python -m bench.ingest                      # both scenarios, threading and gevent
+    python -m bench.ingest --quick              # a <= 30 s smoke run
+    python -m bench.ingest --profile            # py-spy the server during the open scenario
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.load import (
+    LoadReport,
+    LoadRun,
+    LoadSpec,
+    Profiler,
+    RawSubscriber,
+    ServerProcess,
+    count_positions,
+    cpu_seconds,
+    mosquitto,
+    provision_units,
+    unit_ids,
+)
+from bench.report import machine_facts, summarize_py_spy, table
+
+log = logging.getLogger(__name__)
+
+TARGET_RATIO = 0.70
+TARGET_RATE = 8_000.0
+STALL_S = 10.0  # no progress for this long after the load stopped: stop waiting
+
+
+@dataclass
+class Phase:
+    """One measured run of the load against one consumer (raw subscriber or server)."""
+
+    scenario: str
+    consumer: str  # "raw", "threading" or "gevent"
+    load: LoadReport
+    delivered: int = 0  # raw: messages received; server: rows counted in the database
+    done_at: float = math.nan  # when the last message was received / stored (epoch s)
+    window_count: float = math.nan  # received / stored while the publishers ran
+    before_count: float = 0.0  # received / stored before the publishers started
+    drained: bool = True
+    cpu: dict[str, float] = field(default_factory=dict)  # % of one core while publishing
+    max_inbox: float = math.nan
+    stored_metric: float = math.nan
+    profile: str = ""
+
+    @property
+    def window_rate(self) -> float:
+        return self.window_count / self.load.duration_s
+
+    @property
+    def overall_rate(self) -> float:
+        """Everything delivered over the time from the first publish to the last delivery."""
+        if not self.delivered or math.isnan(self.done_at):
+            return math.nan
+        return self.delivered / max(self.done_at - self.load.started_at, 1e-9)
+
+    @property
+    def drain_rate(self) -> float:
+        """Backlog worked off per second after the publishers stopped: the consumer's rate
+        when the load generator no longer competes for the CPU."""
+        left = self.delivered - self.window_count - self.before_count
+        if not self.drained or self.drain_s < 0.5 or left <= 0:
+            return math.nan
+        return left / self.drain_s
+
+    @property
+    def drain_s(self) -> float:
+        return max(0.0, self.done_at - self.load.stopped_at) if self.drained else math.nan
+
+    @property
+    def lost(self) -> str:
+        missing = self.load.acked - self.delivered
+        if missing <= 0:
+            return "none"
+        return f"{missing:,} missing" + ("" if self.drained else " (not drained)")
+
+
+# -- one phase -------------------------------------------------------------------------------
+class _Sampler:
+    """Polls a counter every `every` seconds in a thread: (time, value, extra) samples."""
+
+    def __init__(self, read, every: float = 0.25):
+        self.read = read
+        self.every = every
+        self.samples: list[tuple[float, float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                value, extra = self.read()
+                self.samples.append((time.time(), value, extra))
+            except Exception as exc:  # a slow /metrics answer: skip this sample
+                log.debug("sample failed: %s", exc)
+            self._stop.wait(self.every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def at(self, when: float) -> float:
+        """The counter's value at `when`, interpolated between samples."""
+        before = [(t, v) for t, v, _ in self.samples if t <= when]
+        after = [(t, v) for t, v, _ in self.samples if t >= when]
+        if not before:
+            return 0.0
+        if not after:
+            return before[-1][1]
+        (t0, v0), (t1, v1) = before[-1], after[0]
+        return v0 if t1 == t0 else v0 + (v1 - v0) * (when - t0) / (t1 - t0)
+
+    def reached(self, target: float) -> float:
+        """When the counter first reached `target`, +inf if it never did."""
+        return next((t for t, v, _ in self.samples if v >= target), math.inf)
+
+
+def _wait_drain(read, target: int, limit_s: float) -> float:
+    """Wait until `read()` reaches `target` and return when (epoch s); NaN when it stalls
+    for STALL_S or `limit_s` passes first."""
+    deadline = time.monotonic() + limit_s
+    last, last_change = -1.0, time.monotonic()
+    while time.monotonic() < deadline:
+        value = read()
+        if value >= target:
+            return time.time()
+        if value != last:
+            last, last_change = value, time.monotonic()
+        elif time.monotonic() - last_change > STALL_S:
+            return math.nan
+        time.sleep(0.05)
+    return math.nan
+
+
+def _spec(args: argparse.Namespace, scenario: str, port: int, units: list[str]) -> LoadSpec:
+    return LoadSpec(
+        host="127.0.0.1",
+        port=port,
+        unit_ids=tuple(units),
+        rate_hz=args.rate if scenario == "closed" else None,
+        duration_s=args.duration if scenario == "closed" else args.open_duration,
+        processes=args.processes,
+        max_inflight=args.max_inflight,
+    )
+
+
+def run_raw(args: argparse.Namespace, scenario: str, workdir: Path, units: list[str]) -> Phase:
+    shutil.rmtree(workdir / f"mq-raw-{scenario}", ignore_errors=True)
+    with mosquitto(workdir / f"mq-raw-{scenario}", args.broker_conf) as broker:
+        sub = RawSubscriber("127.0.0.1", broker.port).start()
+        try:
+            sampler = _Sampler(lambda: (float(sub.received()), 0.0), every=0.1).start()
+            cpu0 = {"subscriber": cpu_seconds(sub.pid or 0), "broker": _broker_cpu(broker)}
+            run = LoadRun(_spec(args, scenario, broker.port, units)).start()
+            report = run.wait()
+            cpu1 = {"subscriber": cpu_seconds(sub.pid or 0), "broker": _broker_cpu(broker)}
+            drained_at = _wait_drain(sub.received, report.acked, args.drain_max)
+            sampler.stop()
+            result = sub.stop()
+        finally:
+            sub.close()
+    drained = not math.isnan(drained_at)
+    phase = Phase(scenario, "raw", report, delivered=result["count"], drained=drained)
+    phase.done_at = result["last"] or math.nan
+    phase.window_count = sampler.at(report.stopped_at) - sampler.at(report.started_at)
+    phase.before_count = sampler.at(report.started_at)
+    phase.cpu = _cpu_percent(cpu0, cpu1, report.duration_s)
+    phase.cpu["publishers"] = 100 * report.cpu_s / report.duration_s
+    return phase
+
+
+def run_server(
+    args: argparse.Namespace, scenario: str, mode: str, workdir: Path, units: list[str]
+) -> Phase:
+    here = workdir / f"{mode}-{scenario}"
+    shutil.rmtree(here, ignore_errors=True)  # a kept --workdir from an earlier run
+    here.mkdir(parents=True)
+    db_url = f"sqlite:///{here / 'fieldlink.db'}"
+    provision_units(db_url, [(u, "patrol_car") for u in units])
+    with mosquitto(here / "mq", args.broker_conf) as broker:
+        server = ServerProcess(here, db_url, broker.url, mode)
+        profiler: Profiler | None = None
+        try:
+            server.start()
+
+            def read() -> tuple[float, float]:
+                m = server.metrics()
+                return m.get("fieldlink_positions_stored_total", 0.0), m.get(
+                    "fieldlink_inbox_depth", 0.0
+                )
+
+            sampler = _Sampler(read).start()
+            spec = _spec(args, scenario, broker.port, units)
+            if args.profile and scenario == args.profile_scenario:
+                profiler = Profiler(server.pid, here / "py-spy.txt", spec.duration_s + 1).start()
+            cpu0 = {"server": cpu_seconds(server.pid), "broker": _broker_cpu(broker)}
+            report = LoadRun(spec).start().wait()
+            cpu1 = {"server": cpu_seconds(server.pid), "broker": _broker_cpu(broker)}
+            drained_at = _wait_drain(lambda: read()[0], report.acked, args.drain_max)
+            sampler.stop()
+            phase = Phase(scenario, mode, report, drained=not math.isnan(drained_at))
+            phase.stored_metric = read()[0]
+            phase.done_at = min(sampler.reached(report.acked), drained_at)
+            if math.isinf(phase.done_at):
+                phase.done_at = math.nan
+            phase.window_count = sampler.at(report.stopped_at) - sampler.at(report.started_at)
+            phase.before_count = sampler.at(report.started_at)
+            phase.max_inbox = max((x for _, _, x in sampler.samples), default=math.nan)
+            phase.cpu = _cpu_percent(cpu0, cpu1, report.duration_s)
+            phase.cpu["publishers"] = 100 * report.cpu_s / report.duration_s
+            if profiler is not None:
+                out = profiler.stop()
+                profiler = None
+                if out is not None:
+                    phase.profile = summarize_py_spy(out)
+        finally:
+            if profiler is not None:
+                profiler.stop()
+            server.stop()
+    phase.delivered = count_positions(db_url)
+    return phase
+
+
+def _broker_cpu(broker) -> float:
+    return cpu_seconds(broker.proc.pid) if broker.proc else math.nan
+
+
+def _cpu_percent(before: dict[str, float], after: dict[str, float], span: float) -> dict:
+    return {k: 100 * (after[k] - before[k]) / max(span, 1e-9) for k in before}
+
+
+# -- the whole run -----------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ingest",
+        description="Fixes per second validated and stored by `fieldlink server`, beside the "
+        "raw broker-to-subscriber rate of the same load on the same machine.",
+    )
+    parser.add_argument("--units", type=int, default=4000, help="simulated units [4000]")
+    parser.add_argument("--rate", type=float, default=2.0, help="fixes/s per unit [2]")
+    parser.add_argument(
+        "--duration", type=float, default=15.0, help="seconds of closed-loop load [15]"
+    )
+    parser.add_argument(
+        "--open-duration", type=float, default=10.0, help="seconds of open-loop load [10]"
+    )
+    parser.add_argument(
+        "--scenarios", default="closed,open", help="closed (N x R Hz), open (max) [both]"
+    )
+    parser.add_argument(
+        "--modes", default="threading,gevent", help="server async modes [threading,gevent]"
+    )
+    parser.add_argument("--processes", type=int, default=2, help="publisher processes [2]")
+    parser.add_argument(
+        "--max-inflight", type=int, default=200, help="QoS 1 in flight per publisher [200]"
+    )
+    parser.add_argument(
+        "--drain-max",
+        type=float,
+        default=40.0,
+        help="longest wait for the backlog after the load stops, seconds [40]",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the server (needs py-spy in the venv)"
+    )
+    parser.add_argument("--profile-scenario", default="open", help="which scenario to profile")
+    parser.add_argument(
+        "--tcp-nodelay",
+        action="store_true",
+        help="add `set_tcp_nodelay true` to the broker config (an experiment; see the docs)",
+    )
+    parser.add_argument("--workdir", type=Path, help="keep databases and logs here")
+    parser.add_argument("--quick", action="store_true", help="a <= 30 s smoke run")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.units, args.rate, args.duration, args.drain_max = 500, 2.0, 3.0, 8.0
+        args.scenarios = "closed"
+    args.broker_conf = "set_tcp_nodelay true" if args.tcp_nodelay else ""
+    args.scenario_list = [s for s in args.scenarios.split(",") if s]
+    args.mode_list = [m for m in args.modes.split(",") if m]
+    for s in args.scenario_list:
+        if s not in ("closed", "open"):
+            parser.error(f"unknown scenario {s!r}")
+    for m in args.mode_list:
+        if m not in ("threading", "gevent"):
+            parser.error(f"unknown async mode {m!r}")
+    return args
+
+
+def render(phases: list[Phase]) -> str:
+    raw = {p.scenario: p for p in phases if p.consumer == "raw"}
+    rows = []
+    for p in phases:
+        base = raw.get(p.scenario)
+        ratio = p.overall_rate / base.overall_rate if base and p.consumer != "raw" else math.nan
+        offered = f"{p.load.offered_per_s:,.0f}" if p.load.offered_per_s else "max"
+        cpu = " ".join(f"{k[:3]} {v:.0f}%" for k, v in p.cpu.items())
+        rows.append(
+            [
+                p.scenario,
+                p.consumer,
+                offered,
+                p.load.sent_per_s,
+                base.overall_rate if base else math.nan,
+                p.window_rate,
+                p.overall_rate,
+                f"{ratio:.0%}" if not math.isnan(ratio) else "-",
+                p.drain_s,
+                p.drain_rate,
+                p.lost,
+                cpu,
+            ]
+        )
+    return table(
+        [
+            "load",
+            "consumer",
+            "offered/s",
+            "sent/s",
+            "raw/s",
+            "got/s in window",
+            "got/s to last",
+            "stored/raw",
+            "drain s",
+            "drain/s",
+            "lost",
+            "CPU % of a core: consumer/broker/publishers",
+        ],
+        rows,
+    )
+
+
+def verdicts(phases: list[Phase]) -> list[str]:
+    raw = {p.scenario: p for p in phases if p.consumer == "raw"}
+    lines = []
+    for p in phases:
+        if p.consumer == "raw" or p.scenario not in raw:
+            continue
+        ratio = p.overall_rate / raw[p.scenario].overall_rate
+        lines.append(
+            f"{p.scenario:6} {p.consumer:9}: stored/raw {ratio:.0%} "
+            f"(target >= {TARGET_RATIO:.0%}: {'met' if ratio >= TARGET_RATIO else 'MISSED'}), "
+            f"{p.overall_rate:,.0f} fixes/s (target >= {TARGET_RATE:,.0f}: "
+            f"{'met' if p.overall_rate >= TARGET_RATE else 'MISSED'}), lost: {p.lost}"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fieldlink-bench-ingest-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    units = unit_ids("u", args.units)
+    phases: list[Phase] = []
+    started = time.monotonic()
+    print(f"machine: {machine_facts()}")
+    print(
+        f"load: {args.units} units, closed {args.rate:g} Hz x {args.duration:g} s, "
+        f"open {args.open_duration:g} s; {args.processes} publisher processes, "
+        f"{args.max_inflight} QoS 1 in flight each",
+        flush=True,
+    )
+    try:
+        for scenario in args.scenario_list:
+            phase = run_raw(args, scenario, workdir, units)
+            phases.append(phase)
+            _progress(phase, started)
+            for mode in args.mode_list:
+                phase = run_server(args, scenario, mode, workdir, units)
+                phases.append(phase)
+                _progress(phase, started)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(render(phases))
+    print()
+    print("targets: stored >= 70 % of raw, >= 8,000 fixes/s")
+    for line in verdicts(phases):
+        print("  " + line)
+    for p in phases:
+        if p.profile:
+            print(f"\npy-spy of the server, {p.consumer}, {p.scenario} load:\n{p.profile}")
+    print(f"\n({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+def _progress(p: Phase, started: float) -> None:
+    print(
+        f"  [{time.monotonic() - started:4.0f} s] {p.scenario:6} {p.consumer:9} "
+        f"sent {p.load.acked:,} at {p.load.sent_per_s:,.0f}/s, "
+        f"got {p.delivered:,} at {p.overall_rate:,.0f}/s (window {p.window_rate:,.0f}/s), "
+        f"drain {p.drain_s:.1f} s, inbox max {p.max_inbox:,.0f}, lost: {p.lost}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

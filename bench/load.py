@@ -1,0 +1,702 @@
+"""Shared benchmark machinery: a multi-process MQTT load generator, a counting subscriber,
+unit provisioning and a real `fieldlink server` subprocess.
+
+The load generator simulates N units publishing fixes at R Hz each (or as fast as it can,
+"open loop") on `{root}/units/{unit}/position` at QoS 1. It runs a few paho clients, one per
+process, so the generator is not the bottleneck of what it measures. Each client caps its QoS 1
+messages in flight (paho's `max_inflight_messages_set`, and a semaphore so paho's own queue
+never grows), and what counts as "sent" is what the broker acknowledged (PUBACK).
+
+Payloads are built with `wire.encode` (validated once per unit, with a sentinel time), then
+only the time is substituted per message, so every payload is wire-valid and each fix time is
+unique per unit (the store's unique (unit, ts) index would otherwise eat repeats).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import multiprocessing as mp
+import os
+import queue
+import random
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from server.broker import MOSQUITTO_CONF, MosquittoProcess, free_port, wait_for_port
+from wire import DEFAULT_ROOT, Channel, Topics, encode
+
+log = logging.getLogger(__name__)
+
+# A fix time that appears nowhere else in a payload: replaced by the real time per message.
+_SENTINEL_TS = 1111111111.25
+CITY = (52.5200, 13.4050)  # where the simulated fleet drives (any city works)
+READY_TIMEOUT_S = 30.0
+
+
+# -- load generator --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoadSpec:
+    """What to offer: `rate_hz` fixes per second per unit, or as fast as possible when None."""
+
+    host: str
+    port: int
+    unit_ids: tuple[str, ...]
+    rate_hz: float | None
+    duration_s: float
+    processes: int = 2
+    max_inflight: int = 200
+    topic_root: str = DEFAULT_ROOT
+    drain_s: float = 15.0  # how long a publisher waits for its last PUBACKs
+
+    @property
+    def offered_per_s(self) -> float | None:
+        return None if self.rate_hz is None else self.rate_hz * len(self.unit_ids)
+
+
+@dataclass
+class LoadReport:
+    """What the publishers actually did; times are epoch seconds (same clock as the server)."""
+
+    offered_per_s: float | None
+    published: int = 0
+    acked: int = 0
+    failed: int = 0
+    started_at: float = 0.0
+    stopped_at: float = 0.0  # when the last publisher stopped publishing
+    cpu_s: float = 0.0  # CPU time the publishers used while publishing
+    per_second: list[int] = field(default_factory=list)  # PUBACKs per second since started_at
+
+    @property
+    def duration_s(self) -> float:
+        return max(self.stopped_at - self.started_at, 1e-9)
+
+    @property
+    def sent_per_s(self) -> float:
+        """Acknowledged publishes per second over the publishing window."""
+        return self.acked / self.duration_s
+
+
+def payload_template(unit_index: int, rng: random.Random) -> tuple[bytes, bytes]:
+    """(prefix, suffix) around the fix time of a wire-valid position payload for one unit."""
+    lat = CITY[0] + rng.uniform(-0.15, 0.15)
+    lon = CITY[1] + rng.uniform(-0.25, 0.25)
+    fix = {
+        "ts": _SENTINEL_TS,
+        "lat": round(lat, 6),
+        "lon": round(lon, 6),
+        "speed": round(rng.uniform(0, 20), 1),
+        "heading": round(rng.uniform(0, 359), 1),
+        "acc": 4.5,
+        "mode": 3,
+    }
+    body = encode(Channel.POSITION, fix)
+    marker = repr(_SENTINEL_TS).encode()
+    if body.count(marker) != 1:
+        raise RuntimeError(f"payload template for unit {unit_index} has no single time slot")
+    prefix, suffix = body.split(marker)
+    return prefix, suffix
+
+
+def _split(items: Sequence[str], parts: int) -> list[tuple[str, ...]]:
+    parts = max(1, min(parts, len(items)))
+    return [tuple(items[i::parts]) for i in range(parts)]
+
+
+def _publisher(
+    index: int,
+    spec: LoadSpec,
+    unit_ids: tuple[str, ...],
+    ready: Any,
+    go: Any,
+    stop: Any,
+    results: Any,
+) -> None:
+    """One publishing process: one paho client for its share of the units."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    topics = Topics(spec.topic_root)
+    rng = random.Random(index)
+    names = [topics.unit(u, Channel.POSITION) for u in unit_ids]
+    templates = [payload_template(i, rng) for i in range(len(unit_ids))]
+    window = threading.Semaphore(spec.max_inflight)
+    acks: Counter[int] = Counter()
+    state = {"acked": 0, "origin": 0.0}
+    connected = threading.Event()
+
+    def on_connect(_c, _u, _f, reason_code, _p) -> None:
+        if not reason_code.is_failure:
+            connected.set()
+
+    def on_publish(_c, _u, _mid, _rc, _p) -> None:
+        state["acked"] += 1
+        acks[int(time.time() - state["origin"])] += 1
+        window.release()
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"bench-load-{os.getpid()}-{index}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.max_inflight_messages_set(spec.max_inflight)
+    client.max_queued_messages_set(0)
+    client.on_connect = on_connect
+    client.on_publish = on_publish
+    client.connect(spec.host, spec.port, keepalive=30)
+    client.loop_start()
+    published = failed = 0
+    started = stopped = cpu_used = 0.0
+    try:
+        if not connected.wait(10):
+            raise RuntimeError(f"publisher {index} could not connect to the broker")
+        ready.put(index)
+        if not go.wait(READY_TIMEOUT_S):
+            return
+        n = len(unit_ids)
+        per_s = None if spec.rate_hz is None else spec.rate_hz * n
+        step_ts = 1.0 / spec.rate_hz if spec.rate_hz else 0.001
+        started = time.time()
+        cpu_start = time.process_time()
+        state["origin"] = started
+        base_ts = round(started, 3)
+        t0 = time.monotonic()
+        end = t0 + spec.duration_s
+        i = 0
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= end:
+                break
+            if per_s is not None:
+                due = (now - t0) * per_s
+                if i >= due:  # ahead of schedule: wait for the next message's slot
+                    time.sleep(min((i + 1) / per_s - (now - t0), end - now, 0.05))
+                    continue
+            if not window.acquire(timeout=0.1):
+                continue  # the in-flight cap is reached: wait for PUBACKs
+            unit, seq = i % n, i // n
+            prefix, suffix = templates[unit]
+            payload = prefix + repr(base_ts + seq * step_ts).encode() + suffix
+            info = client.publish(names[unit], payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                failed += 1
+                window.release()
+            else:
+                published += 1
+            i += 1
+        stopped = time.time()
+        cpu_used = time.process_time() - cpu_start
+        # the last PUBACKs: wait until the window is whole again (bounded)
+        deadline = time.monotonic() + spec.drain_s
+        while state["acked"] < published and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        top = max(acks) + 1 if acks else 0
+        results.put(
+            {
+                "index": index,
+                "published": published,
+                "acked": state["acked"],
+                "failed": failed,
+                "started_at": started,
+                "stopped_at": stopped,
+                "cpu_s": cpu_used,
+                "per_second": [acks.get(s, 0) for s in range(top)],
+            }
+        )
+
+
+class LoadRun:
+    """The publishers of one load, started together; `start()`, then `wait()` or `stop()`."""
+
+    def __init__(self, spec: LoadSpec):
+        self.spec = spec
+        self.ctx = mp.get_context("spawn")
+        self.ready = self.ctx.Queue()
+        self.results = self.ctx.Queue()
+        self.go = self.ctx.Event()
+        self.halt = self.ctx.Event()
+        self.procs: list[Any] = []
+
+    def start(self) -> LoadRun:
+        shares = _split(self.spec.unit_ids, self.spec.processes)
+        for i, share in enumerate(shares):
+            proc = self.ctx.Process(
+                target=_publisher,
+                args=(i, self.spec, share, self.ready, self.go, self.halt, self.results),
+                daemon=True,
+            )
+            proc.start()
+            self.procs.append(proc)
+        for _ in shares:
+            try:
+                self.ready.get(timeout=READY_TIMEOUT_S)
+            except queue.Empty:
+                self.terminate()
+                raise RuntimeError("load publishers did not connect in time") from None
+        self.go.set()
+        log.info(
+            "load: %d units in %d processes, %s",
+            len(self.spec.unit_ids),
+            len(shares),
+            f"{self.spec.offered_per_s:.0f} fixes/s offered"
+            if self.spec.offered_per_s
+            else "open loop",
+        )
+        return self
+
+    def stop(self) -> None:
+        self.halt.set()
+
+    def wait(self) -> LoadReport:
+        """Collect every publisher's report (bounded by the run's duration and drain)."""
+        limit = time.monotonic() + self.spec.duration_s + self.spec.drain_s + 30
+        parts: list[dict] = []
+        while len(parts) < len(self.procs) and time.monotonic() < limit:
+            with contextlib.suppress(queue.Empty):
+                parts.append(self.results.get(timeout=0.5))
+        self.terminate()
+        return _merge(self.spec.offered_per_s, parts)
+
+    def terminate(self) -> None:
+        for proc in self.procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+
+
+def _merge(offered: float | None, parts: list[dict]) -> LoadReport:
+    report = LoadReport(offered)
+    if not parts:
+        return report
+    report.started_at = min(p["started_at"] for p in parts if p["started_at"]) if parts else 0
+    report.stopped_at = max(p["stopped_at"] for p in parts)
+    for p in parts:
+        report.published += p["published"]
+        report.acked += p["acked"]
+        report.failed += p["failed"]
+        report.cpu_s += p["cpu_s"]
+        shift = round(p["started_at"] - report.started_at)
+        for s, count in enumerate(p["per_second"]):
+            while len(report.per_second) <= s + shift:
+                report.per_second.append(0)
+            report.per_second[s + shift] += count
+    return report
+
+
+def run_load(spec: LoadSpec) -> LoadReport:
+    """Publish the whole load and return what was acknowledged."""
+    run = LoadRun(spec).start()
+    try:
+        return run.wait()
+    finally:
+        run.terminate()
+
+
+# -- a plain counting subscriber ---------------------------------------------------------------
+def _counter(
+    host: str, port: int, filters: list[str], ready: Any, stop: Any, progress: Any, out: Any
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    state = {"n": 0, "first": 0.0, "last": 0.0}
+    subscribed = threading.Event()
+
+    def on_connect(client, _u, _f, reason_code, _p) -> None:
+        if not reason_code.is_failure:
+            client.subscribe([(f, 1) for f in filters])
+
+    def on_subscribe(_c, _u, _mid, _codes, _p) -> None:
+        subscribed.set()
+
+    def on_message(_c, _u, _message) -> None:
+        now = time.time()
+        if not state["n"]:
+            state["first"] = now
+        state["n"] += 1
+        state["last"] = now
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"bench-raw-{os.getpid()}", protocol=mqtt.MQTTv5
+    )
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    client.connect(host, port, keepalive=30)
+    client.loop_start()
+    try:
+        if subscribed.wait(10):
+            ready.set()
+        deadline = time.monotonic() + 900
+        while not stop.wait(0.1) and time.monotonic() < deadline:
+            progress.value = state["n"]
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        progress.value = state["n"]
+        out.put({"count": state["n"], "first": state["first"], "last": state["last"]})
+
+
+class RawSubscriber:
+    """A plain paho subscriber in its own process (QoS 1, the server's filters) that counts.
+
+    It acknowledges each message as paho does by default, on receipt: the upper bound of what
+    any subscriber on this machine can take from this broker under the same load.
+    """
+
+    def __init__(self, host: str, port: int, topic_root: str = DEFAULT_ROOT):
+        self.ctx = mp.get_context("spawn")
+        self.ready = self.ctx.Event()
+        self.halt = self.ctx.Event()
+        self.progress = self.ctx.Value("q", 0, lock=False)
+        self.out = self.ctx.Queue()
+        filters = Topics(topic_root).upstream_filters()
+        self.proc = self.ctx.Process(
+            target=_counter,
+            args=(host, port, filters, self.ready, self.halt, self.progress, self.out),
+            daemon=True,
+        )
+        self.result: dict[str, Any] = {}
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid
+
+    def start(self) -> RawSubscriber:
+        self.proc.start()
+        if not self.ready.wait(READY_TIMEOUT_S):
+            self.close()
+            raise RuntimeError("the raw subscriber did not subscribe in time")
+        return self
+
+    def received(self) -> int:
+        """Messages received so far (updated every 0.1 s)."""
+        return int(self.progress.value)
+
+    def stop(self) -> dict[str, Any]:
+        self.halt.set()
+        try:
+            self.result = self.out.get(timeout=15)
+        except queue.Empty:
+            self.result = {"count": self.received(), "first": 0.0, "last": 0.0}
+        self.close()
+        return self.result
+
+    def close(self) -> None:
+        self.halt.set()
+        self.proc.join(timeout=5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(timeout=5)
+
+
+# -- provisioning ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Provisioned:
+    unit_id: str
+    kind: str
+    token: str
+    lat: float | None = None
+    lon: float | None = None
+
+
+def provision_units(
+    db_url: str,
+    units: Sequence[tuple[str, str]],
+    fixes: dict[str, tuple[float, float]] | None = None,
+) -> dict[str, Provisioned]:
+    """Create `units` ((id, kind) pairs) in bulk; units in `fixes` start online at that place.
+
+    Uses the server's own models (`open_database` creates the tables), so the rows are what
+    `create_unit` would have made, thousands at a time.
+    """
+    from server.store import Position, Unit, db, open_database
+
+    fixes = fixes or {}
+    open_database(db_url)
+    now = time.time()
+    made: dict[str, Provisioned] = {}
+    rows: list[dict[str, Any]] = []
+    for unit_id, kind in units:
+        token = secrets.token_urlsafe(24)
+        lat, lon = fixes.get(unit_id, (None, None))
+        made[unit_id] = Provisioned(unit_id, kind, token, lat, lon)
+        rows.append(
+            {
+                "id": unit_id,
+                "kind": kind,
+                "name": unit_id,
+                "grid": "",
+                "terminal_token": token,
+                "status": "available",
+                "status_since": now,
+                "online": unit_id in fixes,
+                "online_since": now if unit_id in fixes else None,
+                "created_at": now,
+            }
+        )
+    positions = [
+        {"unit": u, "ts": now, "lat": lat, "lon": lon, "received_at": now, "mode": 3}
+        for u, (lat, lon) in fixes.items()
+    ]
+    with db.connection_context(), db.atomic():
+        for start in range(0, len(rows), 500):
+            Unit.insert_many(rows[start : start + 500]).execute()
+        for start in range(0, len(positions), 500):
+            Position.insert_many(positions[start : start + 500]).execute()
+    db.close()
+    return made
+
+
+def sqlite_path(db_url: str) -> Path:
+    if not db_url.startswith("sqlite:///"):
+        raise ValueError(f"{db_url!r} is not a SQLite URL")
+    return Path(db_url[len("sqlite:///") :])
+
+
+def count_positions(db_url: str, ts_from: float = 0.0, ts_to: float = math.inf) -> int:
+    """Stored fixes whose fix time is in [ts_from, ts_to)."""
+    with contextlib.closing(sqlite3.connect(sqlite_path(db_url), timeout=30)) as conn:
+        (n,) = conn.execute(
+            "SELECT COUNT(*) FROM position WHERE ts >= ? AND ts < ?",
+            (ts_from, ts_to if math.isfinite(ts_to) else 1e18),
+        ).fetchone()
+    return int(n)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc), NaN elsewhere."""
+    try:
+        fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return math.nan
+
+
+# -- the server under test ---------------------------------------------------------------------
+def fieldlink_command() -> list[str]:
+    """The `fieldlink` console script of this interpreter's environment, or an equivalent."""
+    script = Path(sys.executable).parent / "fieldlink"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from server.cli import main; main()"]
+
+
+class ServerProcess:
+    """A real `fieldlink server` subprocess configured only through FIELDLINK_* variables."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        db_url: str,
+        mqtt_url: str,
+        async_mode: str,
+        port: int | None = None,
+        extra_env: dict[str, str] | None = None,
+    ):
+        self.workdir = Path(workdir)
+        self.port = port or free_port()
+        self.async_mode = async_mode
+        self.env = {
+            **os.environ,
+            "FIELDLINK_HOST": "127.0.0.1",
+            "FIELDLINK_PORT": str(self.port),
+            "FIELDLINK_DB_URL": db_url,
+            "FIELDLINK_MQTT_URL": mqtt_url,
+            "FIELDLINK_ASYNC_MODE": async_mode,
+            "FIELDLINK_MQTT_CLIENT_ID": f"bench-server-{os.getpid()}-{secrets.token_hex(4)}",
+            **(extra_env or {}),
+        }
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.workdir / f"server-{async_mode}.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError("server not started")
+        return self.proc.pid
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*fieldlink_command(), "server"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            health = self.health()
+            if health.get("ok") and health.get("broker"):
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"server not healthy after {timeout}s; see {self.log_path}")
+            time.sleep(0.1)
+        time.sleep(0.5)  # the subscription goes out right after the CONNACK
+        log.info("server (%s) healthy on %s, pid %d", self.async_mode, self.base_url, self.pid)
+        return self
+
+    def get(self, path: str, timeout: float = 5.0) -> bytes:
+        with urllib.request.urlopen(self.base_url + path, timeout=timeout) as resp:
+            return resp.read()
+
+    def health(self) -> dict[str, Any]:
+        import json
+
+        try:
+            return json.loads(self.get("/healthz", timeout=2.0))
+        except Exception:
+            return {}
+
+    def metrics(self) -> dict[str, float]:
+        """The server's Prometheus samples, `name{labels}` -> value."""
+        samples: dict[str, float] = {}
+        for line in self.get("/metrics").decode().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    samples[name] = float(value)
+        return samples
+
+    def stored(self) -> float:
+        return self.metrics().get("fieldlink_positions_stored_total", math.nan)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                log.warning("server did not stop on SIGTERM; killing it")
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+
+class Profiler:
+    """py-spy attached to a running process (optional: skipped when py-spy is missing)."""
+
+    def __init__(self, pid: int, out: Path, duration_s: float, rate: int = 100):
+        self.pid = pid
+        self.out = out
+        self.duration_s = duration_s
+        self.rate = rate
+        self.proc: subprocess.Popen | None = None
+
+    @staticmethod
+    def binary() -> str | None:
+        candidate = Path(sys.executable).parent / "py-spy"
+        return str(candidate) if candidate.exists() else None
+
+    def start(self) -> Profiler:
+        binary = self.binary()
+        if binary is None:
+            log.warning("py-spy is not installed in this environment: no profile")
+            return self
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "record",
+                "--pid",
+                str(self.pid),
+                "--format",
+                "raw",
+                "--threads",
+                "--gil",
+                "--rate",
+                str(self.rate),
+                "--duration",
+                str(max(1, int(self.duration_s))),
+                "--output",
+                str(self.out),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return self
+
+    def stop(self) -> Path | None:
+        if self.proc is None:
+            return None
+        try:
+            self.proc.wait(timeout=self.duration_s + 30)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        return self.out if self.out.exists() else None
+
+
+class ExtraConfMosquitto(MosquittoProcess):
+    """The project's broker config (`server.broker.MOSQUITTO_CONF`) plus extra lines, started
+    as `MosquittoProcess.start` does: for experiments such as `set_tcp_nodelay true`."""
+
+    def __init__(self, data_dir: Path, extra_conf: str):
+        super().__init__(data_dir)
+        self.extra_conf = extra_conf.strip()
+
+    def start(self) -> ExtraConfMosquitto:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir / "mosquitto.conf"
+        text = MOSQUITTO_CONF.format(port=self.port, data_dir=self.data_dir)
+        conf.write_text(f"{text}{self.extra_conf}\n")
+        with open(self.data_dir / "mosquitto.log", "ab") as err:
+            self.proc = subprocess.Popen(
+                [str(self.binary), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err
+            )
+        wait_for_port(self.port)
+        log.info("mosquitto (+ %s) listening on %s", self.extra_conf, self.url)
+        return self
+
+
+@contextlib.contextmanager
+def mosquitto(workdir: Path, extra_conf: str = "") -> Iterator[MosquittoProcess]:
+    """A fresh mosquitto on a free loopback port with the project's development config,
+    plus `extra_conf` lines when given."""
+    if extra_conf.strip():
+        broker: MosquittoProcess = ExtraConfMosquitto(workdir, extra_conf)
+    else:
+        broker = MosquittoProcess(workdir)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def unit_ids(prefix: str, count: int) -> list[str]:
+    width = max(4, len(str(count)))
+    return [f"{prefix}{i:0{width}d}" for i in range(count)]
