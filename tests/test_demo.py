@@ -1,0 +1,197 @@
+"""`fieldlink demo` end to end, and the embedded amqtt broker it falls back to."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.request import urlopen
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from server.broker import EmbeddedBroker, free_port, local_broker
+from wire.mqtt import (
+    BrokerAddress,
+    SessionOptions,
+    connect_persistent,
+    negotiate_protocol,
+    new_client,
+)
+
+FIELDLINK = Path(sys.executable).parent / "fieldlink"
+ACCEPTED_OR_LATER = {"accepted", "en_route", "on_scene", "cleared"}
+
+
+# -- the embedded broker -----------------------------------------------------------------
+@pytest.fixture
+def embedded(tmp_path) -> EmbeddedBroker:
+    broker = local_broker(tmp_path, prefer="embedded")
+    yield broker
+    broker.stop()
+
+
+class Subscriber:
+    """A persistent 3.1.1 session built as the server builds its own."""
+
+    def __init__(self, broker: EmbeddedBroker, topic: str):
+        self.address = BrokerAddress.parse(broker.url)
+        self.options = SessionOptions(client_id="test-sub", protocol=broker.protocol)
+        self.topic = topic
+        self.got: list[bytes] = []
+        self.subscribed = threading.Event()
+
+    def connect(self) -> mqtt.Client:
+        self.subscribed.clear()
+        client = new_client(self.address, self.options)
+        client.on_connect = lambda c, *_: c.subscribe(self.topic, qos=1)
+        client.on_subscribe = lambda *_: self.subscribed.set()
+        client.on_message = lambda _c, _u, m: self.got.append(m.payload)
+        connect_persistent(client, self.address, self.options)
+        client.loop_start()
+        assert self.subscribed.wait(5)
+        return client
+
+
+def publish_all(url: str, topic: str, count: int) -> None:
+    address = BrokerAddress.parse(url)
+    options = SessionOptions(client_id="test-pub", protocol="3.1.1")
+    client = new_client(address, options)
+    connected = threading.Event()
+    client.on_connect = lambda *_: connected.set()
+    connect_persistent(client, address, options)
+    client.loop_start()
+    assert connected.wait(5)
+    infos = [client.publish(topic, f"{i}".encode(), qos=1) for i in range(count)]
+    for info in infos:
+        info.wait_for_publish(timeout=10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_embedded_broker_delivers_every_qos1_message_over_311(embedded):
+    assert embedded.protocol == "3.1.1"
+    subscriber = Subscriber(embedded, "fieldlink/v1/units/+/position")
+    client = subscriber.connect()
+    publish_all(embedded.url, "fieldlink/v1/units/car-01/position", 200)
+    assert wait_for(lambda: len(subscriber.got) >= 200, 10), f"got {len(subscriber.got)}"
+    assert subscriber.got == [f"{i}".encode() for i in range(200)]
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_embedded_broker_keeps_a_persistent_session_while_its_client_is_away(embedded):
+    """What the server's ingest relies on: messages for it are queued while it restarts."""
+    subscriber = Subscriber(embedded, "fieldlink/v1/units/+/alarm")
+    client = subscriber.connect()
+    client.disconnect()
+    client.loop_stop()
+    publish_all(embedded.url, "fieldlink/v1/units/kiosk-01/alarm", 20)
+    client = subscriber.connect()
+    assert wait_for(lambda: len(subscriber.got) >= 20, 10), f"got {len(subscriber.got)}"
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_embedded_broker_refuses_v5_so_clients_fall_back_and_stop_frees_the_port(embedded):
+    address = BrokerAddress.parse(embedded.url)
+    assert negotiate_protocol(address, "5") == "3.1.1"
+    embedded.stop()
+    EmbeddedBroker(embedded.port).start().stop()  # the port is free again, and reusable
+
+
+# -- the demo, end to end -------------------------------------------------------------------
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid`, from /proc (the demo's children run in their own sessions)."""
+    parent_of = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parent_of[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parent_of.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def get_json(url: str):
+    with urlopen(url, timeout=2) as response:
+        return json.load(response)
+
+
+def an_accepted_order(base: str) -> dict | None:
+    for incident in get_json(f"{base}/api/v1/incidents"):
+        detail = get_json(f"{base}/api/v1/incidents/{incident['id']}")
+        for order in detail["orders"]:
+            if order["state"] in ACCEPTED_OR_LATER:
+                return order
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("broker", ["mosquitto", "embedded"])
+def test_demo_dispatches_and_officers_accept_then_sigint_stops_everything(tmp_path, broker):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    output = tmp_path / "demo.out"
+    command = [str(FIELDLINK), "demo", "--port", str(port), "--cars", "4", "--kiosks", "2"]
+    with output.open("wb") as out:
+        demo = subprocess.Popen(
+            [*command, "--panic-every", "3"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "FIELDLINK_DEMO_BROKER": broker},
+        )
+    children: set[int] = set()
+    try:
+        order = None
+        deadline = time.monotonic() + 40
+        while order is None and time.monotonic() < deadline and demo.poll() is None:
+            time.sleep(1)
+            children |= descendants(demo.pid)
+            try:
+                order = an_accepted_order(base)
+            except OSError:
+                continue  # not serving yet
+        assert order is not None, output.read_text()
+        assert order["accepted_at"] is not None or order["state"] != "accepted"
+        assert children, "the demo started no server"
+        text = output.read_text()
+        assert f"{base}/terminal?token=" in text and f"console   {base}/" in text
+
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=20) == 0, output.read_text()
+        assert wait_for(lambda: not any(alive(p) for p in children), 2), [
+            p for p in children if alive(p)
+        ]
+    finally:
+        for pid in [demo.pid, *children]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        demo.wait()
