@@ -50,6 +50,7 @@ from bench.load import (
     Profiler,
     Provisioned,
     ServerProcess,
+    add_common_options,
     cpu_seconds,
     mosquitto,
     provision_units,
@@ -241,7 +242,7 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
     load: LoadRun | None = None
     pair: MqttPair | None = None
     profiler: Profiler | None = None
-    with mosquitto(here / "mq", args.broker_conf) as broker:
+    with mosquitto(here / "mq") as broker:
         server = ServerProcess(here, db_url, broker.url, mode)
         try:
             server.start()
@@ -381,26 +382,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--posts", type=int, default=50, help="guard posts that panic [50]")
     parser.add_argument("--panics", type=int, default=200, help="panics to send [200]")
     parser.add_argument("--panic-rate", type=float, default=5.0, help="panics per second [5]")
-    parser.add_argument(
-        "--modes", default="threading,gevent", help="server async modes [threading,gevent]"
-    )
-    parser.add_argument("--processes", type=int, default=2, help="publisher processes [2]")
-    parser.add_argument(
-        "--max-inflight", type=int, default=200, help="QoS 1 in flight per publisher [200]"
-    )
     parser.add_argument("--profile", action="store_true", help="py-spy the server during panics")
-    parser.add_argument(
-        "--tcp-nodelay",
-        action="store_true",
-        help="add `set_tcp_nodelay true` to the broker config (an experiment; see the docs)",
-    )
-    parser.add_argument("--workdir", type=Path, help="keep databases and logs here")
-    parser.add_argument("--quick", action="store_true", help="a <= 30 s smoke run")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    add_common_options(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.units, args.panics, args.panic_rate = 500, 20, 10.0
-    args.broker_conf = "set_tcp_nodelay true" if args.tcp_nodelay else ""
     args.mode_list = [m for m in args.modes.split(",") if m]
     for m in args.mode_list:
         if m not in ("threading", "gevent"):

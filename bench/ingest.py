@@ -37,6 +37,7 @@ from bench.load import (
     Profiler,
     RawSubscriber,
     ServerProcess,
+    add_common_options,
     count_positions,
     cpu_seconds,
     mosquitto,
@@ -176,7 +177,7 @@ def _spec(args: argparse.Namespace, scenario: str, port: int, units: list[str]) 
 
 def run_raw(args: argparse.Namespace, scenario: str, workdir: Path, units: list[str]) -> Phase:
     shutil.rmtree(workdir / f"mq-raw-{scenario}", ignore_errors=True)
-    with mosquitto(workdir / f"mq-raw-{scenario}", args.broker_conf) as broker:
+    with mosquitto(workdir / f"mq-raw-{scenario}") as broker:
         sub = RawSubscriber("127.0.0.1", broker.port).start()
         try:
             sampler = _Sampler(lambda: (float(sub.received()), 0.0), every=0.1).start()
@@ -207,7 +208,7 @@ def run_server(
     here.mkdir(parents=True)
     db_url = f"sqlite:///{here / 'fieldlink.db'}"
     provision_units(db_url, [(u, "patrol_car") for u in units])
-    with mosquitto(here / "mq", args.broker_conf) as broker:
+    with mosquitto(here / "mq") as broker:
         server = ServerProcess(here, db_url, broker.url, mode)
         profiler: Profiler | None = None
         try:
@@ -278,13 +279,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scenarios", default="closed,open", help="closed (N x R Hz), open (max) [both]"
     )
     parser.add_argument(
-        "--modes", default="threading,gevent", help="server async modes [threading,gevent]"
-    )
-    parser.add_argument("--processes", type=int, default=2, help="publisher processes [2]")
-    parser.add_argument(
-        "--max-inflight", type=int, default=200, help="QoS 1 in flight per publisher [200]"
-    )
-    parser.add_argument(
         "--drain-max",
         type=float,
         default=40.0,
@@ -294,19 +288,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile", action="store_true", help="py-spy the server (needs py-spy in the venv)"
     )
     parser.add_argument("--profile-scenario", default="open", help="which scenario to profile")
-    parser.add_argument(
-        "--tcp-nodelay",
-        action="store_true",
-        help="add `set_tcp_nodelay true` to the broker config (an experiment; see the docs)",
-    )
-    parser.add_argument("--workdir", type=Path, help="keep databases and logs here")
-    parser.add_argument("--quick", action="store_true", help="a <= 30 s smoke run")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    add_common_options(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.units, args.rate, args.duration, args.drain_max = 500, 2.0, 3.0, 8.0
         args.scenarios = "closed"
-    args.broker_conf = "set_tcp_nodelay true" if args.tcp_nodelay else ""
     args.scenario_list = [s for s in args.scenarios.split(",") if s]
     args.mode_list = [m for m in args.modes.split(",") if m]
     for s in args.scenario_list:

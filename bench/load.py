@@ -14,6 +14,7 @@ unique per unit (the store's unique (unit, ts) index would otherwise eat repeats
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import math
@@ -38,7 +39,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from server.broker import MOSQUITTO_CONF, MosquittoProcess, free_port, wait_for_port
+from server.broker import MosquittoProcess, end_process, free_port
 from wire import DEFAULT_ROOT, Channel, Topics, encode
 
 log = logging.getLogger(__name__)
@@ -588,16 +589,8 @@ class ServerProcess:
         return self.metrics().get("fieldlink_positions_stored_total", math.nan)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                log.warning("server did not stop on SIGTERM; killing it")
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            end_process(self.proc, timeout=15, name="fieldlink server")
         self.proc = None
 
 
@@ -660,36 +653,24 @@ class Profiler:
         return self.out if self.out.exists() else None
 
 
-class ExtraConfMosquitto(MosquittoProcess):
-    """The project's broker config (`server.broker.MOSQUITTO_CONF`) plus extra lines, started
-    as `MosquittoProcess.start` does: for experiments such as `set_tcp_nodelay true`."""
-
-    def __init__(self, data_dir: Path, extra_conf: str):
-        super().__init__(data_dir)
-        self.extra_conf = extra_conf.strip()
-
-    def start(self) -> ExtraConfMosquitto:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        conf = self.data_dir / "mosquitto.conf"
-        text = MOSQUITTO_CONF.format(port=self.port, data_dir=self.data_dir)
-        conf.write_text(f"{text}{self.extra_conf}\n")
-        with open(self.data_dir / "mosquitto.log", "ab") as err:
-            self.proc = subprocess.Popen(
-                [str(self.binary), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err
-            )
-        wait_for_port(self.port)
-        log.info("mosquitto (+ %s) listening on %s", self.extra_conf, self.url)
-        return self
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark takes: async modes, the load generator, where and how long."""
+    parser.add_argument(
+        "--modes", default="threading,gevent", help="server async modes [threading,gevent]"
+    )
+    parser.add_argument("--processes", type=int, default=2, help="publisher processes [2]")
+    parser.add_argument(
+        "--max-inflight", type=int, default=200, help="QoS 1 in flight per publisher [200]"
+    )
+    parser.add_argument("--workdir", type=Path, help="keep databases and logs here")
+    parser.add_argument("--quick", action="store_true", help="a <= 30 s smoke run")
+    parser.add_argument("-v", "--verbose", action="store_true")
 
 
 @contextlib.contextmanager
-def mosquitto(workdir: Path, extra_conf: str = "") -> Iterator[MosquittoProcess]:
-    """A fresh mosquitto on a free loopback port with the project's development config,
-    plus `extra_conf` lines when given."""
-    if extra_conf.strip():
-        broker: MosquittoProcess = ExtraConfMosquitto(workdir, extra_conf)
-    else:
-        broker = MosquittoProcess(workdir)
+def mosquitto(workdir: Path) -> Iterator[MosquittoProcess]:
+    """A fresh mosquitto on a free loopback port with the project's development config."""
+    broker = MosquittoProcess(workdir)
     broker.start()
     try:
         yield broker

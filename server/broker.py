@@ -15,6 +15,7 @@ import asyncio
 import getpass
 import logging
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -67,6 +68,20 @@ def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> 
             time.sleep(0.05)
 
 
+def end_process(
+    proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0, name: str = ""
+) -> int:
+    """Ask a child process to stop with `sig`; kill it if it has not within `timeout`."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %ss; killing it", name or proc.args, timeout)
+            proc.kill()
+    return proc.wait()
+
+
 def find_mosquitto() -> str | None:
     return shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()),
@@ -113,13 +128,8 @@ class MosquittoProcess:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            end_process(self.proc, name="mosquitto")
         self.proc = None
 
 

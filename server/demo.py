@@ -31,7 +31,14 @@ from urllib.request import urlopen
 import socketio
 from rich.console import Console
 
-from server.broker import BROKER_CHOICES, LocalBroker, MosquittoProcess, free_port, local_broker
+from server.broker import (
+    BROKER_CHOICES,
+    LocalBroker,
+    MosquittoProcess,
+    end_process,
+    free_port,
+    local_broker,
+)
 from server.simulator import City, Fleet, UnitSpec, layout_fleet
 from server.store import create_unit, db, open_database
 
@@ -208,15 +215,8 @@ class Demo:
         self.stack.callback(self.stop_server)
 
     def stop_server(self) -> None:
-        if self.server is None or self.server.poll() is not None:
-            return
-        self.server.send_signal(signal.SIGTERM)
-        try:
-            self.server.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            log.warning("the server did not stop within %ss; killing it", STOP_TIMEOUT_S)
-            self.server.kill()
-            self.server.wait()
+        if self.server is not None:
+            end_process(self.server, timeout=STOP_TIMEOUT_S, name="the server")
 
     def wait_ready(self) -> None:
         """Until /healthz says the server runs and holds its broker session."""

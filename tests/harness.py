@@ -19,7 +19,7 @@ import requests
 import socketio
 from paho.mqtt.enums import CallbackAPIVersion
 
-from server.broker import free_port, wait_for_port
+from server.broker import end_process, free_port, wait_for_port
 from server.store import create_unit, db, open_database
 from wire import Channel, Topics, encode
 
@@ -81,13 +81,7 @@ class ServerProcess:
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc is None:
             return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
+        code = end_process(self.proc, sig, timeout=20, name="fieldlink server")
         self.proc = None
         return code
 
