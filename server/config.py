@@ -50,6 +50,16 @@ class Settings:
         1000, "Outgoing QoS 1 messages in flight at once (paho's ids wrap at 65,535)."
     )
     topic_root: str = _setting(DEFAULT_ROOT, "Root of every MQTT topic.")
+    unit_mqtt_url: str = _setting(
+        "",
+        "Broker URL written into unit bundles (`fieldlink units bundle`), as a Pi reaches it, "
+        "e.g. mqtts://broker.example:8883; empty: FIELDLINK_MQTT_URL without its user:password.",
+    )
+    unit_ca_file: str = _setting(
+        "",
+        "CA certificate copied beside each unit bundle for mqtts://; empty: units trust "
+        "their system CAs.",
+    )
     async_mode: str = _setting(
         "threading", "Socket.IO async mode: threading or gevent (see docs/benchmarks.md)."
     )
@@ -91,8 +101,12 @@ class Settings:
                 raise ConfigError(
                     f"FIELDLINK_{name.upper()}={getattr(self, name)!r}: use 5 or 3.1.1"
                 )
-        if not self.mqtt_url.startswith(("mqtt://", "mqtts://")):
-            raise ConfigError(f"FIELDLINK_MQTT_URL={self.mqtt_url!r}: use mqtt://host:port")
+        # the unit URL may be empty (derived from the server's); the server's may not
+        for name, url in (("mqtt_url", self.mqtt_url), ("unit_mqtt_url", self.unit_mqtt_url)):
+            if (url or name == "mqtt_url") and not url.startswith(("mqtt://", "mqtts://")):
+                raise ConfigError(
+                    f"FIELDLINK_{name.upper()}={url!r}: use mqtt://host:port or mqtts://host:port"
+                )
         if not 0 < self.port < 65536:
             raise ConfigError(f"FIELDLINK_PORT={self.port}: not a TCP port")
 

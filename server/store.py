@@ -21,6 +21,7 @@ from peewee import (
 )
 from peewee import __exception_wrapper__ as translate_errors  # driver errors -> peewee's
 from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator, migrate
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,12 @@ class Unit(BaseModel):
     online = BooleanField(default=False)
     online_since = FloatField(null=True)
     created_at = FloatField(default=time.time)
+    # the unit's broker password as mosquitto's password file holds it (PBKDF2-SHA512,
+    # server/provisioning.py); the clear password is shown once and never stored.
+    # NULL: no broker account yet (`fieldlink units bundle` issues one). Nullable so that
+    # adding it to an existing SQLite file is a plain ADD COLUMN: a NOT NULL column makes
+    # peewee rebuild the table, and dropping the old one would cascade to every position.
+    mqtt_password_hash = CharField(null=True, max_length=255)
 
 
 class Position(BaseModel):
@@ -147,6 +154,21 @@ def open_database(url: str) -> None:
     db.initialize(database)
     with db.connection_context():
         db.create_tables(MODELS, safe=True)
+        _add_missing_columns(database)
+
+
+# Columns added to existing tables after their first release: create_tables(safe=True)
+# leaves a table that exists alone, so a database made by an older version gets them here.
+ADDED_COLUMNS = ((Unit, "mqtt_password_hash"),)
+
+
+def _add_missing_columns(database: Any) -> None:
+    migrator = SchemaMigrator.from_database(database)
+    for model, name in ADDED_COLUMNS:
+        table = model._meta.table_name
+        if name not in {c.name for c in database.get_columns(table)}:
+            log.info("adding column %s.%s to an existing database", table, name)
+            migrate(migrator.add_column(table, name, model._meta.fields[name]))
 
 
 def record_event(actor: str, kind: str, **refs: Any) -> Event:
