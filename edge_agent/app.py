@@ -1,4 +1,4 @@
-"""The agent assembled: outbox -> MQTT publisher -> orders -> GPIO -> GPS -> health.
+"""The agent assembled: outbox -> MQTT publisher -> orders -> GPIO -> GPS -> fixes -> health.
 
 `start()` and `stop()` are checklists; stop runs in reverse order of start, so the outbox,
 which everything else writes to, is the first thing opened and the last thing closed.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edge_agent.button import PanicButton, Signals
 from edge_agent.config import Settings
+from edge_agent.fixes import FixStage
 from edge_agent.gps_source import GpsReader
 from edge_agent.orders import Orders
 from edge_agent.outbox import Outbox, Uplink
@@ -66,8 +67,8 @@ class Agent:
         self.uplink = Uplink(self.outbox, settings.unit.id, Topics(settings.mqtt.topic_root))
         self.publisher = Publisher(settings, self.uplink, agent_version())
         self.orders = Orders(self.uplink)
-        self.gps = GpsReader(settings.gpsd.host, settings.gpsd.port,
-                             settings.gpsd.publish_interval_s)
+        self.gps = GpsReader(settings.gpsd.host, settings.gpsd.port)
+        self.fixes = FixStage(settings.filters, settings.gpsd)
         self.panic: PanicButton | None = None
         self.signals: Signals | None = None
 
@@ -75,7 +76,7 @@ class Agent:
         s = self.settings
         log.info("starting agent for unit %s (%s)", s.unit.id, s.unit.kind)
         self.signals = Signals(s.signals, self.orders)
-        self.panic = PanicButton(s.panic, self.uplink, lambda: self.gps.last_fix)
+        self.panic = PanicButton(s.panic, self.uplink, lambda: self.fixes.last_good)
         self.publisher.on_order = self.orders.handle
         self.publisher.start()
         self._spawn("gps", self._gps_loop)
@@ -111,6 +112,8 @@ class Agent:
 
     def _gps_loop(self) -> None:
         for fix in self.gps.fixes(self._stop):
+            if not self.fixes.offer(fix):
+                continue
             try:
                 self.uplink.send(Channel.POSITION, fix)
             except WireError as exc:  # a receiver glitch must not stop the positions after it
@@ -128,6 +131,7 @@ class Agent:
             "outbox": self.outbox.depth(),
             "uptime_s": time.monotonic() - self.started,
             "dropped": self.outbox.dropped,
+            "filtered": self.fixes.filtered,
             "link": default_link(),
         }
         temp = cpu_temp_c()

@@ -11,10 +11,18 @@ from edge_agent.config import ConfigError, load
 
 
 @click.command()
-@click.option("--config", "config_path", required=True,
-              type=click.Path(exists=True, dir_okay=False), help="Agent settings (TOML).")
-@click.option("--validate-config", is_flag=True,
-              help="Check the settings, print every problem, and exit (non-zero if any).")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Agent settings (TOML).",
+)
+@click.option(
+    "--validate-config",
+    is_flag=True,
+    help="Check the settings, print every problem, and exit (non-zero if any).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def main(config_path: str, validate_config: bool, verbose: bool) -> None:
     """Run the fieldlink edge agent of one unit."""

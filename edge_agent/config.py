@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from wire import DEFAULT_ROOT
+from wire import DEFAULT_ROOT, MAX_BATCH
 from wire.mqtt import PROTOCOLS, BrokerAddress
 from wire.topics import valid_unit_id
 
@@ -57,6 +57,9 @@ class MqttSettings:
     max_inflight: int = _key(
         100, "Messages sent and not yet acknowledged at once (paho's ids wrap at 65,535)."
     )
+    reconnect_max_s: float = _key(
+        30.0, "Longest wait between two attempts to reach the broker (the wait doubles from 1 s)."
+    )
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,40 @@ class GpsdSettings:
     host: str = _key("127.0.0.1", "Host of the gpsd daemon.")
     port: int = _key(2947, "TCP port of the gpsd daemon.")
     publish_interval_s: float = _key(
-        1.0, "Least time between two published fixes (by fix time); each fix is sent once."
+        1.0, "Publish a fix when this many seconds (by fix time) passed since the last one sent."
+    )
+    min_distance_m: float = _key(
+        50.0, "...or when the unit moved this many metres since then; 0 turns this rule off."
+    )
+    stationary_speed_mps: float = _key(
+        0.5, "Below this speed (m/s) the unit is standing still (a kiosk, a parked car)."
+    )
+    stationary_after_s: float = _key(
+        60.0, "Seconds of standing still before the slower stationary interval applies."
+    )
+    stationary_interval_s: float = _key(
+        30.0, "Seconds between published fixes while standing still (the unit's heartbeat)."
+    )
+
+
+@dataclass(frozen=True)
+class FiltersSettings:
+    min_mode: int = _key(2, "Least gpsd fix mode published: 2 (2D fix) or 3 (3D fixes only).")
+    null_island: bool = _key(True, "Drop fixes at exactly 0, 0: a receiver's placeholder.")
+    max_future_s: float = _key(
+        600.0,
+        "Drop fixes dated this many seconds ahead of the clock (keep the Pi's clock"
+        " synced: chrony fed by gpsd); 0 turns this off.",
+    )
+    max_speed_mps: float = _key(
+        70.0,
+        "Drop a fix that implies a speed above this (m/s) from the last published one;"
+        " 0 turns this off.",
+    )
+    max_acc_m: float = _key(
+        0.0,
+        "Drop fixes whose error estimate (gpsd's epx/epy, 95%) is above this many metres;"
+        " 0 keeps them all.",
     )
 
 
@@ -75,7 +111,13 @@ class OutboxSettings:
         "SQLite file that holds every message until the broker acknowledges it.",
     )
     max_rows: int = _key(
-        500_000, "Most messages kept while offline; beyond it the oldest positions are dropped."
+        500_000,
+        "Most messages kept while offline (500,000 = 5.8 days at 1 Hz); when full, the"
+        " oldest positions are dropped (counted in health's `dropped`), never alarms or acks.",
+    )
+    batch_size: int = _key(
+        200,
+        "A backlog of positions goes out as batches of up to this many fixes (1 to 1000).",
     )
 
 
@@ -103,6 +145,7 @@ class Settings:
     unit: UnitSettings = field(default_factory=UnitSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     gpsd: GpsdSettings = field(default_factory=GpsdSettings)
+    filters: FiltersSettings = field(default_factory=FiltersSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     panic: PanicSettings = field(default_factory=PanicSettings)
     signals: SignalsSettings = field(default_factory=SignalsSettings)
@@ -160,9 +203,7 @@ def _build_section(
 ) -> Any:
     known = {f.name: f for f in fields(cls)}
     for key in table.keys() - known.keys():
-        problems.append(
-            f"unknown key {name}.{key}; keys of [{name}] are: {', '.join(known)}"
-        )
+        problems.append(f"unknown key {name}.{key}; keys of [{name}] are: {', '.join(known)}")
     values: dict[str, Any] = {}
     for key, f in known.items():
         variable = env_name(name, key)
@@ -181,8 +222,13 @@ def _build_section(
     return cls(**values)
 
 
-_TYPE_WORDS = {"str": "text in quotes", "int": "a whole number", "float": "a number",
-               "bool": "true or false", "int | None": "a whole number (a BCM pin)"}
+_TYPE_WORDS = {
+    "str": "text in quotes",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "int | None": "a whole number (a BCM pin)",
+}
 
 
 def _typed(kind: str, value: Any) -> tuple[Any, str | None]:
@@ -231,30 +277,66 @@ def check(s: Settings) -> list[str]:
     except ValueError as exc:
         problems.append(f"mqtt.url: {exc}")
     if s.mqtt.protocol not in PROTOCOLS:
-        problems.append(f"mqtt.protocol = {s.mqtt.protocol!r}: use \"5\" or \"3.1.1\"")
+        problems.append(f'mqtt.protocol = {s.mqtt.protocol!r}: use "5" or "3.1.1"')
     if not 0 < s.mqtt.max_inflight < 65535:
         problems.append(f"mqtt.max_inflight = {s.mqtt.max_inflight}: use 1 to 65534")
+    if not 0 < s.outbox.batch_size <= MAX_BATCH:
+        problems.append(f"outbox.batch_size = {s.outbox.batch_size}: use 1 to {MAX_BATCH}")
+    if s.filters.min_mode not in (2, 3):
+        problems.append(f"filters.min_mode = {s.filters.min_mode}: use 2 or 3")
+    if s.gpsd.stationary_interval_s < s.gpsd.publish_interval_s:
+        problems.append(
+            f"gpsd.stationary_interval_s = {s.gpsd.stationary_interval_s} is below"
+            f" gpsd.publish_interval_s = {s.gpsd.publish_interval_s}: standing still must not"
+            " report more often than moving"
+        )
     if not 0 < s.gpsd.port < 65536:
         problems.append(f"gpsd.port = {s.gpsd.port}: not a TCP port")
-    positive = {"mqtt.keepalive_s": s.mqtt.keepalive_s, "gpsd.publish_interval_s":
-                s.gpsd.publish_interval_s, "outbox.max_rows": s.outbox.max_rows,
-                "panic.hold_s": s.panic.hold_s, "health.interval_s": s.health.interval_s,
-                "mqtt.session_expiry_s": s.mqtt.session_expiry_s}
-    problems.extend(f"{name} = {value}: must be above 0" for name, value in positive.items()
-                    if value <= 0)
+    positive = {
+        "mqtt.keepalive_s": s.mqtt.keepalive_s,
+        "gpsd.publish_interval_s": s.gpsd.publish_interval_s,
+        "outbox.max_rows": s.outbox.max_rows,
+        "panic.hold_s": s.panic.hold_s,
+        "health.interval_s": s.health.interval_s,
+        "mqtt.session_expiry_s": s.mqtt.session_expiry_s,
+        "mqtt.reconnect_max_s": s.mqtt.reconnect_max_s,
+    }
+    problems.extend(
+        f"{name} = {value}: must be above 0" for name, value in positive.items() if value <= 0
+    )
+    # 0 turns these rules off, so only negative values are wrong
+    optional = {
+        "gpsd.min_distance_m": s.gpsd.min_distance_m,
+        "gpsd.stationary_speed_mps": s.gpsd.stationary_speed_mps,
+        "gpsd.stationary_after_s": s.gpsd.stationary_after_s,
+        "filters.max_future_s": s.filters.max_future_s,
+        "filters.max_speed_mps": s.filters.max_speed_mps,
+        "filters.max_acc_m": s.filters.max_acc_m,
+    }
+    problems.extend(
+        f"{name} = {value}: must be 0 or more" for name, value in optional.items() if value < 0
+    )
     problems.extend(_check_pins(s))
     return problems
 
 
 def _check_pins(s: Settings) -> list[str]:
-    pins = {"panic.pin": s.panic.pin, "signals.ack_pin": s.signals.ack_pin,
-            "signals.buzzer_pin": s.signals.buzzer_pin, "signals.led_pin": s.signals.led_pin}
+    pins = {
+        "panic.pin": s.panic.pin,
+        "signals.ack_pin": s.signals.ack_pin,
+        "signals.buzzer_pin": s.signals.buzzer_pin,
+        "signals.led_pin": s.signals.led_pin,
+    }
     used = {name: pin for name, pin in pins.items() if pin is not None}
-    problems = [f"{name} = {pin}: BCM pins are 0 to 27" for name, pin in used.items()
-                if pin not in BCM_PINS]
+    problems = [
+        f"{name} = {pin}: BCM pins are 0 to 27" for name, pin in used.items() if pin not in BCM_PINS
+    ]
     by_pin: dict[int, list[str]] = {}
     for name, pin in used.items():
         by_pin.setdefault(pin, []).append(name)
-    problems.extend(f"{' and '.join(names)} use the same pin {pin}"
-                    for pin, names in by_pin.items() if len(names) > 1)
+    problems.extend(
+        f"{' and '.join(names)} use the same pin {pin}"
+        for pin, names in by_pin.items()
+        if len(names) > 1
+    )
     return problems

@@ -5,7 +5,8 @@ socket: one GpsReader per process. Seen with gpsd 3.22: `get_current()` raises
 UserWarning("GPS not active") until gpsd has a device, early answers can say mode 3 with
 an empty time, and the same fix comes back on every poll until the next one (with the
 GGA, GLL and RMC of one second giving slightly different positions). Hence the rules:
-a fix needs mode >= 2 and a time, and each fix time is yielded once, in increasing order.
+a fix needs a time, and a fix time is yielded once however often it is polled. Whether a
+fix is good enough to publish, and when, is decided by the next stage (edge_agent.fixes).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ MAX_BACKOFF_S = 30.0
 
 
 def to_fix(report: Any) -> dict | None:
-    """A wire fix from a gpsd-py3 GpsResponse, or None when it is not a usable fix."""
-    if report.mode < 2 or not report.time:
+    """A wire fix from a gpsd-py3 GpsResponse, or None when it has no time (no fix)."""
+    # gpsd-py3 fills the time only from mode 2 up; the fix filters still check the mode
+    if not report.time:
         return None
     fix: dict = {
         "ts": datetime.fromisoformat(report.time).timestamp(),
@@ -49,26 +51,21 @@ def to_fix(report: Any) -> dict | None:
     return fix
 
 
-def is_due(ts: float, last_ts: float | None, interval_s: float) -> bool:
-    """Publish a fix only if it is newer than the last one, by at least the interval."""
-    return last_ts is None or (ts > last_ts and ts - last_ts >= interval_s)
-
-
 class GpsReader:
     """Yields each new fix from gpsd once; reconnects with backoff when gpsd goes away."""
 
-    def __init__(self, host: str, port: int, interval_s: float, poll_s: float = 0.2):
+    def __init__(self, host: str, port: int, poll_s: float = 0.2):
         self.host = host
         self.port = port
-        self.interval_s = interval_s
         self.poll_s = poll_s
         self.fix_mode = 0
         self.sats = 0
-        self.last_fix: dict | None = None
+        self._last_ts: float | None = None
         self._connected = False
 
     def fixes(self, stop: threading.Event) -> Iterator[dict]:
-        """Fixes until `stop` is set. Never an older or equal fix time than one yielded."""
+        """Fixes until `stop` is set; the answer to the next poll is yielded only when its
+        fix time changed (gpsd repeats a fix until the receiver sends the next one)."""
         backoff = self.poll_s
         while not stop.is_set():
             if not self._connected and not self._connect():
@@ -78,7 +75,6 @@ class GpsReader:
             backoff = self.poll_s
             fix = self._next_fix()
             if fix is not None:
-                self.last_fix = fix
                 yield fix
             stop.wait(self.poll_s)
 
@@ -88,9 +84,9 @@ class GpsReader:
             return None
         self.fix_mode, self.sats = report.mode, report.sats_valid
         fix = to_fix(report)
-        last_ts = self.last_fix["ts"] if self.last_fix else None
-        if fix is None or not is_due(fix["ts"], last_ts, self.interval_s):
+        if fix is None or fix["ts"] == self._last_ts:
             return None
+        self._last_ts = fix["ts"]
         return fix
 
     def _connect(self) -> bool:

@@ -57,8 +57,13 @@ class Orders:
         if not is_new:
             log.info("order %s sent again; acked received, no new event", order["order_id"])
             return
-        log.info("order %s (%s, priority %s): %s", order["order_id"], order["kind"],
-                 order["priority"], order["summary"])
+        log.info(
+            "order %s (%s, priority %s): %s",
+            order["order_id"],
+            order["kind"],
+            order["priority"],
+            order["summary"],
+        )
         if self.on_order:
             self.on_order(order)
 

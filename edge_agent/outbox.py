@@ -61,6 +61,9 @@ class Outbox:
 
     One connection guarded by a lock: paho's callbacks, the GPS thread and GPIO threads
     all call in, and SQLite connections must not be used from two threads at once.
+
+    When full (`max_rows`), the oldest positions are dropped and counted in `dropped`;
+    alarms, acks, state and health never are (there are few, and they matter most).
     """
 
     def __init__(self, path: str | Path, max_rows: int = 500_000):
@@ -75,54 +78,76 @@ class Outbox:
         # FULL: the row is on disk before put() returns, so "queued" means "survives a crash".
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        # Counted once, then kept: count(*) walks the table, a week's backlog on every put.
+        self._rows = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
     def put(
-        self, topic: str, payload: bytes, *, priority: int, qos: int = 1,
-        retain: bool = False, replace: bool = False,
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        priority: int,
+        qos: int = 1,
+        retain: bool = False,
+        replace: bool = False,
     ) -> int:
         """Store a message; `replace` deletes unsent older rows on the same topic first."""
         with self._lock, self._db:
             if replace:
-                self._db.execute("DELETE FROM outbox WHERE topic = ?", (topic,))
+                self._rows -= self._db.execute(
+                    "DELETE FROM outbox WHERE topic = ?", (topic,)
+                ).rowcount
             cursor = self._db.execute(
                 "INSERT INTO outbox (priority, topic, payload, qos, retain, created)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (priority, topic, payload, qos, int(retain), time.time()),
             )
+            self._rows += 1
             self._evict_over_limit()
         if self.on_put:
             self.on_put()
         return cursor.lastrowid
 
     def _evict_over_limit(self) -> None:
-        excess = self._depth() - self.max_rows
+        excess = self._rows - self.max_rows
         if excess <= 0:
             return
-        # The least urgent, oldest rows go: a stale position, never an alarm if avoidable.
-        self._db.execute(
+        evicted = self._db.execute(
             "DELETE FROM outbox WHERE id IN"
-            " (SELECT id FROM outbox ORDER BY priority DESC, id LIMIT ?)",
-            (excess,),
-        )
-        self.dropped += excess
-        log.warning("outbox full (%d rows): dropped %d oldest low-priority", self.max_rows, excess)
+            " (SELECT id FROM outbox WHERE priority = ? ORDER BY id LIMIT ?)",
+            (PRIORITY[Channel.POSITION], excess),
+        ).rowcount
+        self._rows -= evicted
+        self.dropped += evicted
+        if evicted:
+            log.warning(
+                "outbox full (%d rows): dropped the %d oldest positions (%d so far)",
+                self.max_rows,
+                evicted,
+                self.dropped,
+            )
 
-    def peek(self, limit: int, exclude: Iterable[int] = ()) -> list[Row]:
-        """The next `limit` rows in drain order (priority, then id), skipping `exclude`."""
+    def peek(self, limit: int, exclude: Iterable[int] = (), positions_after: int = 0) -> list[Row]:
+        """The next `limit` rows in drain order (priority, then id), skipping the ids in
+        `exclude` and the position rows up to id `positions_after` (those in flight)."""
         skip = list(exclude)
         marks = ",".join("?" * len(skip))
         with self._lock:
             rows = self._db.execute(
                 f"SELECT id, priority, topic, payload, qos, retain, created FROM outbox"
-                f" WHERE id NOT IN ({marks}) ORDER BY priority, id LIMIT ?",
-                (*skip, limit),
+                f" WHERE id NOT IN ({marks}) AND (priority != ? OR id > ?)"
+                f" ORDER BY priority, id LIMIT ?",
+                (*skip, PRIORITY[Channel.POSITION], positions_after, limit),
             ).fetchall()
         return [Row(r[0], r[1], r[2], bytes(r[3]), r[4], bool(r[5]), r[6]) for r in rows]
 
-    def delete(self, row_id: int) -> None:
-        """Acknowledged by the broker: the message has left the unit."""
+    def delete(self, *row_ids: int) -> None:
+        """Acknowledged by the broker: the messages (one, or a batch's rows) left the unit."""
         with self._lock, self._db:
-            self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+            for row_id in row_ids:  # one transaction, one fsync, for a whole batch
+                self._rows -= self._db.execute(
+                    "DELETE FROM outbox WHERE id = ?", (row_id,)
+                ).rowcount
 
     def contains(self, row_id: int) -> bool:
         with self._lock:
@@ -131,10 +156,7 @@ class Outbox:
 
     def depth(self) -> int:
         with self._lock:
-            return self._depth()
-
-    def _depth(self) -> int:
-        return self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            return self._rows
 
     def close(self) -> None:
         with self._lock:

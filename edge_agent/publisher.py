@@ -2,9 +2,12 @@
 
 paho's network thread only enqueues events; one drain thread owns the in-flight table
 (mid -> outbox row) and is the only caller of `publish`, so no lock is ever held across
-paho's own locks. A row is deleted when its PUBACK arrives. On every (re)connect paho's
-in-memory copies are dropped and whatever was in flight is sent again from the outbox:
+paho's own locks. A message's rows are deleted when its PUBACK arrives. On every (re)connect
+paho's in-memory copies are dropped and whatever was in flight is sent again from the outbox:
 the outbox is the one source of truth, and the server drops duplicates by message id.
+
+A backlog of positions (after a link loss) goes out as `{"batch": [fix, ...]}` messages,
+one PUBACK per batch: an hour of 1 Hz fixes is 18 messages, not 3,600 round trips.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge_agent.config import Settings
-from edge_agent.outbox import Outbox, Uplink
+from edge_agent.outbox import PRIORITY, Outbox, Row, Uplink
 from wire import Channel
 from wire.mqtt import (
     UNSUPPORTED_PROTOCOL,
@@ -33,6 +36,35 @@ from wire.mqtt import (
 log = logging.getLogger(__name__)
 
 _STOP_FLUSH_S = 2.0  # how long stop() waits for the "offline" state to reach the broker
+_POSITION = PRIORITY[Channel.POSITION]
+
+
+def plan(rows: list[Row], room: int, batch_size: int) -> list[list[Row]]:
+    """Rows in drain order grouped into at most `room` messages: every alarm, ack, state and
+    health alone; consecutive positions on one topic together, up to `batch_size` a message."""
+    messages: list[list[Row]] = []
+    for row in rows:
+        last = messages[-1] if messages else None
+        if (
+            last is not None
+            and row.priority == _POSITION
+            and last[0].priority == _POSITION
+            and last[0].topic == row.topic
+            and len(last) < batch_size
+        ):
+            last.append(row)
+        elif len(messages) < room:
+            messages.append([row])
+        else:
+            break
+    return messages
+
+
+def payload(message: list[Row]) -> bytes:
+    """One row's payload, or a batch of fixes built from payloads validated when queued."""
+    if len(message) == 1:
+        return message[0].payload
+    return b'{"batch":[' + b",".join(row.payload for row in message) + b"]}"
 
 
 class Publisher:
@@ -48,7 +80,11 @@ class Publisher:
         self.protocol = settings.mqtt.protocol
         self._address = BrokerAddress.parse(settings.mqtt.url)
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._inflight: dict[int, int] = {}  # paho mid -> outbox row id; drain thread only
+        # paho mid -> the outbox rows it carries; drain thread only
+        self._inflight: dict[int, tuple[int, ...]] = {}
+        # Positions go out in id order and new rows get higher ids, so the position rows in
+        # flight are exactly those up to this id: no list of thousands of ids to skip.
+        self._positions_sent = 0
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
 
@@ -91,7 +127,7 @@ class Publisher:
         )
         client = new_client(self._address, options)
         client.max_inflight_messages_set(mqtt_settings.max_inflight)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=mqtt_settings.reconnect_max_s)
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -156,17 +192,28 @@ class Publisher:
 
     def _handle(self, kind: str, arg: Any) -> None:
         if kind == "acked":
-            row_id = self._inflight.pop(arg, None)
-            if row_id is not None:
-                self.outbox.delete(row_id)
+            row_ids = self._inflight.pop(arg, None)
+            if row_ids is not None:
+                self.outbox.delete(*row_ids)
         elif kind == "up":
-            log.info("connected to %s (MQTT %s, session present: %s)",
-                     self._address.host, self.protocol, arg)
+            log.info(
+                "connected to %s (MQTT %s, session present: %s)",
+                self._address.host,
+                self.protocol,
+                arg,
+            )
             self._inflight.clear()
+            self._positions_sent = 0
             self.connected = True
-            self.uplink.send(Channel.STATE, {"online": True, "ts": time.time(),
-                                             "kind": self.settings.unit.kind,
-                                             "version": self.version})
+            self.uplink.send(
+                Channel.STATE,
+                {
+                    "online": True,
+                    "ts": time.time(),
+                    "kind": self.settings.unit.kind,
+                    "version": self.version,
+                },
+            )
         elif kind == "down":
             if self.connected:
                 log.warning("disconnected from %s: %s", self._address.host, arg)
@@ -178,12 +225,20 @@ class Publisher:
             self._client = self._new_client()
 
     def _fill_window(self) -> None:
-        """Publish the next rows in drain order until max_inflight are unacknowledged."""
+        """Publish the next messages in drain order until max_inflight are unacknowledged."""
         room = self.settings.mqtt.max_inflight - len(self._inflight)
         if room <= 0 or self._client is None:
             return
-        for row in self.outbox.peek(room, exclude=self._inflight.values()):
-            info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+        batch_size = self.settings.outbox.batch_size
+        singles = [ids[0] for ids in self._inflight.values() if len(ids) == 1]
+        rows = self.outbox.peek(room * batch_size, singles, self._positions_sent)
+        for message in plan(rows, room, batch_size):
+            first = message[0]
+            info = self._client.publish(
+                first.topic, payload(message), qos=first.qos, retain=first.retain
+            )
             if info.rc == mqtt.MQTT_ERR_NO_CONN:
-                return  # the link just went; the row stays in the outbox for the next connect
-            self._inflight[info.mid] = row.id
+                return  # the link just went; the rows stay in the outbox for the next connect
+            self._inflight[info.mid] = tuple(row.id for row in message)
+            if first.priority == _POSITION:
+                self._positions_sent = max(self._positions_sent, message[-1].id)

@@ -80,6 +80,7 @@ class HealthSchema(_Message):
     outbox = fields.Integer(required=True, validate=validate.Range(min=0))
     uptime_s = _number(required=True, validate=validate.Range(min=0))
     dropped = fields.Integer(validate=validate.Range(min=0))
+    filtered = fields.Integer(validate=validate.Range(min=0))  # fixes the quality filters dropped
     cpu_temp_c = _number()
     link = fields.String(validate=validate.Length(max=32))
 

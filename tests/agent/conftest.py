@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_agent.config import MqttSettings, OutboxSettings, Settings, UnitSettings
+from tests.harness import GpsFake
 
 UNIT = "car-7"
 
@@ -77,6 +80,10 @@ class Observer:
         with self._lock:
             self.messages.append((channel, json.loads(msg.payload), bool(msg.retain)))
 
+    def fixes(self) -> list[dict]:
+        """Every fix received, in arrival order, with `{"batch": [...]}` messages unpacked."""
+        return [fix for payload in self.on("position") for fix in payload.get("batch", [payload])]
+
     def on(self, channel: str, retained: bool = False) -> list[dict]:
         """Payloads seen on `channel`: live ones, or the retained copies a new subscriber gets
         (other tests on the session broker leave a retained state behind)."""
@@ -99,3 +106,26 @@ def observer() -> Iterator[Callable[[str], Observer]]:
     yield start
     for obs in made:
         obs.stop()
+
+
+@pytest.fixture
+def gps_replay() -> Iterator[Callable[[Path, float], GpsFake]]:
+    """gpsfake at a chosen pace (seconds per NMEA line): 0.03 is about 1 Hz for bundg_zeus_9."""
+    started: list[GpsFake] = []
+
+    def start(log: Path, cycle_s: float) -> GpsFake:
+        started.append(GpsFake(log, cycle_s=cycle_s).start())
+        return started[-1]
+
+    yield start
+    for fake in started:
+        halt(fake)
+
+
+def halt(fake: GpsFake) -> None:
+    """End gpsfake and its gpsd at once: it takes ~5 s to honour SIGTERM, and nothing of it
+    needs a clean end."""
+    if fake.proc is not None:
+        os.killpg(fake.proc.pid, signal.SIGKILL)
+        fake.proc.wait()
+        fake.proc = None

@@ -82,3 +82,20 @@ def test_buzzer_beeps_for_a_new_order_until_the_ack_button_accepts_it(tmp_path, 
     time.sleep(1.1)  # longer than a beep cycle: it stays quiet
     assert mock_gpio.pin(22).state == 0 and mock_gpio.pin(23).state == 0
     signals.close()
+
+
+def test_contact_bounce_then_a_hold_sends_one_alarm(tmp_path, mock_gpio):
+    button, pin, outbox = _panic(tmp_path, mock_gpio)
+    for _ in range(10):  # a worn switch chattering as it closes: 10 ms bounces
+        pin.drive_low()
+        time.sleep(0.01)
+        pin.drive_high()
+        time.sleep(0.01)
+    assert alarms(outbox) == []  # chatter is never a hold
+    pin.drive_low()
+    time.sleep(HOLD_S * 2)
+    pin.drive_high()
+    eventually(lambda: alarms(outbox), what="the alarm")
+    time.sleep(HOLD_S)
+    assert len(alarms(outbox)) == 1
+    button.close()

@@ -18,8 +18,12 @@ def test_example_file_loads_and_documents_every_key():
     settings = load(EXAMPLE, env={})
     assert settings.unit.id == "car-12" and settings.client_id == "agent-car-12"
     text = EXAMPLE.read_text()
-    for section, key, _default, _doc in reference():
+    written = tomllib.loads(text)
+    for section, key, default, doc in reference():
         assert env_name(section, key) in text, f"{section}.{key} is not in the example"
+        assert " ".join(doc.split()[:6]) in " ".join(text.replace("\n# ", " ").split()), key
+        if (section, key) != ("unit", "id"):  # the one value the example must invent
+            assert written[section].get(key, default) == default, f"{section}.{key} differs"
 
 
 def _write(tmp_path, text: str) -> Path:

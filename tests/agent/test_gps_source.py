@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from edge_agent.gps_source import GpsReader, is_due, to_fix
+from edge_agent.gps_source import GpsReader, to_fix
 from tests.harness import eventually, nmea_slice
 
 LOG = "bundg_zeus_9.log"
@@ -51,8 +51,8 @@ class ReaderThread:
 @pytest.fixture
 def fast_reader():
     def make(port: int) -> GpsReader:
-        # interval 0: publish every new fix time; polls well inside one replayed second
-        return GpsReader("127.0.0.1", port, interval_s=0, poll_s=0.03)
+        # polls well inside one replayed second
+        return GpsReader("127.0.0.1", port, poll_s=0.03)
 
     return make
 
@@ -134,15 +134,8 @@ def test_to_fix_converts_gpsd_fields():
     }
 
 
-def test_to_fix_needs_a_mode_and_a_time_and_drops_gpsd_py3_placeholders():
+def test_to_fix_needs_a_time_and_drops_gpsd_py3_placeholders():
     assert to_fix(_report(time="")) is None  # gpsd 3.22's early mode 3 without a time
-    assert to_fix(_report(mode=1)) is None
+    assert to_fix(_report(mode=2))["mode"] == 2  # the fix filters judge the mode
     fix = to_fix(_report(alt=0.0, hspeed=0, error={}))
     assert "alt" not in fix and "heading" not in fix and "acc" not in fix
-
-
-def test_is_due_publishes_only_newer_times_at_the_interval():
-    assert is_due(10.0, None, 5)
-    assert not is_due(10.0, 10.0, 0)  # the same fix again
-    assert not is_due(9.0, 10.0, 0)  # an older fix
-    assert not is_due(12.0, 10.0, 5) and is_due(15.0, 10.0, 5)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from edge_agent.outbox import Outbox, Uplink
-from wire import Channel, Topics
+from edge_agent.publisher import payload, plan
+from wire import Channel, Topics, decode
 
 
 def _uplink(path) -> Uplink:
@@ -82,3 +83,54 @@ def test_full_outbox_drops_oldest_positions_never_the_alarm(tmp_path):
         up.send(Channel.POSITION, _fix(ts))
     assert [msg.get("alarm_id") or msg["ts"] for _, msg in _drain_order(outbox)] == ["a1", 3, 4]
     assert outbox.dropped == 2
+
+
+def test_full_outbox_of_alarms_and_acks_drops_nothing(tmp_path):
+    outbox = Outbox(tmp_path / "o.db", max_rows=2)
+    up = Uplink(outbox, "car-7", Topics())
+    up.send(Channel.POSITION, _fix(1))
+    for n in range(3):
+        up.send(Channel.ALARM, {"alarm_id": f"a{n}", "ts": n, "kind": "panic"})
+    up.send(Channel.ACK, {"order_id": "o1", "ts": 3, "status": "received"})
+    assert [msg.get("alarm_id") or msg.get("order_id") for _, msg in _drain_order(outbox)] == [
+        "a0",
+        "a1",
+        "a2",
+        "o1",
+    ]
+    assert outbox.dropped == 1 and outbox.depth() == 4
+
+
+def test_depth_is_kept_across_deletes_and_a_reopen(tmp_path):
+    up = _uplink(tmp_path / "o.db")
+    ids = [up.send(Channel.POSITION, _fix(ts)) for ts in range(5)]
+    up.outbox.delete(*ids[:3], 999)  # a batch's PUBACK; an id already gone counts nothing
+    assert up.outbox.depth() == 2
+    up.outbox.close()
+    assert Outbox(tmp_path / "o.db").depth() == 2
+
+
+def test_peek_skips_positions_in_flight_by_id(tmp_path):
+    up = _uplink(tmp_path / "o.db")
+    ids = [up.send(Channel.POSITION, _fix(ts)) for ts in (1, 2, 3)]
+    alarm = up.send(Channel.ALARM, {"alarm_id": "a1", "ts": 4, "kind": "panic"})
+    assert [row.id for row in up.outbox.peek(10, positions_after=ids[1])] == [alarm, ids[2]]
+    assert [row.id for row in up.outbox.peek(10, [alarm], positions_after=ids[2])] == []
+
+
+def test_plan_sends_urgent_rows_alone_and_batches_positions(tmp_path):
+    up = _uplink(tmp_path / "o.db")
+    for ts in range(1, 6):
+        up.send(Channel.POSITION, _fix(ts))
+    up.send(Channel.ALARM, {"alarm_id": "a1", "ts": 0, "kind": "panic"})
+    up.send(Channel.ACK, {"order_id": "o1", "ts": 0, "status": "received"})
+    rows = up.outbox.peek(100)
+
+    messages = plan(rows, room=10, batch_size=2)
+    decoded = [decode(Channel(m[0].topic.rsplit("/", 1)[1]), payload(m)) for m in messages]
+    assert [len(m) for m in messages] == [1, 1, 2, 2, 1]
+    assert decoded[0]["alarm_id"] == "a1" and decoded[1]["order_id"] == "o1"
+    assert [[f["ts"] for f in batch] for batch in decoded[2:]] == [[1, 2], [3, 4], [5]]
+    assert json.loads(payload(messages[4])) == _fix(5)  # a lone fix goes out bare
+    assert [len(m) for m in plan(rows, room=3, batch_size=200)] == [1, 1, 5]
+    assert [len(m) for m in plan(rows, room=1, batch_size=200)] == [1]

@@ -42,10 +42,10 @@ def test_each_message_arrives_once_and_leaves_the_outbox(mosquitto, observer, ma
         pub.uplink.send(Channel.POSITION, _fix(ts))
     pub.uplink.send(Channel.ALARM, {"alarm_id": "a1", "ts": 1, "kind": "panic"})
 
-    eventually(lambda: len(obs.on("position")) >= 300 and obs.on("alarm"), what="300 fixes")
+    eventually(lambda: len(obs.fixes()) >= 300 and obs.on("alarm"), what="300 fixes")
     eventually(lambda: pub.outbox.depth() == 0, what="an empty outbox")
 
-    assert sorted(f["ts"] for f in obs.on("position")) == list(range(1, 301))  # none twice
+    assert [f["ts"] for f in obs.fixes()] == list(range(1, 301))  # in order, none twice
     assert [a["alarm_id"] for a in obs.on("alarm")] == ["a1"]
     state = obs.on("state")[0]
     assert state["online"] is True and state["kind"] == "patrol_car" and state["version"] == "test"
@@ -82,12 +82,13 @@ def test_messages_queued_while_the_broker_is_down_arrive_after_restart(
 
     own_mosquitto.start()
     eventually(
-        lambda: len(obs.on("position")) >= 50 and obs.on("alarm"),
+        lambda: len(obs.fixes()) >= 50 and obs.on("alarm"),
         timeout=20,
         what="the backlog after the restart",
     )
     eventually(lambda: pub.outbox.depth() == 0, what="an empty outbox")
 
-    assert sorted(f["ts"] for f in obs.on("position")) == list(range(1, 51))
+    assert [f["ts"] for f in obs.fixes()] == list(range(1, 51))
+    assert [len(p["batch"]) for p in obs.on("position")] == [50]  # one message, one PUBACK
     channels = [name for name, _, _ in obs.messages if name in ("alarm", "position")]
     assert channels[0] == "alarm"  # the alarm jumped the backlog
