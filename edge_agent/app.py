@@ -21,6 +21,7 @@ from edge_agent.gps_source import GpsReader
 from edge_agent.orders import Orders
 from edge_agent.outbox import Outbox, Uplink
 from edge_agent.publisher import Publisher
+from edge_agent.watchdog import SystemdNotifier
 from wire import Channel, Topics, WireError
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Agent:
         self.fixes = FixStage(settings.filters, settings.gpsd)
         self.panic: PanicButton | None = None
         self.signals: Signals | None = None
+        self.systemd = SystemdNotifier()
 
     def start(self) -> None:
         s = self.settings
@@ -81,6 +83,9 @@ class Agent:
         self.publisher.start()
         self._spawn("gps", self._gps_loop)
         self._spawn("health", self._health_loop)
+        self.systemd.notify("READY=1")
+        if self.systemd.interval_s:
+            self._spawn("watchdog", self._watchdog_loop)
 
     def stop(self) -> None:
         log.info("stopping agent")
@@ -118,6 +123,17 @@ class Agent:
                 self.uplink.send(Channel.POSITION, fix)
             except WireError as exc:  # a receiver glitch must not stop the positions after it
                 log.warning("dropped a fix the wire protocol rejects: %s", exc)
+
+    def alive(self) -> bool:
+        """Every thread the agent runs is still running (a dead one means a restart is due)."""
+        return self.publisher.alive() and all(t.is_alive() for t in self._threads)
+
+    def _watchdog_loop(self) -> None:
+        while not self._stop.wait(self.systemd.interval_s):
+            if self.alive():
+                self.systemd.notify("WATCHDOG=1")
+            else:
+                log.error("a thread of the agent died; letting systemd's watchdog restart it")
 
     def _health_loop(self) -> None:
         while not self._stop.wait(self.settings.health.interval_s):

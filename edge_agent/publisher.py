@@ -112,6 +112,9 @@ class Publisher:
             self._thread.join(timeout=5)
         self._close_client()
 
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def wake(self) -> None:
         """Something new is in the outbox."""
         self._events.put(("wake", None))
