@@ -49,6 +49,11 @@ class MqttSettings:
     protocol: str = _key("5", "MQTT version, 5 or 3.1.1; a broker that refuses 5 gets 3.1.1.")
     client_id: str = _key("", "Fixed MQTT client id; empty means agent-<unit id>.")
     ca_file: str = _key("", "CA certificate file for mqtts://; empty uses the system CAs.")
+    ca_pem: str = _key(
+        "",
+        "The CA certificate itself (PEM), as `fieldlink units bundle` writes it; "
+        "takes the place of ca_file.",
+    )
     keepalive_s: int = _key(30, "Seconds between keepalive pings; a dead link shows after 1.5x.")
     topic_root: str = _key(DEFAULT_ROOT, "Root of every MQTT topic; must match the server.")
     session_expiry_s: int = _key(

@@ -127,6 +127,7 @@ class Publisher:
             session_expiry_s=mqtt_settings.session_expiry_s,
             keepalive_s=mqtt_settings.keepalive_s,
             ca_file=mqtt_settings.ca_file or None,
+            ca_pem=mqtt_settings.ca_pem or None,
         )
         client = new_client(self._address, options)
         client.max_inflight_messages_set(mqtt_settings.max_inflight)

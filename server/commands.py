@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import signal
 import sys
 from pathlib import Path
@@ -149,12 +148,6 @@ def units_add(unit_id: str, kind: str, grid: str, name: str, db_url: str | None)
 @click.option("--ack-pin", type=int, default=None, help="BCM pin of the order-accept button.")
 @click.option("--buzzer-pin", type=int, default=None, help="BCM pin of the buzzer.")
 @click.option("--led-pin", type=int, default=None, help="BCM pin of the order LED.")
-@click.option(
-    "--unit-ca-path",
-    default=provisioning.UNIT_CA_PATH,
-    show_default=True,
-    help="Where the CA certificate will be on the Pi (with FIELDLINK_UNIT_CA_FILE set).",
-)
 @db_url_option
 def units_bundle(
     unit_id: str,
@@ -165,15 +158,14 @@ def units_bundle(
     ack_pin: int | None,
     buzzer_pin: int | None,
     led_pin: int | None,
-    unit_ca_path: str,
     db_url: str | None,
 ) -> None:
     """Write UNIT_ID's agent config (TOML) with a NEW broker password.
 
     Only the password's hash is stored, so each bundle issues a fresh one; the unit's
     previous password stops working once the broker's password file is rewritten. With
-    FIELDLINK_UNIT_CA_FILE set, the CA certificate is copied beside the output as
-    fieldlink-ca.crt: install both in /etc/fieldlink/ on the Pi.
+    FIELDLINK_UNIT_CA_FILE set, the CA certificate goes inline into the same file
+    (mqtt.ca_pem): one file to copy to /etc/fieldlink/agent.toml on the Pi.
     """
     from edge_agent import config as agent_config
 
@@ -202,7 +194,7 @@ def units_bundle(
             "unit": {"id": unit.id, "kind": unit.kind},
             "mqtt": {
                 "url": provisioning.with_credentials(url, unit.id, password),
-                "ca_file": unit_ca_path if ca_source is not None else None,
+                "ca_pem": ca_source.read_text() if ca_source is not None else None,
                 "topic_root": settings.topic_root,
             },
             "gpsd": {
@@ -221,9 +213,6 @@ def units_bundle(
             output.unlink()
             # leaving the block by an exception rolls the new password back
             raise click.ClickException(f"the agent would refuse this config:\n{exc}") from None
-    if ca_source is not None:
-        shutil.copyfile(ca_source, output.parent / provisioning.CA_FILE_NAME)
-        click.echo(f"wrote {output.parent / provisioning.CA_FILE_NAME}", err=True)
     click.echo(f"wrote {output} for unit {unit.id} ({url})", err=True)
     _remind_broker_reload()
 

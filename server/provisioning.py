@@ -37,10 +37,6 @@ HASH_ITERATIONS = 101
 SALT_BYTES = 12
 PASSWORD_BYTES = 32
 
-# Where the CA certificate goes on a Pi, beside /etc/fieldlink/agent.toml.
-UNIT_CA_PATH = "/etc/fieldlink/fieldlink-ca.crt"
-CA_FILE_NAME = "fieldlink-ca.crt"
-
 
 class ProvisioningError(ValueError):
     """Something provisioning cannot do; the text says what to change."""

@@ -10,7 +10,6 @@ import queue
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -26,7 +25,7 @@ from tests.locked_broker import (
     write_broker_files,
 )
 from wire import Channel, Topics
-from wire.mqtt import BrokerAddress
+from wire.mqtt import BrokerAddress, SessionOptions, new_client
 
 TOPICS = Topics()
 NOT_AUTHORIZED = 0x87
@@ -170,28 +169,33 @@ def test_a_bundle_loads_in_the_agent_and_logs_in_over_tls_with_its_ca(
     add_unit("kiosk-1", deployment.env, kind="guard_post")
     bundle = tmp_path / "kiosk-1.toml"
     done = fieldlink(
-        "units", "bundle", "kiosk-1", "--output", str(bundle),
-        "--unit-ca-path", str(tmp_path / "fieldlink-ca.crt"), env=deployment.env,
+        "units", "bundle", "kiosk-1", "--output", str(bundle), env=deployment.env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     settings = agent_config.load(bundle, env={})
     assert settings.mqtt.url.startswith("mqtts://kiosk-1:")
-    assert (
-        Path(settings.mqtt.ca_file).read_bytes()
-        == (deployment.broker.certs / "ca.crt").read_bytes()
-    )
+    ca_file = deployment.broker.certs / "ca.crt"
+    assert settings.mqtt.ca_pem == ca_file.read_text()
 
     # the broker learns the new account on reload (SIGHUP, handled soon after), no restart
-    tls = {"ca_file": settings.mqtt.ca_file}
+    tls = {"ca_file": str(ca_file)}
     assert login(settings.mqtt.url, **tls).value in BAD_LOGIN
     reload_broker(deployment)
     eventually(lambda: not login(settings.mqtt.url, **tls).is_failure, what="reloaded broker")
     server = probes(deployment.server_url)
     server.subscribe(f"{TOPICS.root}/units/+/+")
-    kiosk = probes(settings.mqtt.url, ca_file=settings.mqtt.ca_file, client_id=settings.client_id)
-    assert kiosk.address.tls and kiosk.address.port == deployment.broker.tls_port
-    kiosk.publish(TOPICS.unit("kiosk-1", Channel.ALARM))
-    assert received_until(server, TOPICS.unit("kiosk-1", Channel.ALARM))
+    # the agent's own client, trusting the CA from the bundle's text
+    address = BrokerAddress.parse(settings.mqtt.url)
+    assert address.tls and address.port == deployment.broker.tls_port
+    kiosk = new_client(address, SessionOptions(settings.client_id, ca_pem=settings.mqtt.ca_pem))
+    kiosk.connect(address.host, address.port)
+    kiosk.loop_start()
+    try:
+        kiosk.publish(TOPICS.unit("kiosk-1", Channel.ALARM), b"{}", qos=1).wait_for_publish(10)
+        assert received_until(server, TOPICS.unit("kiosk-1", Channel.ALARM))
+    finally:
+        kiosk.disconnect()
+        kiosk.loop_stop()
 
 
 def test_a_new_bundle_retires_the_password_units_add_printed(deployment, tmp_path) -> None:

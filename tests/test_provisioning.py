@@ -99,15 +99,15 @@ def test_a_bundle_is_a_valid_agent_config_with_a_fresh_password(env, tmp_path) -
     assert settings.signals.ack_pin is None and settings.mqtt.ca_file == ""
 
 
-def test_a_bundle_ships_the_ca_and_points_the_agent_at_its_place_on_the_pi(env, tmp_path) -> None:
+def test_a_bundle_is_one_file_with_the_ca_inline(env, tmp_path) -> None:
     ca = tmp_path / "ca.crt"
     ca.write_text("-----BEGIN CERTIFICATE-----\n...\n")
     env["FIELDLINK_UNIT_CA_FILE"] = str(ca)
     add_unit("car-1", env)
     bundle = tmp_path / "out" / "car-1.toml"
     assert fieldlink("units", "bundle", "car-1", "-o", str(bundle), env=env).returncode == 0
-    assert agent_config.load(bundle, env={}).mqtt.ca_file == "/etc/fieldlink/fieldlink-ca.crt"
-    assert (bundle.parent / "fieldlink-ca.crt").read_text() == ca.read_text()
+    assert agent_config.load(bundle, env={}).mqtt.ca_pem == ca.read_text()
+    assert [p.name for p in bundle.parent.iterdir()] == ["car-1.toml"]
 
 
 def test_bundle_errors_say_what_to_do_and_change_nothing(env, tmp_path) -> None:

@@ -52,6 +52,7 @@ class SessionOptions:
     session_expiry_s: int = 7 * 24 * 3600
     keepalive_s: int = 30
     ca_file: str | None = None
+    ca_pem: str | None = None  # the CA certificate inline, instead of a file
 
 
 def new_client(
@@ -72,7 +73,9 @@ def new_client(
     )
     if address.username:
         client.username_pw_set(address.username, address.password)
-    if address.tls:
+    if address.tls and options.ca_pem:
+        client.tls_set_context(ssl.create_default_context(cadata=options.ca_pem))
+    elif address.tls:
         client.tls_set(ca_certs=options.ca_file, cert_reqs=ssl.CERT_REQUIRED)
     return client
 
