@@ -109,12 +109,18 @@ class MosquittoProcess:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    def config(self) -> str:
+        """The mosquitto.conf to run with (a subclass may run another)."""
+        return MOSQUITTO_CONF.format(port=self.port, data_dir=self.data_dir, user=getpass.getuser())
+
+    def ports(self) -> list[int]:
+        """The ports to wait for before the broker counts as started."""
+        return [self.port]
+
     def start(self) -> MosquittoProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
-        conf.write_text(
-            MOSQUITTO_CONF.format(port=self.port, data_dir=self.data_dir, user=getpass.getuser())
-        )
+        conf.write_text(self.config())
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(conf)],
             stdout=subprocess.DEVNULL,
@@ -123,7 +129,8 @@ class MosquittoProcess:
             # its clients; the owner stops it, last
             start_new_session=True,
         )
-        wait_for_port(self.port)
+        for port in self.ports():
+            wait_for_port(port)
         log.info("mosquitto listening on %s", self.url)
         return self
 

@@ -25,7 +25,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from server.broker import end_process, find_mosquitto, free_port, wait_for_port
+from server.broker import MosquittoProcess, free_port
 from tests.harness import FIELDLINK
 from wire.mqtt import PROTOCOLS, BrokerAddress
 
@@ -79,44 +79,28 @@ def render_prod_config(directory: Path, certs: Path, port: int, tls_port: int) -
     return f"user {getpass.getuser()}\n{text}"
 
 
-class LockedBroker:
+class LockedBroker(MosquittoProcess):
     """mosquitto with the production config: `port` plain (loopback), `tls_port` TLS."""
 
     def __init__(self, directory: Path, certs: Path):
-        self.binary = find_mosquitto()
-        if not self.binary:
-            raise FileNotFoundError("mosquitto is not installed: run scripts/setup.sh")
+        super().__init__(directory)
         self.directory = directory
         self.certs = certs
-        self.port = free_port()
         self.tls_port = free_port()
         self.password_file = directory / "passwd"
         self.acl_file = directory / "acl"
-        self.proc: subprocess.Popen | None = None
+        (directory / "data").mkdir(parents=True, exist_ok=True)
 
-    def start(self) -> LockedBroker:
-        (self.directory / "data").mkdir(parents=True, exist_ok=True)
-        conf = self.directory / "mosquitto.conf"
-        conf.write_text(render_prod_config(self.directory, self.certs, self.port, self.tls_port))
-        self.proc = subprocess.Popen(
-            [self.binary, "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.directory / "mosquitto.log", "ab"),  # noqa: SIM115
-            start_new_session=True,
-        )
-        wait_for_port(self.port)
-        wait_for_port(self.tls_port)
-        return self
+    def config(self) -> str:
+        return render_prod_config(self.directory, self.certs, self.port, self.tls_port)
+
+    def ports(self) -> list[int]:
+        return [self.port, self.tls_port]
 
     def reload(self) -> None:
         """SIGHUP: mosquitto re-reads the password and ACL files, as `systemctl reload` does."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGHUP)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            end_process(self.proc, name="mosquitto")
-        self.proc = None
 
 
 @dataclass
