@@ -56,7 +56,7 @@ from bench.load import (
     provision_units,
     unit_ids,
 )
-from bench.report import machine_facts, summarize_py_spy, summary_ms, table
+from bench.report import machine_facts, summary_ms, table
 from wire import Channel, Topics, encode
 
 log = logging.getLogger(__name__)
@@ -310,10 +310,7 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
                 result.server_alarm_to_order = total / count
             result.stored = metrics.get("fieldlink_positions_stored_total", math.nan)
             if profiler is not None:
-                out = profiler.stop()
-                profiler = None
-                if out is not None:
-                    result.profile = summarize_py_spy(out)
+                result.profile = profiler.summary()
         finally:
             if profiler is not None:
                 profiler.stop()

@@ -44,7 +44,7 @@ from bench.load import (
     provision_units,
     unit_ids,
 )
-from bench.report import machine_facts, summarize_py_spy, table
+from bench.report import machine_facts, table
 
 log = logging.getLogger(__name__)
 
@@ -240,10 +240,7 @@ def run_server(
             phase.cpu = _cpu_percent(cpu0, cpu1, report.duration_s)
             phase.cpu["publishers"] = 100 * report.cpu_s / report.duration_s
             if profiler is not None:
-                out = profiler.stop()
-                profiler = None
-                if out is not None:
-                    phase.profile = summarize_py_spy(out)
+                phase.profile = profiler.summary()
         finally:
             if profiler is not None:
                 profiler.stop()

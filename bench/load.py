@@ -39,6 +39,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.report import summarize_py_spy
 from server.broker import MosquittoProcess, end_process, free_port
 from wire import DEFAULT_ROOT, Channel, Topics, encode
 
@@ -641,16 +642,16 @@ class Profiler:
         if self.proc is None:
             return None
         try:
-            self.proc.wait(timeout=self.duration_s + 30)
+            self.proc.wait(timeout=self.duration_s + 30)  # py-spy ends by itself after duration
         except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            end_process(self.proc, signal.SIGINT, name="py-spy")
         self.proc = None
         return self.out if self.out.exists() else None
+
+    def summary(self) -> str:
+        """Stop, and summarise what py-spy recorded ("" when it recorded nothing)."""
+        out = self.stop()
+        return summarize_py_spy(out) if out is not None else ""
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
