@@ -2,11 +2,13 @@
 
 Every valid order is answered at once with a `received` ack. An order the server sends
 again (it never saw our ack, or the broker redelivered) is answered with `received` again,
-which the server ignores as a duplicate, and raises no new event: no second buzz.
+which the server ignores as a duplicate, and raises no new event: no second buzz. What is
+known is kept beside the outbox, so this holds across a restart of the agent too.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -42,6 +44,18 @@ class Orders:
         self._known: OrderedDict[str, dict] = OrderedDict()
         self._sent: dict[str, set[str]] = {}  # order_id -> statuses already acked
         self._lock = threading.Lock()  # paho's thread receives, GPIO threads answer
+        for order_id, body, acked in uplink.outbox.known_orders():
+            self._known[order_id] = json.loads(body)
+            self._sent[order_id] = set(filter(None, acked.split(",")))
+
+    def _save(self, order_id: str) -> None:
+        """Keep what is known of an order on disk, beside the outbox (call with the lock)."""
+        self.uplink.outbox.remember_order(
+            order_id,
+            json.dumps(self._known[order_id]),
+            ",".join(sorted(self._sent.get(order_id, ()))),
+            keep=MAX_KNOWN,
+        )
 
     def handle(self, payload: bytes) -> None:
         """A payload from the orders topic: validate, dedupe, ack `received`, raise the event."""
@@ -81,6 +95,7 @@ class Orders:
         while len(self._known) > MAX_KNOWN:
             old_id, _ = self._known.popitem(last=False)
             self._sent.pop(old_id, None)
+        self._save(order["order_id"])
         return True
 
     def current(self) -> dict | None:
@@ -131,6 +146,9 @@ class Orders:
             sent = self._sent.setdefault(order_id, set())
             if status in sent and not again:
                 return False
-            sent.add(status)
+            if status not in sent:
+                sent.add(status)
+                if order_id in self._known:
+                    self._save(order_id)
         self.uplink.send(Channel.ACK, {"order_id": order_id, "ts": time.time(), "status": status})
         return True

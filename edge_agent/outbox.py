@@ -42,6 +42,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_drain ON outbox (priority, id);
+-- orders the unit has seen and the acks it sent for each: a restarted agent must not
+-- buzz again for an order the server re-sends
+CREATE TABLE IF NOT EXISTS known_order (
+    order_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    acked TEXT NOT NULL DEFAULT '',
+    seen INTEGER NOT NULL
+);
 """
 
 
@@ -80,6 +88,27 @@ class Outbox:
         self._db.executescript(_SCHEMA)
         # Counted once, then kept: count(*) walks the table, a week's backlog on every put.
         self._rows = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def remember_order(self, order_id: str, body: str, acked: str, keep: int) -> None:
+        """Save an order and the acks sent for it; only the newest `keep` orders stay."""
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO known_order (order_id, body, acked, seen) VALUES (?, ?, ?, "
+                "(SELECT coalesce(max(seen), 0) + 1 FROM known_order)) "
+                "ON CONFLICT (order_id) DO UPDATE SET body = excluded.body, acked = excluded.acked",
+                (order_id, body, acked),
+            )
+            self._db.execute(
+                "DELETE FROM known_order WHERE seen <= (SELECT max(seen) FROM known_order) - ?",
+                (keep,),
+            )
+
+    def known_orders(self) -> list[tuple[str, str, str]]:
+        """(order_id, body, acked) of the orders remembered, oldest first."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT order_id, body, acked FROM known_order ORDER BY seen"
+            ).fetchall()
 
     def put(
         self,

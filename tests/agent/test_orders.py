@@ -92,3 +92,22 @@ def test_bad_payloads_are_counted_and_do_not_stop_processing(mosquitto, observer
 
     assert orders.rejected == 3
     assert [e["order_id"] for e in events] == ["ord-2"]
+
+
+def test_a_restarted_agent_remembers_its_orders_and_the_answers_it_sent(tmp_path) -> None:
+    """No broker needed: what is remembered lives in the outbox file."""
+    path = tmp_path / "outbox.db"
+    before = Orders(Uplink(Outbox(path), UNIT, Topics()))
+    before.handle(json.dumps(ORDER).encode())
+    assert before.accept()
+    before.uplink.outbox.close()
+
+    after = Orders(Uplink(Outbox(path), UNIT, Topics()))  # the agent restarted
+    events: list[dict] = []
+    after.on_order = events.append
+    after.handle(json.dumps(ORDER).encode())  # the server re-sends it on reconnect
+    assert events == []  # no second buzz
+    assert after.current()["order_id"] == "ord-1"
+    assert not after.accept()  # already sent before the restart
+    assert after.en_route()
+    after.uplink.outbox.close()
