@@ -1,57 +1,28 @@
-"""Dispatch decisions as pure functions over plain data: which unit to send, how an order moves.
+"""Which units to send: estimated arrival and the recommendation, as pure functions.
 
-No I/O here: the order service feeds these plain values and acts on the answers.
+No I/O here: the order service feeds plain values (units near the scene, nearest first) and
+acts on the answers; drive times from OSRM, where there are any, come in as plain values too.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 EARTH_RADIUS_M = 6_371_008.8
 # Kinds that respond to a call by driving or riding to it; guard posts and foot patrols
 # hold their place, volunteers are not dispatched to a panic.
 RESPONDING_KINDS = frozenset({"patrol_car", "motorcycle"})
-
-# The order lifecycle: each ack may move an order forward along this path, never back.
-ORDER_PATH = ("sent", "delivered", "accepted", "en_route", "on_scene", "cleared")
-ACK_TARGET = {
-    "received": "delivered",
-    "accepted": "accepted",
-    "declined": "declined",
-    "en_route": "en_route",
-    "on_scene": "on_scene",
-    "cleared": "cleared",
+# Metres a second through city traffic, including getting going; guards and foot patrols walk.
+DEFAULT_SPEEDS_MS: Mapping[str, float] = {
+    "patrol_car": 11.0,
+    "motorcycle": 12.5,
+    "guard_post": 1.4,
+    "foot": 1.4,
+    "volunteer": 1.4,
 }
-FINAL_ORDER_STATES = frozenset({"declined", "cleared"})
-# What a unit is doing while it holds an order in a given state.
-UNIT_STATUS_FOR_ORDER = {
-    "sent": "dispatched",
-    "delivered": "dispatched",
-    "accepted": "busy",
-    "en_route": "en_route",
-    "on_scene": "on_scene",
-}
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A unit as dispatch sees it."""
-
-    unit_id: str
-    kind: str
-    lat: float
-    lon: float
-    available: bool = True
-    online: bool = True
-
-
-@dataclass(frozen=True)
-class Ranked:
-    unit_id: str
-    distance_m: float
-    online: bool = True
+ECHELONS = ("own_grid", "neighbour", "other")  # the reinforcement order of the grids
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -62,55 +33,189 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
-def rank_units(
-    lat: float, lon: float, candidates: Iterable[Candidate], exclude: frozenset[str] = frozenset()
-) -> list[Ranked]:
-    """Units that may respond, online ones first, each group nearest first (straight line).
+@dataclass(frozen=True)
+class EtaModel:
+    """Straight line x road factor at a speed per unit kind: the estimate without a router."""
 
-    A unit may respond if it is of a responding kind, available and not excluded (the unit
-    that raised the alarm, units already sent to this incident). A unit whose link is down
-    still may: its order waits in its broker session and a broker outage, which makes every
-    unit look offline, must not leave a panic with nobody.
+    road_factor: float = 1.4
+    speeds_ms: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SPEEDS_MS))
+
+    def eta_s(self, distance: float, kind: str) -> float:
+        return distance * self.road_factor / self.speeds_ms[kind]
+
+    def fastest_eta_s(self, distance: float, kinds: Iterable[str]) -> float:
+        """No unit of `kinds` this far away can arrive sooner than this."""
+        return distance * self.road_factor / max(self.speeds_ms[k] for k in kinds)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A unit as dispatch sees it."""
+
+    unit_id: str
+    kind: str
+    lat: float
+    lon: float
+    status: str = "available"
+    fix_ts: float = 0.0
+    grid: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Where the units are wanted: the point, its grid and the grids around it."""
+
+    lat: float
+    lon: float
+    grid: str | None = None
+    neighbours: frozenset[str] = frozenset()
+
+    def echelon(self, unit_grid: str) -> str:
+        if self.grid and unit_grid == self.grid:
+            return "own_grid"
+        return "neighbour" if unit_grid in self.neighbours else "other"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How recommendations are made (all from settings)."""
+
+    eta: EtaModel = field(default_factory=EtaModel)
+    stale_s: float = 60.0  # a position older than this makes a unit not recommendable
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    unit_id: str
+    kind: str
+    name: str
+    grid: str
+    status: str
+    lat: float
+    lon: float
+    distance_m: float
+    eta_s: float
+    echelon: str
+    position_age_s: float
+    recommendable: bool
+    reason: str
+    eta_source: str = "straight_line"  # or "osrm"
+
+    def sort_key(self) -> tuple:
+        # Equal whole-second ETAs are a tie; the unit's own grid breaks it, then neighbours.
+        return (round(self.eta_s), ECHELONS.index(self.echelon), self.distance_m, self.unit_id)
+
+
+def _why_not(c: Candidate, age_s: float, stale_s: float) -> str | None:
+    if c.status != "available":
+        return c.status.replace("_", " ")
+    if age_s > stale_s:
+        return f"position {age_s:.0f} s old (limit {stale_s:.0f} s)"
+    return None
+
+
+def _describe(echelon: str, distance: float, eta_s: float, source: str) -> str:
+    where = {"own_grid": "own grid", "neighbour": "neighbouring grid", "other": "other grid"}
+    how = "drive time from OSRM" if source == "osrm" else "straight-line estimate"
+    return f"{where[echelon]}; {distance / 1000:.1f} km, {eta_s / 60:.1f} min ({how})"
+
+
+def recommend(
+    scene: Scene,
+    nearby: Iterable[tuple[Candidate, float]],
+    now: float,
+    rules: Rules,
+    kinds: frozenset[str] = RESPONDING_KINDS,
+    exclude: frozenset[str] = frozenset(),
+    limit: int = 10,
+) -> list[Recommendation]:
+    """Units of `kinds` that arrive first, best first, and the nearer ones that may not go.
+
+    `nearby` yields (unit, straight-line metres) nearest first; it is read only until no
+    further unit could beat the `limit`-th recommendable one, so a spatial index makes this
+    cheap over thousands of units. Units that may not go (not available, stale position)
+    come after, each with its reason, if they are nearer than the last one recommended:
+    the dispatcher sees why the closest car was passed over.
     """
-    ranked = [
-        Ranked(c.unit_id, distance_m(lat, lon, c.lat, c.lon), c.online)
-        for c in candidates
-        if c.kind in RESPONDING_KINDS and c.available and c.unit_id not in exclude
-    ]
-    ranked.sort(key=lambda r: (not r.online, r.distance_m, r.unit_id))
-    return ranked
+    good: list[Recommendation] = []
+    passed: list[Recommendation] = []
+    worst = math.inf
+    for c, dist in nearby:
+        if len(good) >= limit and rules.eta.fastest_eta_s(dist, kinds) > worst + 1:
+            break
+        if c.kind not in kinds or c.unit_id in exclude:
+            continue
+        age = max(0.0, now - c.fix_ts)
+        eta = rules.eta.eta_s(dist, c.kind)
+        echelon = scene.echelon(c.grid)
+        why_not = _why_not(c, age, rules.stale_s)
+        rec = Recommendation(
+            c.unit_id,
+            c.kind,
+            c.name,
+            c.grid,
+            c.status,
+            c.lat,
+            c.lon,
+            dist,
+            eta,
+            echelon,
+            age,
+            why_not is None,
+            why_not or _describe(echelon, dist, eta, "straight_line"),
+        )
+        if why_not is None:
+            good.append(rec)
+            if len(good) >= limit:
+                good.sort(key=Recommendation.sort_key)
+                del good[limit:]
+                worst = good[-1].eta_s
+        else:
+            passed.append(rec)
+    good.sort(key=Recommendation.sort_key)
+    cutoff = good[-1].eta_s if len(good) >= limit else math.inf
+    shown = sorted((p for p in passed if p.eta_s < cutoff), key=Recommendation.sort_key)
+    return good + shown[:limit]
 
 
-class AckRejected(ValueError):
-    """An ack that cannot apply to the order in its current state."""
+@dataclass(frozen=True)
+class DriveLeg:
+    """A routed drive from a unit to the scene (OSRM)."""
+
+    duration_s: float
+    distance_m: float
 
 
-def next_order_state(current: str, ack_status: str) -> str | None:
-    """The state an ack moves an order to, None if it changes nothing (a repeat or a stale ack).
+def with_drive_times(
+    recommendations: Sequence[Recommendation], legs: Mapping[str, DriveLeg | None]
+) -> list[Recommendation]:
+    """Re-rank by real drive time, `legs` by unit id; None: the router found no road.
 
-    Acks are idempotent: the same status twice, or a status the order has already passed,
-    changes nothing. Declining after accepting, or anything after decline or clear, is rejected.
+    A unit the router was not asked about keeps its straight-line estimate.
     """
-    target = ACK_TARGET[ack_status]
-    if target == current:
-        return None
-    if current in FINAL_ORDER_STATES:
-        raise AckRejected(f"order is already {current}")
-    if target == "declined":
-        if current in ("sent", "delivered"):
-            return "declined"
-        raise AckRejected(f"order is already {current}; clear it instead of declining")
-    if ORDER_PATH.index(target) <= ORDER_PATH.index(current):
-        return None
-    return target
+    routed = []
+    for rec in recommendations:
+        if rec.recommendable and rec.unit_id in legs:
+            leg = legs[rec.unit_id]
+            if leg is None:
+                rec = replace(rec, reason=rec.reason + "; no road route found")
+            else:
+                rec = replace(
+                    rec,
+                    eta_s=leg.duration_s,
+                    eta_source="osrm",
+                    reason=_describe(rec.echelon, leg.distance_m, leg.duration_s, "osrm"),
+                )
+        routed.append(rec)
+    good = sorted((r for r in routed if r.recommendable), key=Recommendation.sort_key)
+    return good + [r for r in routed if not r.recommendable]
 
 
-def unit_status(open_order_states: Iterable[str]) -> str:
-    """A unit's status from the states of the orders it holds: the most advanced wins."""
-    status = "available"
-    rank = ("available", "dispatched", "busy", "en_route", "on_scene")
-    for state in open_order_states:
-        candidate = UNIT_STATUS_FOR_ORDER.get(state, "available")
-        if rank.index(candidate) > rank.index(status):
-            status = candidate
-    return status
+def brute_force_nearby(
+    lat: float, lon: float, candidates: Iterable[Candidate]
+) -> list[tuple[Candidate, float]]:
+    """Every candidate with its distance, nearest first: `recommend`'s input without an index."""
+    pairs = [(c, distance_m(lat, lon, c.lat, c.lon)) for c in candidates]
+    pairs.sort(key=lambda p: (p[1], p[0].unit_id))
+    return pairs

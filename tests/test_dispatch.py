@@ -1,95 +1,181 @@
-"""Dispatch decisions as pure functions: no broker, no database."""
+"""Which units to send, as pure functions: ETA, the recommendation, drive times. No I/O."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from server.dispatch import (
-    ACK_TARGET,
-    ORDER_PATH,
-    AckRejected,
     Candidate,
+    DriveLeg,
+    EtaModel,
+    Rules,
+    Scene,
+    brute_force_nearby,
     distance_m,
-    next_order_state,
-    rank_units,
-    unit_status,
+    recommend,
+    with_drive_times,
 )
 
-HERE = (35.405, 116.587)
+HERE = (31.23, 121.47)
+NOW = 1_800_000_000.0
+M_PER_DEG = 111_195.0
+RULES = Rules()
 
 
-def car(unit_id: str, dlat: float, **kw) -> Candidate:
-    return Candidate(unit_id, kw.pop("kind", "patrol_car"), HERE[0] + dlat, HERE[1], **kw)
+def unit(unit_id: str, north_m: float, kind: str = "patrol_car", **kw) -> Candidate:
+    kw.setdefault("fix_ts", NOW)
+    return Candidate(unit_id, kind, HERE[0] + north_m / M_PER_DEG, HERE[1], **kw)
+
+
+def ranked(units, scene: Scene | None = None, **kw):
+    return recommend(scene or Scene(*HERE), brute_force_nearby(*HERE, units), NOW, RULES, **kw)
 
 
 def test_distance_is_a_great_circle() -> None:
-    assert distance_m(0, 0, 0, 1) == pytest.approx(111_195, rel=1e-3)
+    assert distance_m(0, 0, 0, 1) == pytest.approx(111_195, rel=1e-4)
     assert distance_m(*HERE, *HERE) == 0
 
 
-def test_nearest_available_patrol_unit_comes_first_and_offline_ones_last() -> None:
-    ranked = rank_units(
-        *HERE,
+def test_eta_is_the_straight_line_times_the_road_factor_at_the_kinds_speed() -> None:
+    model = EtaModel(road_factor=1.5, speeds_ms={"patrol_car": 10.0, "foot": 1.0})
+    assert model.eta_s(1000, "patrol_car") == pytest.approx(150)
+    assert model.eta_s(1000, "foot") == pytest.approx(1500)
+    assert model.fastest_eta_s(1000, ["foot", "patrol_car"]) == pytest.approx(150)
+
+
+def test_units_are_ranked_by_arrival_and_a_faster_kind_can_beat_a_nearer_one() -> None:
+    recs = ranked([unit("car", 1000), unit("bike", 1100, "motorcycle"), unit("far", 3000)])
+    assert [r.unit_id for r in recs] == ["bike", "car", "far"]
+    assert recs[0].eta_s == pytest.approx(1100 * 1.4 / 12.5, rel=1e-3)
+    assert all(r.recommendable for r in recs)
+
+
+def test_stale_and_busy_units_are_passed_over_with_the_reason() -> None:
+    recs = ranked(
         [
-            car("far", 0.02),
-            car("near", 0.001),
-            car("busy", 0.0001, available=False),
-            car("offline", 0.0002, online=False),
-            car("kiosk", 0.0, kind="guard_post"),
-            car("walker", 0.0, kind="foot"),
-            car("bike", 0.005, kind="motorcycle"),
-        ],
+            unit("old", 50, fix_ts=NOW - 90),
+            unit("busy", 80, status="on_scene"),
+            unit("out", 90, status="out_of_service"),
+            unit("ok", 400),
+        ]
     )
-    assert [r.unit_id for r in ranked] == ["near", "bike", "far", "offline"]
+    assert [r.unit_id for r in recs if r.recommendable] == ["ok"]
+    why = {r.unit_id: r.reason for r in recs if not r.recommendable}
+    assert why == {
+        "old": "position 90 s old (limit 60 s)",
+        "busy": "on scene",
+        "out": "out of service",
+    }
 
 
-def test_excluded_units_are_passed_over() -> None:
-    ranked = rank_units(*HERE, [car("a", 0.001), car("b", 0.002)], exclude=frozenset({"a"}))
-    assert [r.unit_id for r in ranked] == ["b"]
+def test_units_passed_over_are_listed_only_if_nearer_than_the_last_recommended() -> None:
+    recs = ranked([unit("a", 100), unit("b", 200), unit("busy-far", 900, status="busy")], limit=2)
+    assert [r.unit_id for r in recs] == ["a", "b"]
 
 
-def test_order_moves_forward_along_its_path() -> None:
-    assert next_order_state("sent", "received") == "delivered"
-    assert next_order_state("delivered", "accepted") == "accepted"
-    assert next_order_state("accepted", "on_scene") == "on_scene"  # skipping en_route is fine
-    assert next_order_state("sent", "declined") == "declined"
+def test_kinds_and_exclusions_filter() -> None:
+    units = [unit("car", 100), unit("post", 50, "guard_post"), unit("me", 10)]
+    assert [r.unit_id for r in ranked(units, exclude=frozenset({"me"}))] == ["car"]
+    assert [r.unit_id for r in ranked(units, kinds=frozenset({"guard_post"}))] == ["post"]
 
 
-def test_repeated_and_stale_acks_change_nothing() -> None:
-    assert next_order_state("accepted", "accepted") is None
-    assert next_order_state("on_scene", "en_route") is None
-    assert next_order_state("accepted", "received") is None
+def test_the_same_whole_second_goes_to_the_own_grid_then_the_neighbours() -> None:
+    scene = Scene(*HERE, grid="G1", neighbours=frozenset({"G2"}))
+    units = [
+        unit("other", 100.0, grid="G9"),
+        unit("neighbour", 100.5, grid="G2"),
+        unit("own", 101.0, grid="G1"),
+    ]
+    recs = ranked(units, scene=scene)
+    assert [r.unit_id for r in recs] == ["own", "neighbour", "other"]
+    assert [r.echelon for r in recs] == ["own_grid", "neighbour", "other"]
+    assert "own grid" in recs[0].reason and "straight-line" in recs[0].reason
 
 
-@pytest.mark.parametrize(
-    ("state", "status"),
-    [("accepted", "declined"), ("declined", "accepted"), ("cleared", "on_scene")],
+def test_recommend_reads_only_as_far_as_it_must() -> None:
+    line = [unit(f"u{i:04d}", 10.0 * i) for i in range(1000)]
+    taken = 0
+
+    def stream():
+        nonlocal taken
+        for pair in brute_force_nearby(*HERE, line):
+            taken += 1
+            yield pair
+
+    recs = recommend(Scene(*HERE), stream(), NOW, RULES, limit=3)
+    assert [r.unit_id for r in recs] == ["u0000", "u0001", "u0002"]
+    assert taken < 20
+
+
+def test_drive_times_re_rank_and_missing_routes_keep_the_estimate() -> None:
+    recs = ranked([unit("a", 100), unit("b", 500), unit("c", 900), unit("x", 50, status="busy")])
+    routed = with_drive_times(recs, {"a": DriveLeg(300, 2000), "b": DriveLeg(60, 600), "c": None})
+    assert [r.unit_id for r in routed] == ["b", "c", "a", "x"]
+    assert routed[0].eta_source == "osrm" and "OSRM" in routed[0].reason
+    assert routed[1].eta_source == "straight_line" and "no road route found" in routed[1].reason
+    assert not routed[-1].recommendable
+
+
+def test_units_the_router_was_not_asked_about_keep_their_estimate() -> None:
+    recs = ranked([unit("a", 100), unit("b", 500)])
+    routed = with_drive_times(recs, {"b": DriveLeg(5, 600)})
+    assert [(r.unit_id, r.eta_source) for r in routed] == [("b", "osrm"), ("a", "straight_line")]
+
+
+units_st = st.lists(
+    st.tuples(
+        st.floats(-5000, 5000),
+        st.sampled_from(["patrol_car", "motorcycle", "guard_post"]),
+        st.sampled_from(["available", "available", "busy"]),
+        st.floats(0, 120),
+        st.sampled_from(["G1", "G2", "G3"]),
+    ),
+    max_size=40,
 )
-def test_impossible_acks_are_rejected(state: str, status: str) -> None:
-    with pytest.raises(AckRejected):
-        next_order_state(state, status)
 
 
-@given(st.lists(st.sampled_from(sorted(ACK_TARGET)), max_size=30))
-def test_any_ack_sequence_never_moves_an_order_backwards(statuses: list[str]) -> None:
-    state = "sent"
-    for status in statuses:
-        try:
-            new = next_order_state(state, status)
-        except AckRejected:
-            continue
-        if new is None:
-            continue
-        if new != "declined":
-            assert ORDER_PATH.index(new) > ORDER_PATH.index(state)
-        state = new
-    assert state in (*ORDER_PATH, "declined")
+@given(units_st, st.integers(1, 10))
+def test_recommendations_are_sorted_by_eta_and_the_best_is_the_fastest(raw, limit) -> None:
+    units = [
+        unit(f"u{i:02d}", north, kind, status=status, fix_ts=NOW - age, grid=grid)
+        for i, (north, kind, status, age, grid) in enumerate(raw)
+    ]
+    scene = Scene(*HERE, grid="G1", neighbours=frozenset({"G2"}))
+    recs = recommend(
+        scene,
+        brute_force_nearby(*HERE, units),
+        NOW,
+        RULES,
+        frozenset({"patrol_car", "motorcycle"}),
+        limit=limit,
+    )
+    good = [r for r in recs if r.recommendable]
+    assert [round(r.eta_s) for r in good] == sorted(round(r.eta_s) for r in good)
+    eligible = [
+        RULES.eta.eta_s(distance_m(*HERE, u.lat, u.lon), u.kind)
+        for u in units
+        if u.kind != "guard_post" and u.status == "available" and NOW - u.fix_ts <= 60
+    ]
+    assert len(good) == min(limit, len(eligible))
+    if eligible:
+        assert round(good[0].eta_s) == round(min(eligible))
+    assert all(not r.recommendable for r in recs[len(good) :])
+    assert len({r.unit_id for r in recs}) == len(recs)
 
 
-def test_unit_status_follows_its_most_advanced_order() -> None:
-    assert unit_status([]) == "available"
-    assert unit_status(["sent"]) == "dispatched"
-    assert unit_status(["accepted"]) == "busy"
-    assert unit_status(["sent", "on_scene"]) == "on_scene"
+@given(st.lists(st.floats(0, 3000), min_size=1, max_size=30))
+def test_the_lazy_stream_and_the_full_list_give_the_same_answer(norths) -> None:
+    units = [unit(f"u{i:02d}", n) for i, n in enumerate(norths)]
+    full = recommend(Scene(*HERE), brute_force_nearby(*HERE, units), NOW, RULES, limit=100)
+    lazy = recommend(
+        Scene(*HERE), iter(brute_force_nearby(*HERE, units)), NOW, RULES, limit=len(units)
+    )
+    assert [r.unit_id for r in full] == [r.unit_id for r in lazy]
+    assert list(itertools.islice((r.unit_id for r in full), 3)) == [
+        r.unit_id
+        for r in recommend(Scene(*HERE), brute_force_nearby(*HERE, units), NOW, RULES, limit=3)
+    ]
