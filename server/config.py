@@ -73,6 +73,50 @@ class Settings:
     node_modules: str = _setting(
         "", "Where the browser libraries from npm are; empty: node_modules beside the code."
     )
+    incident_categories: str = _setting(
+        "urgent,hazmat,help,dispute,report,traffic,other",
+        "Incident categories, comma-separated; a panic button makes the first one.",
+    )
+    position_stale_s: float = _setting(
+        60.0, "A unit whose latest position is older than this is not recommended."
+    )
+    offline_after_s: float = _setting(
+        120.0, "A unit not heard from (position, health, state) for this long is offline."
+    )
+    road_factor: float = _setting(
+        1.4, "Straight-line distance x this = the road distance of the default ETA estimate."
+    )
+    unit_speeds: str = _setting(
+        "patrol_car=11,motorcycle=12.5,guard_post=1.4,foot=1.4,volunteer=1.4",
+        "Average speed in m/s per unit kind for the default ETA estimate.",
+    )
+    osrm_url: str = _setting(
+        "",
+        "OSRM server for drive times, e.g. http://osrm:5000; empty: straight line x road "
+        "factor. On an OSRM error, recommendations fall back to the straight line and say so.",
+    )
+    osrm_timeout_s: float = _setting(2.0, "Longest wait for OSRM's answer.")
+    osrm_shortlist: int = _setting(
+        25, "Units nearest by straight line whose drive time is asked of OSRM (1-by-N table)."
+    )
+    recommend_limit: int = _setting(10, "Units a recommendation lists by default.")
+    ack_timeouts_s: str = _setting(
+        "1=30,2=60,3=120,4=300",
+        "Seconds per incident priority for a unit to accept an order before the next unit "
+        "is sent (at the normal duty level; the plans shorten them at higher levels).",
+    )
+    plans_file: str = _setting(
+        "",
+        "TOML file of response plans per duty level (deploy/plans.example.toml); empty: the "
+        "built-in plans.",
+    )
+    arrival_radius_m: float = _setting(
+        50.0, "A unit this close to the scene (allowing for its fix's accuracy) is arriving."
+    )
+    arrival_dwell_s: float = _setting(
+        5.0, "Seconds a unit stays within the radius before it is stamped on scene."
+    )
+    timer_tick_s: float = _setting(0.5, "How often ack deadlines and silent units are checked.")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -90,6 +134,15 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    def categories(self) -> tuple[str, ...]:
+        return tuple(c.strip() for c in self.incident_categories.split(",") if c.strip())
+
+    def speeds_ms(self) -> dict[str, float]:
+        return _mapping("unit_speeds", self.unit_speeds, str, float)
+
+    def ack_timeouts(self) -> dict[int, float]:
+        return _mapping("ack_timeouts_s", self.ack_timeouts_s, int, float)
 
     def check(self) -> None:
         if self.async_mode not in ASYNC_MODES:
@@ -109,6 +162,33 @@ class Settings:
                 )
         if not 0 < self.port < 65536:
             raise ConfigError(f"FIELDLINK_PORT={self.port}: not a TCP port")
+        self._check_dispatch()
+
+    def _check_dispatch(self) -> None:
+        from server.store import UNIT_KINDS
+
+        if not self.categories():
+            raise ConfigError("FIELDLINK_INCIDENT_CATEGORIES is empty: name at least one")
+        speeds = self.speeds_ms()
+        missing = [k for k in UNIT_KINDS if k not in speeds]
+        if missing or set(speeds) - set(UNIT_KINDS) or min(speeds.values()) <= 0:
+            raise ConfigError(
+                f"FIELDLINK_UNIT_SPEEDS={self.unit_speeds!r}: give a speed above 0 for each of "
+                f"{', '.join(UNIT_KINDS)}"
+            )
+        timeouts = self.ack_timeouts()
+        if set(timeouts) != {1, 2, 3, 4} or min(timeouts.values()) <= 0:
+            raise ConfigError(
+                f"FIELDLINK_ACK_TIMEOUTS_S={self.ack_timeouts_s!r}: give seconds above 0 for"
+                " each priority, e.g. 1=30,2=60,3=120,4=300"
+            )
+        for name in ("position_stale_s", "offline_after_s", "road_factor", "timer_tick_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"FIELDLINK_{name.upper()}={getattr(self, name)}: must be > 0")
+        if self.osrm_url and not self.osrm_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"FIELDLINK_OSRM_URL={self.osrm_url!r}: use http://host:port of the OSRM server"
+            )
 
 
 def _convert(name: str, kind: Any, raw: str) -> Any:
@@ -119,6 +199,22 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
         raise ConfigError(
             f"FIELDLINK_{name.upper()}={raw!r} is not a valid {target.__name__}"
         ) from None
+
+
+def _mapping(name: str, raw: str, key: type, value: type) -> dict:
+    """`a=1,b=2` as a dict, or a ConfigError naming the variable."""
+    out = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        k, sep, v = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[key(k.strip())] = value(v)
+        except ValueError:
+            raise ConfigError(
+                f"FIELDLINK_{name.upper()}: {item!r} is not KEY=NUMBER (as in {raw!r})"
+            ) from None
+    return out
 
 
 def reference() -> list[tuple[str, Any, str]]:

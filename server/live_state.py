@@ -1,16 +1,30 @@
 """Live state: where every unit is now, whether it is online, and what it is doing.
 
 Only the ingest worker writes here. A fix older than the unit's latest is history: it is
-stored, but never moves the unit on the map.
+stored, but never moves the unit on the map. Positions are also kept in a spatial index per
+unit kind, so "who is nearest" reads a few cells instead of every unit in the city.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from server.dispatch import Candidate
+from server.unit_index import UnitIndex
+
+
+@dataclass
+class Target:
+    """A scene a unit was sent to, watched for its arrival."""
+
+    lat: float
+    lon: float
+    since: float  # the order's send time: only fixes after it count
+    entered_at: float | None = None
 
 
 @dataclass
@@ -22,8 +36,12 @@ class UnitState:
     status: str = "available"
     status_since: float = field(default_factory=time.time)
     online: bool = False
+    out_of_service: bool = False
+    home_post: str | None = None
     fix: dict[str, Any] | None = None
     health: dict[str, Any] | None = None
+    last_heard: float | None = None
+    targets: dict[str, Target] = field(default_factory=dict)  # order id -> scene
 
     def public(self) -> dict[str, Any]:
         """What the API and the console show of a unit."""
@@ -32,23 +50,47 @@ class UnitState:
             "kind": self.kind,
             "name": self.name,
             "grid": self.grid,
+            "home_post": self.home_post,
             "status": self.status,
             "status_since": self.status_since,
             "online": self.online,
+            "out_of_service": self.out_of_service,
             "position": self.fix,
         }
+
+    def candidate(self) -> Candidate:
+        assert self.fix is not None
+        return Candidate(
+            self.unit_id,
+            self.kind,
+            self.fix["lat"],
+            self.fix["lon"],
+            self.status,
+            self.fix["ts"],
+            self.grid,
+            self.name,
+        )
 
 
 class LiveState:
     def __init__(self) -> None:
         self.units: dict[str, UnitState] = {}
         self._changed: set[str] = set()
+        self._index: dict[str, UnitIndex] = {}
 
     def add(self, unit: UnitState) -> None:
         self.units[unit.unit_id] = unit
+        if unit.fix is not None:
+            self._index_of(unit.kind).update(unit.unit_id, unit.fix["lat"], unit.fix["lon"])
 
     def get(self, unit_id: str) -> UnitState | None:
         return self.units.get(unit_id)
+
+    def _index_of(self, kind: str) -> UnitIndex:
+        index = self._index.get(kind)
+        if index is None:
+            index = self._index[kind] = UnitIndex()
+        return index
 
     def apply_fixes(self, unit_id: str, fixes: list[dict]) -> bool:
         """Move the unit to the newest of `fixes` if it is newer than what we have."""
@@ -57,8 +99,12 @@ class LiveState:
         if unit.fix is not None and newest["ts"] <= unit.fix["ts"]:
             return False
         unit.fix = newest
+        self._index_of(unit.kind).update(unit_id, newest["lat"], newest["lon"])
         self._changed.add(unit_id)
         return True
+
+    def heard(self, unit_id: str, at: float) -> None:
+        self.units[unit_id].last_heard = at
 
     def set_status(self, unit_id: str, status: str, now: float) -> bool:
         unit = self.units[unit_id]
@@ -81,16 +127,10 @@ class LiveState:
         changed, self._changed = self._changed, set()
         return [self.units[u].public() for u in changed if u in self.units]
 
-    def candidates(self, kinds: frozenset[str]) -> list[Candidate]:
-        """Units of `kinds` with a known position, as dispatch sees them.
-
-        Filtered before anything is built: a city has thousands of units that never drive to
-        a call (guard posts, volunteers), and this runs on every alarm.
-        """
-        return [
-            Candidate(
-                u.unit_id, u.kind, u.fix["lat"], u.fix["lon"], u.status == "available", u.online
-            )
-            for u in self.units.values()
-            if u.kind in kinds and u.fix is not None
-        ]
+    def nearby(
+        self, lat: float, lon: float, kinds: Iterable[str]
+    ) -> Iterator[tuple[Candidate, float]]:
+        """Units of `kinds` with a position, nearest first, read lazily from the index."""
+        streams = [self._index[k].nearest(lat, lon) for k in kinds if k in self._index]
+        for unit_id, dist in heapq.merge(*streams, key=lambda pair: pair[1]):
+            yield self.units[unit_id].candidate(), dist

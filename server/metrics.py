@@ -21,3 +21,9 @@ ALARM_TO_ORDER = Histogram(
     "Alarm received by the server to order sent",
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0),
 )
+ESCALATIONS = Counter(
+    "fieldlink_escalations_total", "Orders not accepted in time and sent to the next unit"
+)
+ROUTING_FAILURES = Counter(
+    "fieldlink_routing_failures_total", "OSRM requests that failed (straight line used instead)"
+)

@@ -23,14 +23,13 @@ from peewee import __exception_wrapper__ as translate_errors  # driver errors ->
 from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate
 
+from server.geo import GridMap, GridShape, PostPoint
+
 log = logging.getLogger(__name__)
 
 db = DatabaseProxy()
 
 UNIT_KINDS = ("patrol_car", "motorcycle", "guard_post", "foot", "volunteer")
-ORDER_STATES = ("sent", "delivered", "accepted", "declined", "en_route", "on_scene", "cleared")
-OPEN_ORDER_STATES = ("sent", "delivered", "accepted", "en_route", "on_scene")
-INCIDENT_STATES = ("new", "dispatched", "on_scene", "resolved", "closed")
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -67,6 +66,10 @@ class Unit(BaseModel):
     # adding it to an existing SQLite file is a plain ADD COLUMN: a NOT NULL column makes
     # peewee rebuild the table, and dropping the old one would cascade to every position.
     mqtt_password_hash = CharField(null=True, max_length=255)
+    # set by a dispatcher; the unit is not recommended while it holds no order (nullable:
+    # see above)
+    out_of_service = BooleanField(null=True, default=False)
+    home_post = CharField(null=True, max_length=64)
 
 
 class Position(BaseModel):
@@ -101,6 +104,19 @@ class Incident(BaseModel):
     on_scene_at = FloatField(null=True)
     resolved_at = FloatField(null=True)
     closed_at = FloatField(null=True)
+    # added with dispatcher actions; nullable so an older database takes them as ADD COLUMN
+    grid = CharField(null=True, max_length=64, index=True)
+    caller_name = CharField(null=True, max_length=200)
+    caller_phone = CharField(null=True, max_length=64)
+    duty_level = CharField(null=True, max_length=16)
+    first_unit = CharField(null=True, max_length=64)  # the first-responsible unit
+    handed_over_at = FloatField(null=True)
+    handover = TextField(null=True)  # JSON: kind, to_department, to_unit, reason
+    disposition = TextField(null=True)
+    followup_at = FloatField(null=True)
+    followup = TextField(null=True)  # JSON: outcome, note, by
+    # JSON [{kinds, count}]: units its plan still lacks; sent as soon as any are available
+    wanted = TextField(null=True)
 
 
 class Alarm(BaseModel):
@@ -128,6 +144,40 @@ class Order(BaseModel):
     en_route_at = FloatField(null=True)
     on_scene_at = FloatField(null=True)
     cleared_at = FloatField(null=True)
+    # added with escalation; nullable so an older database takes them as ADD COLUMN
+    cancelled_at = FloatField(null=True)
+    timed_out_at = FloatField(null=True)
+    end_reason = TextField(null=True)  # why it was cancelled or timed out
+    ack_deadline = FloatField(null=True, index=True)  # escalate if not accepted by then
+    kinds = CharField(null=True, max_length=200)  # kinds that may replace it (its plan slot)
+
+
+class Grid(BaseModel):
+    """A response grid: a GeoJSON polygon; each patrol unit has a home grid."""
+
+    id = CharField(primary_key=True, max_length=64)
+    name = CharField(default="")
+    geometry = TextField()  # GeoJSON geometry (Polygon or MultiPolygon)
+
+
+class Post(BaseModel):
+    """A 1/3/5-minute response point."""
+
+    id = CharField(primary_key=True, max_length=64)
+    name = CharField(default="")
+    tier_min = IntegerField()
+    lat = FloatField()
+    lon = FloatField()
+    grid = CharField(null=True, max_length=64)
+
+
+class Setting(BaseModel):
+    """Operational state set at run time and kept across restarts (e.g. the duty level)."""
+
+    key = CharField(primary_key=True, max_length=64)
+    value = TextField()
+    changed_at = FloatField(default=time.time)
+    changed_by = CharField(default="", max_length=64)
 
 
 class Event(BaseModel):
@@ -142,7 +192,7 @@ class Event(BaseModel):
     data = TextField(default="{}")
 
 
-MODELS = (Unit, Position, Incident, Alarm, Order, Event)
+MODELS = (Unit, Position, Incident, Alarm, Order, Event, Grid, Post, Setting)
 
 
 def open_database(url: str) -> None:
@@ -153,22 +203,92 @@ def open_database(url: str) -> None:
         database = connect(url)
     db.initialize(database)
     with db.connection_context():
-        db.create_tables(MODELS, safe=True)
+        # columns first: SQLite would take an index on a missing column for one on a
+        # string constant ("grid"), and the column's own index would then clash with it
         _add_missing_columns(database)
+        db.create_tables(MODELS, safe=True)
 
 
 # Columns added to existing tables after their first release: create_tables(safe=True)
 # leaves a table that exists alone, so a database made by an older version gets them here.
-ADDED_COLUMNS = ((Unit, "mqtt_password_hash"),)
+ADDED_COLUMNS = (
+    (Unit, "mqtt_password_hash"),
+    (Unit, "out_of_service"),
+    (Unit, "home_post"),
+    *(
+        (Incident, name)
+        for name in (
+            "grid",
+            "caller_name",
+            "caller_phone",
+            "duty_level",
+            "first_unit",
+            "handed_over_at",
+            "handover",
+            "disposition",
+            "followup_at",
+            "followup",
+            "wanted",
+        )
+    ),
+    *(
+        (Order, name)
+        for name in ("cancelled_at", "timed_out_at", "end_reason", "ack_deadline", "kinds")
+    ),
+)
 
 
 def _add_missing_columns(database: Any) -> None:
     migrator = SchemaMigrator.from_database(database)
+    tables = set(database.get_tables())
     for model, name in ADDED_COLUMNS:
         table = model._meta.table_name
-        if name not in {c.name for c in database.get_columns(table)}:
+        if table in tables and name not in {c.name for c in database.get_columns(table)}:
             log.info("adding column %s.%s to an existing database", table, name)
             migrate(migrator.add_column(table, name, model._meta.fields[name]))
+
+
+def load_grids() -> GridMap:
+    return GridMap(
+        [GridShape(g.id, g.name, json.loads(g.geometry)) for g in Grid.select().order_by(Grid.id)]
+    )
+
+
+def save_grids(shapes: Iterable[GridShape]) -> int:
+    """Replace every grid: a grid file describes the whole city."""
+    rows = [{"id": g.grid_id, "name": g.name, "geometry": json.dumps(g.geometry)} for g in shapes]
+    with db.atomic():
+        Grid.delete().execute()
+        for chunk in range(0, len(rows), 100):
+            Grid.insert_many(rows[chunk : chunk + 100]).execute()
+    return len(rows)
+
+
+def load_posts() -> list[PostPoint]:
+    return [
+        PostPoint(p.id, p.name, p.tier_min, p.lat, p.lon, p.grid)
+        for p in Post.select().order_by(Post.id)
+    ]
+
+
+def save_posts(posts: Iterable[PostPoint]) -> int:
+    """Replace every response post."""
+    rows = [
+        {
+            "id": p.post_id,
+            "name": p.name,
+            "tier_min": p.tier_min,
+            "lat": p.lat,
+            "lon": p.lon,
+            "grid": p.grid_id,
+        }
+        for p in posts
+    ]
+    with db.atomic():
+        Post.delete().execute()
+        for chunk in range(0, len(rows), 100):
+            Post.insert_many(rows[chunk : chunk + 100]).execute()
+    return len(rows)
 
 
 def record_event(actor: str, kind: str, **refs: Any) -> Event:
@@ -209,7 +329,9 @@ def insert_positions(rows: Iterable[dict]) -> int:
     return len(values)
 
 
-def create_unit(unit_id: str, kind: str, grid: str = "", name: str = "") -> Unit:
+def create_unit(
+    unit_id: str, kind: str, grid: str = "", name: str = "", home_post: str | None = None
+) -> Unit:
     if kind not in UNIT_KINDS:
         raise ValueError(f"unknown unit kind {kind!r}: use one of {', '.join(UNIT_KINDS)}")
     return Unit.create(
@@ -217,5 +339,6 @@ def create_unit(unit_id: str, kind: str, grid: str = "", name: str = "") -> Unit
         kind=kind,
         grid=grid,
         name=name or unit_id,
+        home_post=home_post,
         terminal_token=secrets.token_urlsafe(24),
     )
