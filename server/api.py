@@ -1,23 +1,40 @@
-"""REST API, read side: `/api/v1/units`, `/api/v1/incidents`, `/api/v1/incidents/{id}`.
+"""REST API `/api/v1`: units, incidents and the dispatcher's actions, grids, posts, plans.
 
 Schemas are marshmallow, and flask-smorest turns them into the OpenAPI document at
-`/api/v1/openapi.json`. Errors are JSON: `{"code", "status", "message"}`.
+`/api/v1/openapi.json`. Errors are JSON: `{"code", "status", "message"}`. Reads of the store
+happen in the request; every change runs in the ingest worker (`pipeline.call`), in order
+with the units' acks and positions.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, current_app
 from flask.views import MethodView
 from flask_smorest import Api, Blueprint, abort
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server.orders import ORDER_TIMESTAMPS, incident_public, order_public
-from server.store import Incident, Order, db
+from server import metrics
+from server.dispatch import ECHELONS, with_drive_times
+from server.geo import GeoError, GridMap, assign_post_grids, parse_grids, parse_posts, posts_geojson
+from server.lifecycle import HANDOVER_KINDS, INCIDENT_STATES, ORDER_STATES, UNIT_STATUSES
+from server.orders import (
+    INCIDENT_TIMESTAMPS,
+    ORDER_TIMESTAMPS,
+    OrderRefused,
+    incident_public,
+    order_public,
+)
+from server.plans import DUTY_LEVELS
+from server.store import Incident, Order, db, load_posts, save_grids, save_posts
 
 blp = Blueprint("v1", __name__, url_prefix="/api/v1", description="Units, incidents, orders")
+FOLLOWUP_OUTCOMES = ("satisfied", "unsatisfied", "no_answer", "other")
 
 
+# -- schemas: out ------------------------------------------------------------------------
 class FixOut(Schema):
     ts = fields.Float(required=True, metadata={"description": "fix time, UTC epoch seconds"})
     lat = fields.Float(required=True)
@@ -34,9 +51,11 @@ class UnitOut(Schema):
     kind = fields.String(required=True)
     name = fields.String()
     grid = fields.String()
-    status = fields.String(required=True)
-    status_since = fields.Float()
+    home_post = fields.String(allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(UNIT_STATUSES))
+    status_since = fields.Float(metadata={"description": "when the unit entered its status"})
     online = fields.Boolean()
+    out_of_service = fields.Boolean()
     position = fields.Nested(FixOut, allow_none=True)
 
 
@@ -46,58 +65,314 @@ class LocationOut(Schema):
     address = fields.String()
 
 
+class CallerOut(Schema):
+    name = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+
+
 OrderOut = Schema.from_dict(
     {
         "order_id": fields.String(required=True),
         "incident_id": fields.String(required=True),
         "unit_id": fields.String(required=True),
         "kind": fields.String(),
-        "state": fields.String(required=True),
+        "state": fields.String(required=True, validate=validate.OneOf(ORDER_STATES)),
         "decline_reason": fields.String(),
+        "end_reason": fields.String(allow_none=True),
+        "ack_deadline": fields.Float(
+            allow_none=True, metadata={"description": "escalated if not accepted by then"}
+        ),
+        "arrival_s": fields.Float(allow_none=True, metadata={"description": "on scene - sent"}),
         **{f"{step}_at": fields.Float(allow_none=True) for step in ORDER_TIMESTAMPS},
     },
     name="Order",
 )
 
-
-class IncidentOut(Schema):
-    id = fields.String(required=True)
-    category = fields.String(required=True)
-    priority = fields.Integer(required=True)
-    state = fields.String(required=True)
-    location = fields.Nested(LocationOut)
-    summary = fields.String()
-    reported_by = fields.String(allow_none=True)
-    created_at = fields.Float()
-    dispatched_at = fields.Float(allow_none=True)
-    on_scene_at = fields.Float(allow_none=True)
-    resolved_at = fields.Float(allow_none=True)
-    closed_at = fields.Float(allow_none=True)
+IncidentOut = Schema.from_dict(
+    {
+        "id": fields.String(required=True),
+        "category": fields.String(required=True),
+        "priority": fields.Integer(required=True),
+        "state": fields.String(required=True, validate=validate.OneOf(INCIDENT_STATES)),
+        "location": fields.Nested(LocationOut),
+        "grid": fields.String(allow_none=True),
+        "summary": fields.String(),
+        "caller": fields.Nested(CallerOut),
+        "reported_by": fields.String(allow_none=True),
+        "duty_level": fields.String(allow_none=True),
+        "first_unit": fields.String(allow_none=True),
+        "handover": fields.Dict(allow_none=True),
+        "disposition": fields.String(allow_none=True),
+        "followup": fields.Dict(allow_none=True),
+        "followup_at": fields.Float(allow_none=True),
+        "wanted": fields.List(
+            fields.Dict(),
+            allow_none=True,
+            metadata={"description": "units the plan still lacks: sent when available"},
+        ),
+        "arrival_s": fields.Float(
+            allow_none=True, metadata={"description": "first unit on scene - first dispatch"}
+        ),
+        **{f"{step}_at": fields.Float(allow_none=True) for step in INCIDENT_TIMESTAMPS},
+    },
+    name="Incident",
+)
 
 
 class IncidentDetailOut(IncidentOut):
     orders = fields.List(fields.Nested(OrderOut))
 
 
+class RecommendationOut(Schema):
+    unit_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    name = fields.String()
+    grid = fields.String()
+    status = fields.String()
+    distance_m = fields.Float(required=True, metadata={"description": "straight line"})
+    eta_s = fields.Float(required=True, metadata={"description": "estimated arrival"})
+    eta_source = fields.String(validate=validate.OneOf(("straight_line", "osrm")))
+    echelon = fields.String(validate=validate.OneOf(ECHELONS))
+    position_age_s = fields.Float()
+    recommendable = fields.Boolean(required=True)
+    reason = fields.String(required=True, metadata={"description": "why, or why not"})
+
+
+class RoutingOut(Schema):
+    source = fields.String(validate=validate.OneOf(("straight_line", "osrm")))
+    error = fields.String(allow_none=True, metadata={"description": "why OSRM was not used"})
+
+
+class RecommendationsOut(Schema):
+    incident_id = fields.String(required=True)
+    grid = fields.String(allow_none=True)
+    routing = fields.Nested(RoutingOut)
+    recommendations = fields.List(fields.Nested(RecommendationOut))
+
+
+class EventOut(Schema):
+    ts = fields.Float(required=True)
+    actor = fields.String(required=True, metadata={"description": "who did it"})
+    kind = fields.String(required=True)
+    unit_id = fields.String(allow_none=True)
+    order_id = fields.String(allow_none=True)
+    data = fields.Dict()
+
+
+class DutyOut(Schema):
+    level = fields.String(validate=validate.OneOf(DUTY_LEVELS))
+
+
+class GeoJsonCollection(Schema):
+    """A GeoJSON FeatureCollection (RFC 7946)."""
+
+    type = fields.String(required=True, validate=validate.Equal("FeatureCollection"))
+    features = fields.List(fields.Dict(), required=True)
+
+
+class ImportOut(Schema):
+    imported = fields.Integer(required=True)
+
+
+# -- schemas: in -------------------------------------------------------------------------
+class ActionIn(Schema):
+    by = fields.String(
+        load_default="",
+        validate=validate.Length(max=48),
+        metadata={"description": "who does it, for the timeline"},
+    )
+
+
+class LocationIn(Schema):
+    lat = fields.Float(required=True, validate=validate.Range(-90, 90))
+    lon = fields.Float(required=True, validate=validate.Range(-180, 180))
+    address = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class CallerIn(Schema):
+    name = fields.String(validate=validate.Length(max=200))
+    phone = fields.String(validate=validate.Length(max=64))
+
+
+class IncidentIn(ActionIn):
+    category = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    priority = fields.Integer(required=True, validate=validate.Range(1, 4))
+    location = fields.Nested(LocationIn, required=True)
+    summary = fields.String(load_default="", validate=validate.Length(max=1000))
+    caller = fields.Nested(CallerIn)
+    apply_plan = fields.Boolean(
+        load_default=False, metadata={"description": "send the response plan's units at once"}
+    )
+
+
+class IncidentPatch(ActionIn):
+    category = fields.String(validate=validate.Length(min=1, max=32))
+    priority = fields.Integer(validate=validate.Range(1, 4))
+    location = fields.Nested(LocationIn)
+    summary = fields.String(validate=validate.Length(max=1000))
+    caller = fields.Nested(CallerIn)
+
+    @validates_schema
+    def something(self, data: dict, **_: Any) -> None:
+        if not set(data) - {"by"}:
+            raise ValidationError("change at least one of category, priority, location, ...")
+
+
+class NoteIn(ActionIn):
+    text = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class DispatchIn(ActionIn):
+    unit_ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        required=True,
+        validate=validate.Length(min=1, max=20),
+    )
+    divert = fields.Boolean(
+        load_default=False,
+        metadata={"description": "take units busy elsewhere (their orders there are cancelled)"},
+    )
+
+
+class CancelIn(ActionIn):
+    reason = fields.String(load_default="cancelled by dispatch", validate=validate.Length(max=500))
+    replace = fields.Boolean(
+        load_default=False, metadata={"description": "send the next-best unit in its place"}
+    )
+
+
+class ReassignIn(ActionIn):
+    unit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    reason = fields.String(load_default="", validate=validate.Length(max=500))
+    divert = fields.Boolean(load_default=False)
+
+
+class HandoverIn(ActionIn):
+    kind = fields.String(required=True, validate=validate.OneOf(HANDOVER_KINDS))
+    to_department = fields.String(validate=validate.Length(min=1, max=200))
+    to_unit = fields.String(validate=validate.Length(min=1, max=64))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+    @validates_schema
+    def someone(self, data: dict, **_: Any) -> None:
+        if not data.get("to_department") and not data.get("to_unit"):
+            raise ValidationError("name to_department or to_unit")
+
+
+class ResolveIn(ActionIn):
+    note = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class CloseIn(ActionIn):
+    disposition = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class FollowupIn(ActionIn):
+    outcome = fields.String(required=True, validate=validate.OneOf(FOLLOWUP_OUTCOMES))
+    note = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class UnitStatusIn(ActionIn):
+    status = fields.String(required=True, validate=validate.OneOf(("available", "out_of_service")))
+
+
+class DutyIn(ActionIn):
+    level = fields.String(required=True, validate=validate.OneOf(DUTY_LEVELS))
+
+
+class RecommendQuery(Schema):
+    limit = fields.Integer(load_default=None, validate=validate.Range(1, 50))
+
+
+class IncidentQuery(Schema):
+    state = fields.String(validate=validate.OneOf((*INCIDENT_STATES, "open")))
+    limit = fields.Integer(load_default=200, validate=validate.Range(1, 1000))
+
+
+# -- helpers -----------------------------------------------------------------------------
+def runtime():
+    return current_app.extensions["fieldlink"]
+
+
+def in_worker(fn, *args: Any, **kwargs: Any) -> Any:
+    """Run a change in the worker; its refusal becomes the HTTP answer."""
+    try:
+        return runtime().pipeline.call(fn, *args, **kwargs)
+    except OrderRefused as exc:
+        metrics.REJECTED.labels("rest", "refused").inc()
+        abort(exc.status, message=str(exc))
+    except TimeoutError as exc:
+        abort(503, message=str(exc))
+
+
+def actor(body: dict) -> str:
+    by = body.pop("by", "")
+    return f"dispatcher:{by}" if by else "dispatcher"
+
+
+def incident_detail(incident: Incident) -> dict[str, Any]:
+    with db.connection_context():
+        orders = incident.orders.order_by(Order.sent_at)
+        return {**incident_public(incident), "orders": [order_public(o) for o in orders]}
+
+
+def orders_service():
+    return runtime().orders
+
+
+# -- units -------------------------------------------------------------------------------
 @blp.route("/units")
 class Units(MethodView):
     @blp.response(200, UnitOut(many=True))
     def get(self):
-        """Every unit with its status and latest position."""
-        live = current_app.extensions["fieldlink"].live
-        return sorted((u.public() for u in live.units.values()), key=lambda u: u["id"])
+        """Every unit with its status (and since when) and latest position."""
+        return sorted((u.public() for u in runtime().live.units.values()), key=lambda u: u["id"])
 
 
+@blp.route("/units/<unit_id>")
+class UnitDetail(MethodView):
+    @blp.response(200, UnitOut)
+    def get(self, unit_id: str):
+        unit = runtime().live.get(unit_id)
+        if unit is None:
+            abort(404, message=f"no unit {unit_id!r}")
+        return unit.public()
+
+
+@blp.route("/units/<unit_id>/status")
+class UnitStatus(MethodView):
+    @blp.arguments(UnitStatusIn)
+    @blp.response(200, UnitOut)
+    def put(self, body: dict, unit_id: str):
+        """Take a unit out of service or back; while out it is not recommended."""
+        out = body["status"] == "out_of_service"
+        who = actor(body)
+        unit = in_worker(orders_service().set_out_of_service, unit_id, out, who)
+        return unit.public()
+
+
+# -- incidents ---------------------------------------------------------------------------
 @blp.route("/incidents")
 class Incidents(MethodView):
+    @blp.arguments(IncidentQuery, location="query")
     @blp.response(200, IncidentOut(many=True))
-    def get(self):
-        """Incidents, newest first."""
+    def get(self, query: dict):
+        """Incidents, newest first; `state=open` for those not closed."""
         with db.connection_context():
-            return [
-                incident_public(i)
-                for i in Incident.select().order_by(Incident.created_at.desc()).limit(500)
-            ]
+            rows = Incident.select().order_by(Incident.created_at.desc())
+            if query.get("state") == "open":
+                rows = rows.where(Incident.state != "closed")
+            elif query.get("state"):
+                rows = rows.where(Incident.state == query["state"])
+            return [incident_public(i) for i in rows.limit(query["limit"])]
+
+    @blp.arguments(IncidentIn)
+    @blp.response(201, IncidentDetailOut)
+    def post(self, body: dict):
+        """A new incident (its grid found by point in polygon); `apply_plan` sends its units."""
+        who = actor(body)
+        incident = in_worker(orders_service().create_incident, body, who)
+        return incident_detail(incident)
 
 
 @blp.route("/incidents/<incident_id>")
@@ -109,8 +384,212 @@ class IncidentDetail(MethodView):
             incident = Incident.get_or_none(Incident.id == incident_id)
             if incident is None:
                 abort(404, message=f"no incident {incident_id!r}")
-            orders = incident.orders.order_by(Order.sent_at)
-            return {**incident_public(incident), "orders": [order_public(o) for o in orders]}
+            return incident_detail(incident)
+
+    @blp.arguments(IncidentPatch)
+    @blp.response(200, IncidentDetailOut)
+    def patch(self, body: dict, incident_id: str):
+        """Change what is known; the units on it get an order of kind `update`."""
+        who = actor(body)
+        return incident_detail(in_worker(orders_service().update_incident, incident_id, body, who))
+
+
+def _incident_action(
+    path: str, schema: type[Schema], method: str, field: str, doc: str, status: int = 200
+):
+    """A POST on an incident that runs one OrderService method with one field of the body."""
+
+    def view(body: dict, incident_id: str):
+        who = actor(body)
+        incident = in_worker(getattr(orders_service(), method), incident_id, body[field], who)
+        return incident_detail(incident)
+
+    view.__doc__ = doc
+    view.__name__ = f"incident_{method}"
+    blp.route(f"/incidents/<incident_id>/{path}", methods=["POST"])(
+        blp.arguments(schema)(blp.response(status, IncidentDetailOut)(view))
+    )
+
+
+_incident_action(
+    "notes", NoteIn, "add_note", "text", "Add a note; the units on it get an update.", 201
+)
+_incident_action("resolve", ResolveIn, "resolve", "note", "Resolved: handled on scene or by phone.")
+_incident_action(
+    "close", CloseIn, "close", "disposition", "Close with a disposition; open orders are cancelled."
+)
+
+
+@blp.route("/incidents/<incident_id>/handover", methods=["POST"])
+@blp.arguments(HandoverIn)
+@blp.response(200, IncidentDetailOut)
+def hand_over(body: dict, incident_id: str):
+    """Hand over to a department or another unit (scene, station, station to police station)."""
+    who = actor(body)
+    return incident_detail(in_worker(orders_service().hand_over, incident_id, body, who))
+
+
+@blp.route("/incidents/<incident_id>/followup", methods=["POST"])
+@blp.arguments(FollowupIn)
+@blp.response(200, IncidentDetailOut)
+def followup(body: dict, incident_id: str):
+    """Record the same-day follow-up call to the caller."""
+    who = actor(body)
+    return incident_detail(in_worker(orders_service().record_followup, incident_id, body, who))
+
+
+@blp.route("/incidents/<incident_id>/recommendations")
+@blp.arguments(RecommendQuery, location="query")
+@blp.response(200, RecommendationsOut)
+def recommendations(query: dict, incident_id: str):
+    """Available units ranked by estimated arrival, and the nearer ones passed over, with why.
+
+    With `FIELDLINK_OSRM_URL`, one OSRM table request re-ranks them by drive time; if it
+    fails, the straight-line estimate stands and `routing.error` says why.
+    """
+    rt = runtime()
+    limit = query["limit"] or rt.settings.recommend_limit
+    wanted = max(limit, rt.settings.osrm_shortlist) if rt.router else limit
+    incident, recs = in_worker(rt.orders.recommend_for, incident_id, wanted)
+    legs, error = rt.drive_times((incident.lat, incident.lon), recs)
+    if legs:
+        recs = with_drive_times(recs, legs)
+    good = [r for r in recs if r.recommendable][:limit]
+    passed = [r for r in recs if not r.recommendable][:limit]
+    return {
+        "incident_id": incident.id,
+        "grid": incident.grid,
+        "routing": {"source": "osrm" if legs else "straight_line", "error": error},
+        "recommendations": [vars(r) for r in good + passed],
+    }
+
+
+@blp.route("/incidents/<incident_id>/orders", methods=["POST"])
+@blp.arguments(DispatchIn)
+@blp.response(201, OrderOut(many=True))
+def dispatch(body: dict, incident_id: str):
+    """Dispatch one or several units; a unit busy elsewhere goes only with `divert`."""
+    who = actor(body)
+    orders = in_worker(
+        orders_service().dispatch_units, incident_id, body["unit_ids"], who, body["divert"]
+    )
+    return [order_public(o) for o in orders]
+
+
+@blp.route("/incidents/<incident_id>/timeline")
+@blp.response(200, EventOut(many=True))
+def timeline(incident_id: str):
+    """Everything that happened to the incident, who did it and when, oldest first."""
+    with db.connection_context():
+        try:
+            return orders_service().timeline(incident_id)
+        except OrderRefused as exc:
+            abort(exc.status, message=str(exc))
+
+
+# -- orders ------------------------------------------------------------------------------
+@blp.route("/orders/<order_id>/cancel", methods=["POST"])
+@blp.arguments(CancelIn)
+@blp.response(200, OrderOut)
+def cancel(body: dict, order_id: str):
+    """Take an order back; the unit gets an order of kind `cancel`."""
+    who = actor(body)
+    order = in_worker(orders_service().cancel_order, order_id, body["reason"], who, body["replace"])
+    return order_public(order)
+
+
+@blp.route("/orders/<order_id>/reassign", methods=["POST"])
+@blp.arguments(ReassignIn)
+@blp.response(201, OrderOut)
+def reassign(body: dict, order_id: str):
+    """Give the order's incident to another unit: `cancel` to this one, a new order to that."""
+    who = actor(body)
+    order = in_worker(
+        orders_service().reassign_order,
+        order_id,
+        body["unit_id"],
+        body["reason"],
+        who,
+        body["divert"],
+    )
+    return order_public(order)
+
+
+# -- duty level, plans, grids, posts -----------------------------------------------------
+@blp.route("/duty")
+class Duty(MethodView):
+    @blp.response(200, DutyOut)
+    def get(self):
+        """The commander's duty level: normal, reinforced or wartime."""
+        return {"level": orders_service().duty_level}
+
+    @blp.arguments(DutyIn)
+    @blp.response(200, DutyOut)
+    def put(self, body: dict):
+        """Change the duty level: new incidents get its plans and ack timeouts."""
+        who = actor(body)
+        return {"level": in_worker(orders_service().set_duty_level, body["level"], who)}
+
+
+class PlansOut(Schema):
+    categories = fields.List(fields.String())
+    duty_level = fields.String(validate=validate.OneOf(DUTY_LEVELS))
+    duty_levels = fields.Dict(
+        keys=fields.String(),
+        metadata={"description": "per level: ack_timeout_s per priority, and its plans"},
+    )
+
+
+@blp.route("/plans")
+@blp.response(200, PlansOut)
+def plans():
+    """Response plans per duty level: units per category and priority, ack timeouts."""
+    rt = runtime()
+    return {**rt.plans.public(rt.settings.categories()), "duty_level": rt.orders.duty_level}
+
+
+def _geojson_in(parse, body: dict):
+    try:
+        return parse(body)
+    except GeoError as exc:
+        metrics.REJECTED.labels("rest", "geojson").inc()
+        abort(422, message=str(exc))
+
+
+@blp.route("/grids")
+class Grids(MethodView):
+    @blp.response(200, GeoJsonCollection)
+    def get(self):
+        """The response grids as GeoJSON, each with its neighbours."""
+        return orders_service().grids.to_geojson()
+
+    @blp.arguments(GeoJsonCollection)
+    @blp.response(200, ImportOut)
+    def put(self, body: dict):
+        """Replace every grid (a FeatureCollection of polygons with properties.id)."""
+        shapes = _geojson_in(parse_grids, body)
+        grid_map = GridMap(shapes)
+        with db.connection_context():
+            count = save_grids(shapes)
+        in_worker(orders_service().use_grids, grid_map)
+        return {"imported": count}
+
+
+@blp.route("/posts")
+class Posts(MethodView):
+    @blp.response(200, GeoJsonCollection)
+    def get(self):
+        """The 1/3/5-minute response posts as GeoJSON points."""
+        with db.connection_context():
+            return posts_geojson(load_posts())
+
+    @blp.arguments(GeoJsonCollection)
+    @blp.response(200, ImportOut)
+    def put(self, body: dict):
+        """Replace every response post (points with properties.id and tier_min 1, 3 or 5)."""
+        posts = assign_post_grids(_geojson_in(parse_posts, body), orders_service().grids)
+        with db.connection_context():
+            return {"imported": save_posts(posts)}
 
 
 def metrics_view():
@@ -118,9 +597,9 @@ def metrics_view():
 
 
 def health_view():
-    runtime = current_app.extensions["fieldlink"]
-    ok = runtime.running
-    body = {"ok": ok, "broker": runtime.ingest.connected, "units": len(runtime.live.units)}
+    rt = runtime()
+    ok = rt.running
+    body = {"ok": ok, "broker": rt.ingest.connected, "units": len(rt.live.units)}
     return body, 200 if ok else 503
 
 
@@ -129,3 +608,4 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(blp)
     app.add_url_rule("/metrics", view_func=metrics_view)
     app.add_url_rule("/healthz", view_func=health_view)
+    app.json.sort_keys = False

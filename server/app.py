@@ -2,25 +2,33 @@
 
 MQTT ──► ingest ──► pipeline ──► live state ──► orders (dispatch) ──► notify
                         └──────► store writer                 └──► store
+REST / Socket.IO commands and the timers run in the pipeline's worker too; OSRM is asked
+outside it (`drive_times`) so a slow router never holds up positions and acks.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
 from typing import Any
 
 from flask import Flask
 from flask_socketio import SocketIO
 from peewee import fn
 
+from server import metrics
+from server.arrival import ArrivalRule
 from server.config import Settings
+from server.dispatch import DriveLeg, EtaModel, Recommendation, Rules
 from server.ingest import Inbox, MqttIngest
 from server.live_state import LiveState, UnitState
 from server.notify import Notifier
-from server.orders import OrderService, incident_public
+from server.orders import OrderService, Shortlist, incident_public
 from server.pipeline import Call, Pipeline
-from server.store import Incident, Position, Unit, db, open_database
+from server.plans import load_plans
+from server.routing import OsrmRouter, RoutingError
+from server.store import Incident, Position, Unit, db, load_grids, open_database
 from server.store_writer import StoreWriter
 from wire import Topics
 
@@ -42,7 +50,22 @@ class Runtime:
         self.live = LiveState()
         self.ingest = MqttIngest(settings, self.inbox)
         self.notifier = Notifier(sio, self.topics, self.ingest.publish, self._delivered)
-        self.orders = OrderService(self.live, self.notifier)
+        self.plans = load_plans(settings.plans_file, settings.categories(), settings.ack_timeouts())
+        self.orders = OrderService(
+            self.live,
+            self.notifier,
+            self.plans,
+            Rules(EtaModel(settings.road_factor, settings.speeds_ms()), settings.position_stale_s),
+            ArrivalRule(settings.arrival_radius_m, settings.arrival_dwell_s),
+            categories=settings.categories(),
+            offline_after_s=settings.offline_after_s,
+            shortlist=settings.osrm_shortlist if settings.osrm_url else 1,
+        )
+        self.router = (
+            OsrmRouter(settings.osrm_url, settings.osrm_timeout_s) if settings.osrm_url else None
+        )
+        if self.router is not None:
+            self.orders.route_later = self._route_later
         self.writer = StoreWriter(settings.ingest_batch, settings.ingest_flush_s)
         self.pipeline = Pipeline(
             self.topics, self.inbox, self.ingest, self.live, self.orders, self.writer
@@ -55,12 +78,14 @@ class Runtime:
         self.writer_task = self.socketio.start_background_task(self.writer.run)
         self.pipeline_task = self.socketio.start_background_task(self.pipeline.run)
         self.pusher_task = self.socketio.start_background_task(self._push_to_consoles)
+        self.timer_task = self.socketio.start_background_task(self._run_timers)
         self.ingest.start()
         log.info("fieldlink started: %d units known", len(self.live.units))
 
     def stop(self) -> None:
         """Reverse order; the broker session goes last so stored positions still get acked."""
         self.running = False
+        self.timer_task.join()
         self.pusher_task.join()
         self.pipeline.stop()
         self.pipeline_task.join()
@@ -71,6 +96,7 @@ class Runtime:
 
     def load_live_state(self) -> None:
         """Units and their latest fixes from the store, so a restart keeps the map."""
+        now = time.time()
         with db.connection_context():
             for row in Unit.select():
                 self.live.add(
@@ -82,6 +108,10 @@ class Runtime:
                         row.status,
                         row.status_since,
                         row.online,
+                        bool(row.out_of_service),
+                        row.home_post,
+                        # a unit online before the restart gets the full time to be heard
+                        last_heard=now if row.online else None,
                     )
                 )
             latest = Position.select(Position.unit, fn.MAX(Position.ts).alias("ts")).group_by(
@@ -93,6 +123,8 @@ class Runtime:
             for pos in query:
                 fix = {k: getattr(pos, k) for k in FIX_FIELDS if getattr(pos, k) is not None}
                 self.live.units[pos.unit_id].fix = fix
+                self.live.add(self.live.units[pos.unit_id])  # into the spatial index
+            self.orders.load(load_grids())
 
     def snapshot(self) -> dict[str, Any]:
         """What a console shows first: every unit and the incidents still open."""
@@ -108,6 +140,57 @@ class Runtime:
             self.orders.on_ack, (unit_id, order_id, "received"), {"actor": f"terminal:{unit_id}"}
         )
         self.inbox.put(call, urgent=True)
+
+    def drive_times(
+        self, dest: tuple[float, float], recommendations: list[Recommendation]
+    ) -> tuple[dict[str, DriveLeg | None], str | None]:
+        """OSRM's drive times for the recommendable units, or why there are none.
+
+        Called outside the worker: a router that does not answer costs its timeout, and the
+        straight-line estimate stands.
+        """
+        asked = [r for r in recommendations if r.recommendable][: self.settings.osrm_shortlist]
+        if self.router is None or not asked:
+            return {}, None
+        try:
+            legs = self.router.to_point(dest, [(r.lat, r.lon) for r in asked])
+        except RoutingError as exc:
+            metrics.ROUTING_FAILURES.inc()
+            log.warning("drive times: %s; using straight-line estimates", exc)
+            return {}, str(exc)
+        return {
+            r.unit_id: None if leg is None else DriveLeg(leg.duration_s, leg.distance_m)
+            for r, leg in zip(asked, legs, strict=True)
+        }, None
+
+    def _route_later(
+        self, incident: Incident, shortlists: list[Shortlist], actor: str, reason: str
+    ) -> None:
+        """Auto-dispatch with OSRM: drive times in a task, the choice back in the worker."""
+        dest = (incident.lat, incident.lon)
+        recs = [r for s in shortlists for r in s.recommendations]
+        slots = [s.slot for s in shortlists]
+
+        def ask_then_choose() -> None:
+            legs, _ = self.drive_times(dest, recs)
+            try:
+                self.pipeline.call(self.orders.finish_fill, incident.id, slots, legs, actor, reason)
+            except Exception:
+                log.exception("dispatch for incident %s failed", incident.id)
+
+        self.socketio.start_background_task(ask_then_choose)
+
+    def _run_timers(self) -> None:
+        """Ack deadlines and silent units, checked every `timer_tick_s` in the worker."""
+        while self.running:
+            self.socketio.sleep(self.settings.timer_tick_s)
+            try:
+                self.pipeline.call(self.orders.tick)
+            except TimeoutError:
+                log.warning("timers: the worker is busy; checking again next tick")
+            except Exception:
+                metrics.STEP_FAILURES.labels("timers").inc()
+                log.exception("timers failed")
 
     def _push_to_consoles(self) -> None:
         """Unit moves go to consoles at most every `console_push_s`, batched, not per fix."""

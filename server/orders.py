@@ -1,59 +1,107 @@
-"""The order book: alarms become incidents, incidents get orders, acks move orders along.
+"""The order book: incidents, their orders, acks, escalation and arrival.
 
-Runs only in the ingest worker. Decisions come from `server.dispatch` (pure functions); this
-module does the I/O around them: the store, the live state and the notifier.
+Runs only in the ingest worker, so its changes are serial. Every decision comes from a pure
+module (`server.lifecycle`, `server.dispatch`, `server.plans`, `server.arrival`); this module
+does the I/O around them: the store, the live state and the notifier. Drive times from OSRM
+are asked outside the worker (`Router` below) and come back as plain values.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from server import metrics
+from server.arrival import ArrivalRule, track_arrival
 from server.dispatch import (
     RESPONDING_KINDS,
-    AckRejected,
+    DriveLeg,
+    Recommendation,
+    Rules,
+    Scene,
+    recommend,
+    with_drive_times,
+)
+from server.geo import GridMap
+from server.lifecycle import (
+    AWAITING_ACCEPT,
+    FINAL_ORDER_STATES,
+    OPEN_ORDER_STATES,
+    LifecycleError,
+    escalation_due,
+    next_incident_state,
     next_order_state,
-    rank_units,
+    silent_too_long,
     unit_status,
 )
-from server.live_state import LiveState
+from server.live_state import LiveState, Target, UnitState
 from server.notify import Notifier
-from server.store import (
-    OPEN_ORDER_STATES,
-    Alarm,
-    Incident,
-    Order,
-    Unit,
-    db,
-    new_id,
-    record_event,
-)
+from server.plans import ResponsePlans, Slot
+from server.store import Alarm, Event, Incident, Order, Setting, Unit, db, new_id, record_event
 
 log = logging.getLogger(__name__)
 
-PANIC_CATEGORY = "urgent"
 PANIC_PRIORITY = 1
+ORDER_TIMESTAMPS = (
+    "sent",
+    "delivered",
+    "accepted",
+    "declined",
+    "en_route",
+    "on_scene",
+    "cleared",
+    "cancelled",
+    "timed_out",
+)
+INCIDENT_TIMESTAMPS = ("created", "dispatched", "on_scene", "resolved", "handed_over", "closed")
+SUMMARY_MAX = 2000  # the wire protocol's limit
 
 
 class OrderRefused(Exception):
-    """An ack or command that cannot apply; the text is the answer to whoever sent it."""
+    """A command that cannot apply; the text is the answer to whoever sent it.
+
+    `status` is the HTTP status the REST API answers with (404: no such thing, 409: not now).
+    """
+
+    def __init__(self, message: str, status: int = 409):
+        super().__init__(message)
+        self.status = status
 
 
-def order_message(order: Order, incident: Incident) -> dict[str, Any]:
-    """An order as the wire protocol carries it to the unit (terminals also get its state)."""
+def _json(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+def notes_of(incident: Incident) -> list[str]:
+    rows = Event.select(Event.data).where(
+        (Event.incident_id == incident.id) & (Event.kind == "note")
+    )
+    return [json.loads(r.data)["text"] for r in rows.order_by(Event.ts, Event.id)]
+
+
+def order_message(
+    order: Order, incident: Incident, kind: str = "dispatch", ts: float | None = None
+) -> dict[str, Any]:
+    """An order as the wire protocol carries it to the unit (terminals also get its state).
+
+    An update or a cancel carries a newer `ts` than the order, so the agent tells it from a
+    re-send; the dispatcher's notes travel in the summary, newest last.
+    """
+    summary = "\n".join([incident.summary, *(f"• {n}" for n in notes_of(incident))]).strip()
     return {
         "order_id": order.id,
         "state": order.state,
         "incident_id": incident.id,
         "unit_id": order.unit_id,
-        "ts": order.sent_at,
-        "kind": order.kind,
+        "ts": order.sent_at if ts is None else ts,
+        "kind": kind,
         "priority": incident.priority,
         "category": incident.category,
-        "summary": incident.summary,
+        "summary": summary[:SUMMARY_MAX],
         "location": {"lat": incident.lat, "lon": incident.lon, "address": incident.address},
     }
 
@@ -67,11 +115,15 @@ def order_public(order: Order) -> dict[str, Any]:
         "kind": order.kind,
         "state": order.state,
         "decline_reason": order.decline_reason,
+        "end_reason": order.end_reason,
+        "ack_deadline": order.ack_deadline,
+        "arrival_s": _span(order.sent_at, order.on_scene_at),
         **{f"{step}_at": getattr(order, f"{step}_at") for step in ORDER_TIMESTAMPS},
     }
 
 
-ORDER_TIMESTAMPS = ("sent", "delivered", "accepted", "declined", "en_route", "on_scene", "cleared")
+def _span(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round(end - start, 1)
 
 
 def incident_public(incident: Incident) -> dict[str, Any]:
@@ -81,25 +133,227 @@ def incident_public(incident: Incident) -> dict[str, Any]:
         "priority": incident.priority,
         "state": incident.state,
         "location": {"lat": incident.lat, "lon": incident.lon, "address": incident.address},
+        "grid": incident.grid,
         "summary": incident.summary,
+        "caller": {"name": incident.caller_name, "phone": incident.caller_phone},
         "reported_by": incident.reported_by,
-        "created_at": incident.created_at,
-        "dispatched_at": incident.dispatched_at,
-        "on_scene_at": incident.on_scene_at,
-        "resolved_at": incident.resolved_at,
-        "closed_at": incident.closed_at,
+        "duty_level": incident.duty_level,
+        "first_unit": incident.first_unit,
+        "handover": _json(incident.handover),
+        "disposition": incident.disposition,
+        "followup": _json(incident.followup),
+        "wanted": _json(incident.wanted),
+        # arrival time: the first unit on scene, from the first dispatch
+        "arrival_s": _span(incident.dispatched_at, incident.on_scene_at),
+        **{f"{step}_at": getattr(incident, f"{step}_at") for step in INCIDENT_TIMESTAMPS},
+        "followup_at": incident.followup_at,
     }
 
 
+@dataclass(frozen=True)
+class Shortlist:
+    """Who a plan slot would send, best first, and the units drive times are wanted for."""
+
+    slot: Slot
+    recommendations: list[Recommendation]
+
+
 class OrderService:
-    def __init__(self, live: LiveState, notifier: Notifier, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        live: LiveState,
+        notifier: Notifier,
+        plans: ResponsePlans,
+        rules: Rules,
+        arrival: ArrivalRule,
+        *,
+        categories: tuple[str, ...],
+        offline_after_s: float,
+        shortlist: int = 25,
+        clock: Callable[[], float] = time.time,
+    ):
         self.live = live
         self.notifier = notifier
+        self.plans = plans
+        self.rules = rules
+        self.arrival = arrival
+        self.categories = categories
+        self.offline_after_s = offline_after_s
+        self.shortlist = shortlist
         self.clock = clock
+        self.grids = GridMap([])
+        self.duty_level = "normal"
+        # Set by the runtime where OSRM is configured: asks drive times outside the worker
+        # and calls `finish_fill` back in it.
+        self.route_later: Callable[[Incident, list[Shortlist], str, str], None] | None = None
+
+    def load(self, grids: GridMap) -> None:
+        """Start-up: grids, the duty level, and the scenes of orders not yet on scene."""
+        self.use_grids(grids)
+        row = Setting.get_or_none(Setting.key == "duty_level")
+        self.duty_level = row.value if row else "normal"
+        for order, incident in self.open_orders():
+            self._watch(order, incident)
+
+    def use_grids(self, grids: GridMap) -> None:
+        """New incidents get their grid from these; those made before keep theirs."""
+        self.grids = grids
+
+    # -- incidents -----------------------------------------------------------------------
+    def create_incident(self, data: dict[str, Any], actor: str) -> Incident:
+        """A dispatcher's new incident; its plan is sent at once if asked to."""
+        if data["category"] not in self.categories:
+            raise OrderRefused(
+                f"unknown category {data['category']!r}: use one of {', '.join(self.categories)}",
+                422,
+            )
+        location = data.get("location") or {}
+        lat, lon = location.get("lat"), location.get("lon")
+        caller = data.get("caller") or {}
+        with db.atomic():
+            incident = Incident.create(
+                id=new_id(),
+                category=data["category"],
+                priority=data["priority"],
+                lat=lat,
+                lon=lon,
+                address=location.get("address", ""),
+                grid=self._grid_at(lat, lon),
+                summary=data.get("summary", ""),
+                caller_name=caller.get("name"),
+                caller_phone=caller.get("phone"),
+                duty_level=self.duty_level,
+                created_at=self.clock(),
+            )
+            record_event(actor, "incident_created", incident_id=incident.id)
+        self.notifier.console("incident", incident_public(incident))
+        if data.get("apply_plan"):
+            self.apply_plan(incident, actor, guard_panic=False)
+            incident = self.get_incident(incident.id)  # as the plan left it
+        return incident
+
+    def _grid_at(self, lat: float | None, lon: float | None) -> str | None:
+        return None if lat is None or lon is None else self.grids.grid_at(lat, lon)
+
+    def get_incident(self, incident_id: str) -> Incident:
+        incident = Incident.get_or_none(Incident.id == incident_id)
+        if incident is None:
+            raise OrderRefused(f"no incident {incident_id!r}", 404)
+        return incident
+
+    def update_incident(self, incident_id: str, changes: dict[str, Any], actor: str) -> Incident:
+        """Category, priority, place, summary or caller changed: the units get an update."""
+        incident = self.get_incident(incident_id)
+        self._step(incident, "update")
+        if "category" in changes and changes["category"] not in self.categories:
+            raise OrderRefused(f"unknown category {changes['category']!r}", 422)
+        location = changes.pop("location", None)
+        caller = changes.pop("caller", None)
+        for name in ("category", "priority", "summary"):
+            if name in changes:
+                setattr(incident, name, changes[name])
+        if location:
+            incident.lat, incident.lon = location["lat"], location["lon"]
+            incident.address = location.get("address", incident.address)
+            incident.grid = self._grid_at(incident.lat, incident.lon)
+        if caller:
+            incident.caller_name = caller.get("name", incident.caller_name)
+            incident.caller_phone = caller.get("phone", incident.caller_phone)
+        with db.atomic():
+            incident.save()
+            record_event(actor, "incident_updated", incident_id=incident.id, changes=changes)
+        self._tell_units(incident)
+        return incident
+
+    def add_note(self, incident_id: str, text: str, actor: str) -> Incident:
+        incident = self.get_incident(incident_id)
+        self._step(incident, "update")
+        record_event(actor, "note", incident_id=incident.id, text=text)
+        self._tell_units(incident)
+        return incident
+
+    def _tell_units(self, incident: Incident) -> None:
+        now = self.clock()
+        for order in self._open_orders_of(incident):
+            self._send(order, incident, "update", now)
+        self.notifier.console("incident", incident_public(incident))
+
+    def resolve(self, incident_id: str, note: str, actor: str) -> Incident:
+        incident = self.get_incident(incident_id)
+        now = self.clock()
+        with db.atomic():
+            incident.state = self._step(incident, "resolve")
+            incident.resolved_at = now
+            incident.save()
+            record_event(actor, "resolved", incident_id=incident.id, note=note or None)
+        self.notifier.console("incident", incident_public(incident))
+        return incident
+
+    def hand_over(self, incident_id: str, handover: dict[str, Any], actor: str) -> Incident:
+        """To a department or another unit, with a reason: handle first, hand over later."""
+        incident = self.get_incident(incident_id)
+        if handover.get("to_unit") and Unit.get_or_none(Unit.id == handover["to_unit"]) is None:
+            raise OrderRefused(f"no unit {handover['to_unit']!r}", 422)
+        now = self.clock()
+        with db.atomic():
+            incident.state = self._step(incident, "hand_over")
+            incident.handed_over_at = now
+            incident.handover = json.dumps(handover)
+            incident.save()
+            record_event(actor, "handed_over", incident_id=incident.id, handover=handover)
+        self._tell_units(incident)
+        return incident
+
+    def close(self, incident_id: str, disposition: str, actor: str) -> Incident:
+        """Closing takes back every order still open."""
+        incident = self.get_incident(incident_id)
+        now = self.clock()
+        state = self._step(incident, "close")
+        for order in self._open_orders_of(incident):
+            self._end_order(order, "cancelled", "incident closed", actor, replace=False)
+        with db.atomic():
+            incident.state, incident.closed_at = state, now
+            incident.disposition = disposition
+            incident.save()
+            record_event(actor, "closed", incident_id=incident.id, disposition=disposition)
+        self.notifier.console("incident", incident_public(incident))
+        return incident
+
+    def record_followup(self, incident_id: str, followup: dict[str, Any], actor: str) -> Incident:
+        """The same-day call back to the caller; allowed in any state, the last one counts."""
+        incident = self.get_incident(incident_id)
+        incident.followup_at = followup.pop("at", None) or self.clock()
+        incident.followup = json.dumps(followup)
+        with db.atomic():
+            incident.save()
+            record_event(actor, "followup", incident_id=incident.id, **followup)
+        self.notifier.console("incident", incident_public(incident))
+        return incident
+
+    def _step(self, incident: Incident, event: str) -> str:
+        try:
+            return next_incident_state(incident.state, event)
+        except LifecycleError as exc:
+            raise OrderRefused(str(exc)) from None
+
+    def timeline(self, incident_id: str) -> list[dict[str, Any]]:
+        incident = self.get_incident(incident_id)
+        events = Event.select().where(Event.incident_id == incident.id).order_by(Event.ts, Event.id)
+        return [
+            {
+                "ts": e.ts,
+                "actor": e.actor,
+                "kind": e.kind,
+                "unit_id": e.unit_id,
+                "order_id": e.order_id,
+                "data": json.loads(e.data),
+            }
+            for e in events
+        ]
 
     # -- alarms --------------------------------------------------------------------------
     def on_alarm(self, unit_id: str, alarm: dict[str, Any], received_at: float) -> Incident | None:
-        """A panic makes an incident and an order to the nearest unit; a redelivery nothing."""
+        """A panic makes an incident and sends its plan; a redelivery does nothing."""
         if Alarm.get_or_none(Alarm.alarm_id == alarm["alarm_id"]) is not None:
             metrics.DUPLICATES.labels("alarm").inc()
             return None
@@ -112,12 +366,14 @@ class OrderService:
             if not drill:
                 incident = Incident.create(
                     id=new_id(),
-                    category=PANIC_CATEGORY,
+                    category=self.categories[0],
                     priority=PANIC_PRIORITY,
                     lat=lat,
                     lon=lon,
+                    grid=self._grid_at(lat, lon),
                     summary=f"Panic button at {unit.name if unit else unit_id}",
                     reported_by=unit_id,
+                    duty_level=self.duty_level,
                     created_at=received_at,
                 )
             Alarm.create(
@@ -149,40 +405,201 @@ class OrderService:
             },
         )
         if incident is not None:
-            self.dispatch_nearest(incident, exclude={unit_id})
+            guard_panic = unit is not None and unit.kind == "guard_post"
+            self.apply_plan(incident, "dispatch", guard_panic=guard_panic)
             metrics.ALARM_TO_ORDER.observe(self.clock() - received_at)
         return incident
 
     # -- dispatch ------------------------------------------------------------------------
-    def dispatch_nearest(self, incident: Incident, exclude: set[str]) -> Order | None:
-        """Send the nearest free unit; units already sent to this incident are passed over."""
+    def apply_plan(self, incident: Incident, actor: str, guard_panic: bool) -> None:
+        plan = self.plans.plan_for(
+            incident.duty_level or self.duty_level,
+            incident.category,
+            incident.priority,
+            guard_panic,
+        )
+        record_event(actor, "plan", incident_id=incident.id, plan=plan.match)
+        self.fill(incident, list(plan.slots), actor, reason=f"plan {plan.match}")
+
+    def fill(self, incident: Incident, slots: list[Slot], actor: str, reason: str) -> None:
+        """Send units for `slots`: now by straight line, or after OSRM's drive times."""
         if incident.lat is None or incident.lon is None:
-            record_event("dispatch", "no_location", incident_id=incident.id)
-            self.notifier.console("incident", incident_public(incident))
-            return None
-        already = {o.unit_id for o in Order.select(Order.unit).where(Order.incident == incident)}
-        ranked = rank_units(
+            self._alert(incident, "no_location", "the incident has no location: set one")
+            return
+        shortlists = self.shortlists(incident, slots, self.shortlist)
+        if self.route_later is not None and any(s.recommendations for s in shortlists):
+            self.route_later(incident, shortlists, actor, reason)
+        else:
+            self.finish_fill(incident.id, slots, {}, actor, reason)
+
+    def finish_fill(
+        self,
+        incident_id: str,
+        slots: list[Slot],
+        legs: dict[str, DriveLeg | None],
+        actor: str,
+        reason: str,
+        retry: bool = False,
+    ) -> list[Order]:
+        """Choose per slot with the drive times known by now (units may have moved meanwhile).
+
+        What cannot be filled is kept as the incident's `wanted` units and sent by the timer
+        as soon as units are available: an alarm during a broker restart, when every unit
+        looks offline, still gets its units once they are back.
+        """
+        incident = self.get_incident(incident_id)
+        if incident.state in ("resolved", "handed_over", "closed"):
+            return []
+        sent: list[Order] = []
+        wanted: list[Slot] = []
+        for shortlist in self.shortlists(incident, slots, self.shortlist):
+            ranked = with_drive_times(shortlist.recommendations, legs)
+            picks = [r for r in ranked if r.recommendable][: shortlist.slot.count]
+            for pick in picks:
+                order = self.send_order(
+                    incident,
+                    pick.unit_id,
+                    actor,
+                    kinds=shortlist.slot.kinds,
+                    why=f"{reason}: {pick.reason}",
+                    eta_s=round(pick.eta_s),
+                )
+                sent.append(order)
+            missing = shortlist.slot.count - len(picks)
+            if missing:
+                wanted.append(Slot(shortlist.slot.kinds, missing))
+                if not retry:
+                    kinds = "/".join(sorted(shortlist.slot.kinds))
+                    passed = [f"{r.unit_id}: {r.reason}" for r in ranked if not r.recommendable]
+                    why = f" (nearest passed over: {'; '.join(passed[:3])})" if passed else ""
+                    self._alert(
+                        incident,
+                        "no_unit",
+                        f"{missing} more {kinds} needed: none available{why}; sent when one is",
+                    )
+        self._want(incident, wanted + (self._wanted(incident) if not retry else []))
+        return sent
+
+    @staticmethod
+    def _wanted(incident: Incident) -> list[Slot]:
+        return [Slot(frozenset(s["kinds"]), s["count"]) for s in _json(incident.wanted) or []]
+
+    def _want(self, incident: Incident, slots: list[Slot]) -> None:
+        value = json.dumps([{"kinds": sorted(s.kinds), "count": s.count} for s in slots])
+        value = value if slots else None
+        if value != incident.wanted:
+            incident.wanted = value
+            Incident.update(wanted=value).where(Incident.id == incident.id).execute()
+
+    def _fill_wanted(self) -> None:
+        """Incidents still lacking units get them as soon as any are available."""
+        rows = Incident.select().where(
+            Incident.wanted.is_null(False) & Incident.state.in_(("new", "dispatched", "on_scene"))
+        )
+        for incident in rows:
+            self.finish_fill(
+                incident.id, self._wanted(incident), {}, "dispatch", "wanted", retry=True
+            )
+
+    def shortlists(self, incident: Incident, slots: list[Slot], size: int) -> list[Shortlist]:
+        """Each slot's best units, none counted twice, none already sent to the incident."""
+        taken = {o.unit_id for o in Order.select(Order.unit).where(Order.incident == incident)}
+        if incident.reported_by:
+            taken.add(incident.reported_by)
+        out = []
+        for slot in slots:
+            recs = self.recommendations(
+                incident, slot.kinds, frozenset(taken), max(size, slot.count)
+            )
+            out.append(Shortlist(slot, recs))
+            taken.update(r.unit_id for r in recs if r.recommendable)
+        return out
+
+    def recommendations(
+        self,
+        incident: Incident,
+        kinds: frozenset[str] = RESPONDING_KINDS,
+        exclude: frozenset[str] = frozenset(),
+        limit: int = 10,
+    ) -> list[Recommendation]:
+        if incident.lat is None or incident.lon is None:
+            raise OrderRefused("the incident has no location: set one to get recommendations")
+        scene = Scene(
             incident.lat,
             incident.lon,
-            self.live.candidates(RESPONDING_KINDS),
-            frozenset(exclude | already),
+            incident.grid,
+            self.grids.neighbours(incident.grid) if incident.grid else frozenset(),
         )
-        if not ranked:
-            log.warning("incident %s: no unit available", incident.id)
-            record_event("dispatch", "no_unit_available", incident_id=incident.id)
-            self.notifier.console("incident", incident_public(incident))
-            return None
-        return self.send_order(
-            incident, ranked[0].unit_id, actor="dispatch", distance_m=round(ranked[0].distance_m)
-        )
+        nearby = self.live.nearby(incident.lat, incident.lon, kinds)
+        return recommend(scene, nearby, self.clock(), self.rules, kinds, exclude, limit)
 
-    def send_order(self, incident: Incident, unit_id: str, actor: str, **why: Any) -> Order:
+    def recommend_for(self, incident_id: str, limit: int) -> tuple[Incident, list[Recommendation]]:
+        """The dispatcher's list: units already sent to the incident are left out."""
+        incident = self.get_incident(incident_id)
+        sent = {o.unit_id for o in self._open_orders_of(incident)}
+        if incident.reported_by:
+            sent.add(incident.reported_by)
+        return incident, self.recommendations(incident, RESPONDING_KINDS, frozenset(sent), limit)
+
+    def dispatch_units(
+        self, incident_id: str, unit_ids: list[str], actor: str, divert: bool = False
+    ) -> list[Order]:
+        """A dispatcher sends units; one busy elsewhere goes only with `divert`."""
+        incident = self.get_incident(incident_id)
+        self._step(incident, "order_sent")
+        units = [self._unit(u) for u in dict.fromkeys(unit_ids)]
+        holding = {o.unit_id for o in self._open_orders_of(incident)}
+        for unit in units:
+            if unit.unit_id in holding:
+                raise OrderRefused(f"unit {unit.unit_id} already has an order for this incident")
+            if unit.status == "offline":
+                raise OrderRefused(f"unit {unit.unit_id} is offline: its link is down")
+            busy = self.open_orders(unit.unit_id)
+            if (busy or unit.status == "out_of_service") and not divert:
+                what = f"has an order for incident {busy[0][1].id}" if busy else "is out of service"
+                raise OrderRefused(f"unit {unit.unit_id} {what}: send with divert to take it")
+        self._want(incident, [])  # the dispatcher chose: the plan's remaining wants are off
+        orders = []
+        for unit in units:
+            for order, _ in self.open_orders(unit.unit_id):
+                self._end_order(
+                    order, "cancelled", f"diverted to incident {incident.id}", actor, replace=True
+                )
+            kinds = RESPONDING_KINDS if unit.kind in RESPONDING_KINDS else {unit.kind}
+            orders.append(self.send_order(incident, unit.unit_id, actor, kinds=kinds))
+        return orders
+
+    def _unit(self, unit_id: str) -> UnitState:
+        unit = self.live.get(unit_id)
+        if unit is None:
+            raise OrderRefused(f"no unit {unit_id!r}", 422)
+        return unit
+
+    def send_order(
+        self,
+        incident: Incident,
+        unit_id: str,
+        actor: str,
+        kinds: Iterable[str],
+        **why: Any,
+    ) -> Order:
         now = self.clock()
+        duty = incident.duty_level or self.duty_level
         with db.atomic():
-            order = Order.create(id=new_id(), incident=incident, unit=unit_id, sent_at=now)
-            if incident.state == "new":
-                incident.state, incident.dispatched_at = "dispatched", now
-                incident.save()
+            order = Order.create(
+                id=new_id(),
+                incident=incident,
+                unit=unit_id,
+                sent_at=now,
+                ack_deadline=now + self.plans.ack_timeout_s(duty, incident.priority),
+                kinds=",".join(sorted(kinds)),
+            )
+            state = next_incident_state(incident.state, "order_sent")
+            if incident.dispatched_at is None:
+                incident.dispatched_at = now
+            incident.state = state
+            incident.first_unit = incident.first_unit or unit_id
+            incident.save()
             record_event(
                 actor,
                 "order_sent",
@@ -191,32 +608,115 @@ class OrderService:
                 order_id=order.id,
                 **why,
             )
-            self._update_unit_status(unit_id, now)
-        message = order_message(order, incident)
-        self.notifier.order_to_terminals(unit_id, message)
-        self.notifier.order_to_agent(unit_id, message)
+            self._refresh_unit(unit_id, now)
+        self._watch(order, incident)
+        self._send(order, incident, "dispatch", now)
         self.notifier.console("order", order_public(order))
         self.notifier.console("incident", incident_public(incident))
         return order
 
-    # -- acks ----------------------------------------------------------------------------
-    def on_ack(
-        self, unit_id: str, order_id: str, status: str, actor: str, reason: str = ""
-    ) -> dict[str, Any]:
-        """Apply an ack from a unit's agent or terminal; repeats change nothing."""
+    def _send(self, order: Order, incident: Incident, kind: str, ts: float) -> None:
+        message = order_message(order, incident, kind, ts)
+        self.notifier.order_to_terminals(order.unit_id, message)
+        self.notifier.order_to_agent(order.unit_id, message)
+
+    # -- ending and replacing orders ------------------------------------------------------
+    def cancel_order(self, order_id: str, reason: str, actor: str, replace: bool) -> Order:
+        order = self._order(order_id)
+        if order.state in FINAL_ORDER_STATES:
+            raise OrderRefused(f"order {order_id} is already {order.state}")
+        return self._end_order(order, "cancelled", reason, actor, replace)
+
+    def reassign_order(
+        self, order_id: str, unit_id: str, reason: str, actor: str, divert: bool = False
+    ) -> Order:
+        """Take the order from its unit and give the incident to another one."""
+        order = self._order(order_id)
+        if order.state in FINAL_ORDER_STATES:
+            raise OrderRefused(f"order {order_id} is already {order.state}")
+        if unit_id == order.unit_id:
+            raise OrderRefused(f"order {order_id} is already with unit {unit_id}")
+        self._unit(unit_id)
+        self._end_order(order, "cancelled", reason or f"reassigned to {unit_id}", actor, False)
+        return self.dispatch_units(order.incident_id, [unit_id], actor, divert)[0]
+
+    def _order(self, order_id: str) -> Order:
         order = Order.get_or_none(Order.id == order_id)
         if order is None:
-            raise OrderRefused(f"no order {order_id!r}")
+            raise OrderRefused(f"no order {order_id!r}", 404)
+        return order
+
+    def _end_order(self, order: Order, state: str, reason: str, actor: str, replace: bool) -> Order:
+        """Cancel or time out an order: its unit is told; with `replace` the next unit goes."""
+        now = self.clock()
+        incident = order.incident
+        with db.atomic():
+            order.state, order.end_reason = state, reason
+            setattr(order, f"{state}_at", now)
+            order.save()
+            record_event(
+                actor,
+                f"order_{state}",
+                incident_id=incident.id,
+                unit_id=order.unit_id,
+                order_id=order.id,
+                reason=reason,
+            )
+            self._refresh_unit(order.unit_id, now)
+        self._forget(order)
+        self._send(order, incident, "cancel", now)
+        self.notifier.console("order", order_public(order))
+        if replace:
+            self._replace(order, incident, actor)
+        return order
+
+    def _replace(self, order: Order, incident: Incident, actor: str) -> None:
+        """The next-best unit of the same kinds goes in place of one that will not."""
+        if incident.state in ("resolved", "handed_over", "closed"):
+            return
+        kinds = frozenset((order.kinds or ",".join(RESPONDING_KINDS)).split(","))
+        why = order.end_reason or order.state.replace("_", " ")
+        self._alert(
+            incident,
+            "escalation",
+            f"unit {order.unit_id} {order.state.replace('_', ' ')} ({why}): sending the next unit",
+            order_id=order.id,
+            unit_id=order.unit_id,
+        )
+        self.fill(incident, [Slot(kinds, 1)], actor, reason=f"replaces {order.unit_id}")
+
+    def _alert(self, incident: Incident, kind: str, message: str, **refs: Any) -> None:
+        log.warning("incident %s: %s", incident.id, message)
+        record_event("dispatch", kind, incident_id=incident.id, message=message, **refs)
+        self.notifier.console(
+            "alert", {"kind": kind, "incident_id": incident.id, "message": message, **refs}
+        )
+        self.notifier.console("incident", incident_public(incident))
+
+    # -- acks ----------------------------------------------------------------------------
+    def on_ack(
+        self,
+        unit_id: str,
+        order_id: str,
+        status: str,
+        actor: str,
+        reason: str = "",
+        at: float | None = None,
+    ) -> dict[str, Any]:
+        """Apply an ack from a unit's agent or terminal (or its arrival); repeats change nothing."""
+        order = Order.get_or_none(Order.id == order_id)
+        if order is None:
+            raise OrderRefused(f"no order {order_id!r}", 404)
         if order.unit_id != unit_id:
             raise OrderRefused(f"order {order_id} belongs to another unit")
         try:
             new_state = next_order_state(order.state, status)
-        except AckRejected as exc:
+        except LifecycleError as exc:
             raise OrderRefused(str(exc)) from None
         if new_state is None:
             metrics.DUPLICATES.labels("ack").inc()
             return order_public(order)
-        now = self.clock()
+        now = self.clock() if at is None else at
         with db.atomic():
             order.state = new_state
             setattr(order, f"{new_state}_at", now)
@@ -231,36 +731,157 @@ class OrderService:
                 order_id=order.id,
                 reason=reason or None,
             )
-            self._update_unit_status(unit_id, now)
+            self._refresh_unit(unit_id, now)
             incident = self._advance_incident(order.incident, new_state, now)
+        if new_state in ("on_scene", *FINAL_ORDER_STATES):
+            self._forget(order)
         self.notifier.console("order", order_public(order))
         self.notifier.console("incident", incident_public(incident))
         if new_state == "declined":
-            self.dispatch_nearest(incident, exclude={incident.reported_by or ""})
+            self._replace(order, incident, "dispatch")
         return order_public(order)
 
     def _advance_incident(self, incident: Incident, order_state: str, now: float) -> Incident:
-        if order_state == "on_scene" and incident.on_scene_at is None:
-            incident.state, incident.on_scene_at = "on_scene", now
-        elif order_state == "cleared":
+        if order_state == "on_scene":
+            incident.state = next_incident_state(incident.state, "arrived")
+            incident.on_scene_at = incident.on_scene_at or now
+        elif order_state in FINAL_ORDER_STATES:
             states = {o.state for o in incident.orders}
-            if states <= {"cleared", "declined"}:
-                incident.state, incident.resolved_at = "resolved", now
+            if states <= FINAL_ORDER_STATES and "cleared" in states:
+                state = next_incident_state(incident.state, "orders_done")
+                if state != incident.state:
+                    incident.state, incident.resolved_at = state, now
         incident.save()
         return incident
 
-    def _update_unit_status(self, unit_id: str, now: float) -> None:
+    # -- units ---------------------------------------------------------------------------
+    def _refresh_unit(self, unit_id: str, now: float) -> None:
+        unit = self.live.get(unit_id)
+        if unit is None:
+            return
         states = [
             o.state
             for o in Order.select(Order.state).where(
                 (Order.unit == unit_id) & (Order.state.in_(OPEN_ORDER_STATES))
             )
         ]
-        status = unit_status(states)
-        if self.live.get(unit_id) and self.live.set_status(unit_id, status, now):
+        status = unit_status(states, unit.online, unit.out_of_service)
+        if self.live.set_status(unit_id, status, now):
             Unit.update(status=status, status_since=now).where(Unit.id == unit_id).execute()
 
+    def set_out_of_service(self, unit_id: str, out: bool, actor: str) -> UnitState:
+        unit = self._unit(unit_id)
+        if unit.out_of_service != out:
+            unit.out_of_service = out
+            with db.atomic():
+                Unit.update(out_of_service=out).where(Unit.id == unit_id).execute()
+                record_event(actor, "out_of_service" if out else "in_service", unit_id=unit_id)
+                self._refresh_unit(unit_id, self.clock())
+        return unit
+
+    def on_unit_online(self, unit_id: str, online: bool, ts: float, why: str = "") -> None:
+        """The agent's state message (sent on every (re)connect): open orders go again."""
+        if self.live.set_online(unit_id, online):
+            with db.atomic():
+                Unit.update(online=online, online_since=ts).where(Unit.id == unit_id).execute()
+                record_event(
+                    f"agent:{unit_id}",
+                    "online" if online else "offline",
+                    unit_id=unit_id,
+                    reason=why or None,
+                )
+                self._refresh_unit(unit_id, self.clock())
+        if online:
+            self.live.heard(unit_id, self.clock())
+            for order, incident in self.open_orders(unit_id):
+                self.notifier.order_to_agent(unit_id, order_message(order, incident))
+
+    def heard(self, unit_id: str, at: float) -> None:
+        """Any message from a unit: it is online (a position or health message says so too)."""
+        self.live.heard(unit_id, at)
+        unit = self.live.get(unit_id)
+        if unit is not None and not unit.online:
+            self.on_unit_online(unit_id, True, at)
+
+    # -- timers --------------------------------------------------------------------------
+    def tick(self) -> int:
+        """Orders past their ack deadline go to the next unit; silent units go offline.
+
+        Deadlines live in the store, so after a restart the first tick picks them up.
+        """
+        now = self.clock()
+        due = Order.select().where(
+            Order.state.in_(tuple(AWAITING_ACCEPT)) & (Order.ack_deadline <= now)
+        )
+        count = 0
+        for order in list(due):
+            if escalation_due(order.state, order.ack_deadline, now):
+                waited = now - order.sent_at
+                self._end_order(
+                    order, "timed_out", f"not accepted in {waited:.0f} s", "dispatch", True
+                )
+                metrics.ESCALATIONS.inc()
+                count += 1
+        for unit in list(self.live.units.values()):
+            if unit.online and silent_too_long(unit.last_heard, now, self.offline_after_s):
+                self.on_unit_online(unit.unit_id, False, now, why="missing heartbeats")
+        self._fill_wanted()
+        return count
+
+    # -- arrival -------------------------------------------------------------------------
+    def _watch(self, order: Order, incident: Incident) -> None:
+        unit = self.live.get(order.unit_id)
+        if (
+            unit is not None
+            and incident.lat is not None
+            and order.state
+            in AWAITING_ACCEPT
+            | {
+                "accepted",
+                "en_route",
+            }
+        ):
+            unit.targets[order.id] = Target(incident.lat, incident.lon, order.sent_at)
+
+    def _forget(self, order: Order) -> None:
+        unit = self.live.get(order.unit_id)
+        if unit is not None:
+            unit.targets.pop(order.id, None)
+
+    def on_fixes(self, unit: UnitState, fixes: list[dict]) -> None:
+        """Fixes of a unit with a scene to reach: inside the radius long enough = on scene."""
+        for order_id, target in list(unit.targets.items()):
+            for fix in sorted(fixes, key=lambda f: f["ts"]):
+                if fix["ts"] < target.since:
+                    continue
+                target.entered_at, arrived = track_arrival(
+                    target.entered_at, fix, target.lat, target.lon, self.arrival
+                )
+                if arrived:
+                    self.on_ack(
+                        unit.unit_id, order_id, "on_scene", actor="arrival", at=target.entered_at
+                    )
+                    break
+
+    # -- settings at run time --------------------------------------------------------------
+    def set_duty_level(self, level: str, actor: str) -> str:
+        now = self.clock()
+        with db.atomic():
+            Setting.replace(
+                key="duty_level", value=level, changed_at=now, changed_by=actor
+            ).execute()
+            record_event(actor, "duty_level", level=level, previous=self.duty_level)
+        self.duty_level = level
+        self.notifier.console("duty", {"level": level, "changed_at": now, "changed_by": actor})
+        return level
+
     # -- (re)delivery --------------------------------------------------------------------
+    def _open_orders_of(self, incident: Incident) -> list[Order]:
+        query = Order.select().where(
+            (Order.incident == incident) & Order.state.in_(OPEN_ORDER_STATES)
+        )
+        return list(query.order_by(Order.sent_at))
+
     def open_orders(self, unit_id: str | None = None) -> list[tuple[Order, Incident]]:
         query = (
             Order.select(Order, Incident)
@@ -284,12 +905,3 @@ class OrderService:
         for order, incident in self.open_orders():
             if order.state == "sent":
                 self.notifier.order_to_agent(order.unit_id, order_message(order, incident))
-
-    def on_unit_online(self, unit_id: str, online: bool, ts: float) -> None:
-        """The agent's state message: sent on every (re)connect, so open orders go again."""
-        if self.live.set_online(unit_id, online):
-            Unit.update(online=online, online_since=ts).where(Unit.id == unit_id).execute()
-            record_event(f"agent:{unit_id}", "online" if online else "offline", unit_id=unit_id)
-        if online:
-            for order, incident in self.open_orders(unit_id):
-                self.notifier.order_to_agent(unit_id, order_message(order, incident))

@@ -162,6 +162,8 @@ class Pipeline:
             self.ingest.ack(message)
             return
         metrics.MESSAGES.labels(channel.value).inc()
+        if channel is not Channel.STATE:  # a state message says itself whether it is online
+            self._guarded("heard", self.orders.heard, unit.unit_id, message.received_at)
         self._guarded(channel.value, self.steps[channel], unit, body, message)
 
     def _accept(self, message: Inbound) -> tuple[UnitState, Channel, Any]:
@@ -193,7 +195,16 @@ class Pipeline:
             self._unknown[unit_id] = now
             return None
         self._unknown.pop(unit_id, None)
-        unit = UnitState(row.id, row.kind, row.grid, row.name, row.status, row.status_since)
+        unit = UnitState(
+            row.id,
+            row.kind,
+            row.grid,
+            row.name,
+            row.status,
+            row.status_since,
+            out_of_service=bool(row.out_of_service),
+            home_post=row.home_post,
+        )
         self.live.add(unit)
         return unit
 
@@ -206,7 +217,8 @@ class Pipeline:
             log.warning("unit %s sent %d future-dated fixes", unit.unit_id, len(fixes) - len(good))
         if good:
             self.live.apply_fixes(unit.unit_id, good)
-            self.live.set_online(unit.unit_id, True)
+            if unit.targets:
+                self._guarded("arrival", self.orders.on_fixes, unit, good)
         rows = [
             {"unit_id": unit.unit_id, "received_at": message.received_at, **fix} for fix in good
         ]
@@ -241,4 +253,3 @@ class Pipeline:
 
     def on_health(self, unit: UnitState, health: dict, message: Inbound) -> None:
         unit.health = health
-        self.live.set_online(unit.unit_id, True)

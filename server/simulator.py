@@ -18,7 +18,8 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -26,7 +27,7 @@ import socketio
 
 from server.dispatch import EARTH_RADIUS_M, distance_m
 from server.notify import TERMINAL_NS
-from wire import CHANNELS, Channel, Topics, encode
+from wire import CHANNELS, Channel, Topics, WireError, decode, encode
 from wire.mqtt import BrokerAddress, SessionOptions, connect_persistent, new_client
 
 log = logging.getLogger(__name__)
@@ -302,7 +303,9 @@ class UnitLink:
         self.options = SessionOptions(client_id=spec.unit_id, protocol=protocol)
         self.client = new_client(address, self.options)
 
-    def start(self) -> None:
+    def start(self, on_order: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Connect; with `on_order`, the unit also hears its orders (a kiosk's guard does)."""
+        self.on_order = on_order
         offline = {"online": False, "ts": time.time(), "kind": self.spec.kind}
         rule = CHANNELS[Channel.STATE]
         self.client.will_set(
@@ -342,6 +345,18 @@ class UnitLink:
             return
         state = {"online": True, "ts": time.time(), "kind": self.spec.kind, "version": "sim"}
         self.publish(Channel.STATE, state)
+        if self.on_order is not None:
+            topic = self.topics.unit(self.spec.unit_id, Channel.ORDERS)
+            self.client.message_callback_add(topic, self._on_order_message)
+            self.client.subscribe(topic, qos=CHANNELS[Channel.ORDERS].qos)
+
+    def _on_order_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
+        try:
+            order = decode(Channel.ORDERS, message.payload)
+        except WireError as exc:
+            log.warning("%s: bad order: %s", self.spec.unit_id, exc)
+            return
+        self.on_order(order)
 
 
 # -- I/O: an officer's terminal -----------------------------------------------------------
@@ -417,6 +432,8 @@ class SimKiosk:
     link: UnitLink
     lat: float
     lon: float
+    # orders to assist a neighbouring post: order id -> when the guard will be done
+    assisting: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -463,8 +480,12 @@ class Fleet:
         return [c.link for c in self.cars.values()] + [k.link for k in self.kiosks]
 
     def start(self) -> None:
-        for link in self.links():
-            link.start()
+        for sim in self.cars.values():
+            sim.link.start()
+        for kiosk in self.kiosks:
+            kiosk.link.start(
+                lambda order, unit_id=kiosk.spec.unit_id: self.inbox.put(("order", unit_id, order))
+            )
         for sim in self.cars.values():
             sim.officer.connect()
         self._thread = threading.Thread(target=self._run, name="fleet", daemon=True)
@@ -508,8 +529,16 @@ class Fleet:
             self._advance(sim, now, dt)
             sim.link.publish(Channel.POSITION, car_fix(self.city, sim.car, now))
         for kiosk in self.kiosks:
+            for order_id, done_at in list(kiosk.assisting.items()):
+                if now >= done_at:
+                    self._guard_answers(kiosk, order_id, "cleared", now)
+                    del kiosk.assisting[order_id]
             fix = {"ts": now, "lat": kiosk.lat, "lon": kiosk.lon, "speed": 0.0, "acc": 5.0}
             kiosk.link.publish(Channel.POSITION, fix)
+
+    def _guard_answers(self, kiosk: SimKiosk, order_id: str, status: str, now: float) -> None:
+        kiosk.link.publish(Channel.ACK, {"order_id": order_id, "ts": now, "status": status})
+        self._count(status)
 
     def panic(self, kiosk: SimKiosk, now: float) -> None:
         fix = {"ts": now, "lat": kiosk.lat, "lon": kiosk.lon, "acc": 5.0}
@@ -545,12 +574,27 @@ class Fleet:
                 kind, unit_id, body = self.inbox.get_nowait()
             except queue.Empty:
                 return
+            if unit_id not in self.cars:
+                self._on_kiosk_order(self._kiosk(unit_id), body, now)
+                continue
             sim = self.cars[unit_id]
             if kind == "order":
                 self._on_order(sim, body, now)
             elif sim.task is not None and sim.task.order_id == body:
                 sim.task = None  # the server refused an ack: the order is no longer ours
                 sim.car = self._pull_out(sim.car)
+
+    def _kiosk(self, unit_id: str) -> SimKiosk:
+        return next(k for k in self.kiosks if k.spec.unit_id == unit_id)
+
+    def _on_kiosk_order(self, kiosk: SimKiosk, order: dict[str, Any], now: float) -> None:
+        """A guard sent to help a neighbouring post accepts, helps a while, then clears."""
+        order_id = order["order_id"]
+        if order["kind"] == "cancel":
+            kiosk.assisting.pop(order_id, None)
+        elif order["kind"] == "dispatch" and order_id not in kiosk.assisting:
+            self._guard_answers(kiosk, order_id, "accepted", now)
+            kiosk.assisting[order_id] = now + self.rng.uniform(60, 180)
 
     def _on_order(self, sim: SimCar, order: dict[str, Any], now: float) -> None:
         if order.get("kind") != "dispatch" or order.get("state") not in ("sent", "delivered"):

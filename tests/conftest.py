@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gpiozero import Device
@@ -14,6 +15,7 @@ from server.broker import MosquittoProcess
 from tests.harness import GpsFake
 
 ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
 NMEA_DIR = Path(os.environ.get("FIELDLINK_NMEA_DIR", ROOT.parent / "shared" / "nmea"))
 
 
@@ -52,8 +54,10 @@ def server_factory(tmp_path, mosquitto):
 
     started: list[ServerProcess] = []
 
-    def make(async_mode: str = "threading", broker: MosquittoProcess | None = None):
-        server = ServerProcess(tmp_path, (broker or mosquitto).url, async_mode)
+    def make(
+        async_mode: str = "threading", broker: MosquittoProcess | None = None, **settings: Any
+    ):
+        server = ServerProcess(tmp_path, (broker or mosquitto).url, async_mode, **settings)
         started.append(server)
         return server
 

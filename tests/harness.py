@@ -46,7 +46,9 @@ def eventually(
 class ServerProcess:
     """`fieldlink server` as it runs in production, in its own process."""
 
-    def __init__(self, workdir: Path, mqtt_url: str, async_mode: str = "threading"):
+    def __init__(
+        self, workdir: Path, mqtt_url: str, async_mode: str = "threading", **settings: Any
+    ):
         self.workdir = workdir
         self.db_url = f"sqlite:///{workdir / 'fieldlink.db'}"
         self.port = free_port()
@@ -58,6 +60,7 @@ class ServerProcess:
             FIELDLINK_ASYNC_MODE=async_mode,
             FIELDLINK_MQTT_CLIENT_ID=f"fieldlink-test-{uuid.uuid4().hex[:8]}",
             FIELDLINK_CONSOLE_PUSH_S="0.2",
+            **{f"FIELDLINK_{k.upper()}": str(v) for k, v in settings.items()},
         )
         self.proc: subprocess.Popen | None = None
         open_database(self.db_url)
@@ -87,6 +90,11 @@ class ServerProcess:
 
     def get(self, path: str) -> Any:
         return requests.get(self.url + path, timeout=5).json()
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """A REST call: (status, JSON answer)."""
+        reply = requests.request(method, self.url + path, json=body, timeout=10)
+        return reply.status_code, reply.json()
 
     def metric(self, name: str, **labels: str) -> float:
         text = requests.get(self.url + "/metrics", timeout=5).text
@@ -172,6 +180,24 @@ class Terminal:
             namespace="/terminal",
             timeout=10,
         )
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+
+class Console:
+    """A dispatcher's console: a real python-socketio client on `/console`, keeping events."""
+
+    def __init__(self, server_url: str):
+        self.events: list[tuple[str, Any]] = []
+        self.sio = socketio.Client(reconnection=False)
+        self.sio.on(
+            "*", lambda event, data: self.events.append((event, data)), namespace="/console"
+        )
+        self.sio.connect(server_url, namespaces=["/console"], wait_timeout=10)
+
+    def of(self, event: str) -> list[Any]:
+        return [data for name, data in list(self.events) if name == event]
 
     def close(self) -> None:
         self.sio.disconnect()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import DATA
 from tests.harness import Terminal, UnitLink, eventually
 
 KIOSK = (35.4050, 116.5870)
@@ -13,7 +14,7 @@ KIOSK = (35.4050, 116.5870)
 @pytest.fixture
 def city(server_factory, mosquitto, async_mode):
     """A server with a guard kiosk and three patrol cars at known distances, all online."""
-    server = server_factory(async_mode)
+    server = server_factory(async_mode, plans_file=DATA / "one_unit_plans.toml")
     tokens = {u: server.add_unit(u) for u in ("car-near", "car-mid", "car-far")}
     tokens["kiosk-1"] = server.add_unit("kiosk-1", "guard_post")
     server.start()

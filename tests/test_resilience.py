@@ -10,6 +10,7 @@ from edge_agent.app import Agent
 from edge_agent.config import GpsdSettings
 from server.store import Alarm, Incident, Order, Position, db
 from tests.agent.conftest import agent_settings
+from tests.conftest import DATA
 from tests.harness import Terminal, UnitLink, eventually, nmea_slice
 from wire import Channel
 
@@ -23,7 +24,8 @@ def test_broker_restarts_lose_no_order_and_no_ack(
 ) -> None:
     """A real car agent (gpsd via gpsfake, outbox) and a kiosk screen; the broker goes away
     twice: once while the order is on its way out, once while the officer answers."""
-    server = server_factory(broker=own_mosquitto)
+    # the replayed log's fixes carry the time they were recorded, years ago
+    server = server_factory(broker=own_mosquitto, position_stale_s=10**10)
     server.add_unit("car-7")
     kiosk_token = server.add_unit("kiosk-1", "guard_post")
     server.start()
@@ -76,7 +78,7 @@ def test_broker_restarts_lose_no_order_and_no_ack(
 def test_alarms_published_while_the_server_is_down_are_all_handled_after(
     server_factory, mosquitto
 ) -> None:
-    server = server_factory()
+    server = server_factory(plans_file=DATA / "one_unit_plans.toml")
     for unit_id in ("car-1", "car-2", "car-3"):
         server.add_unit(unit_id)
     server.add_unit("kiosk-1", "guard_post")

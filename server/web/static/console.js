@@ -1,6 +1,7 @@
 // Dispatcher console: one live map of units and incidents, fed by the /console namespace.
 (function () {
-  const COLORS = { available: "#2e9d57", dispatched: "#f0a202", busy: "#2d7ff9", en_route: "#2d7ff9", on_scene: "#8e44ad" };
+  const COLORS = { available: "#2e9d57", dispatched: "#f0a202", busy: "#2d7ff9", en_route: "#2d7ff9",
+                   on_scene: "#8e44ad", out_of_service: "#4a4f57", offline: "#8a949e" };
   const STALE_S = 60;
   const mapEl = document.getElementById("map");
   const map = L.map(mapEl).setView([35.41, 116.59], 13);
