@@ -15,3 +15,4 @@ lint: setup
 bench: setup
 	.venv/bin/python -m bench.ingest
 	.venv/bin/python -m bench.alarm_latency
+	.venv/bin/python -m bench.recommend

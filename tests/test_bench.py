@@ -14,6 +14,7 @@ import pytest
         ["bench.ingest", "--modes", "threading"],
         ["bench.alarm_latency", "--modes", "threading"],
         ["bench.agent"],
+        ["bench.recommend"],
     ],
 )
 def test_benchmark_quick_run_completes(command: list[str]) -> None:
