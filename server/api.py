@@ -395,13 +395,15 @@ class IncidentDetail(MethodView):
 
 
 def _incident_action(
-    path: str, schema: type[Schema], method: str, field: str, doc: str, status: int = 200
+    path: str, schema: type[Schema], method: str, field: str | None, doc: str, status: int = 200
 ):
-    """A POST on an incident that runs one OrderService method with one field of the body."""
+    """A POST on an incident that runs one OrderService method with one field of the body
+    (or, with `field` None, all of it)."""
 
     def view(body: dict, incident_id: str):
         who = actor(body)
-        incident = in_worker(getattr(orders_service(), method), incident_id, body[field], who)
+        given = body if field is None else body[field]
+        incident = in_worker(getattr(orders_service(), method), incident_id, given, who)
         return incident_detail(incident)
 
     view.__doc__ = doc
@@ -420,22 +422,16 @@ _incident_action(
 )
 
 
-@blp.route("/incidents/<incident_id>/handover", methods=["POST"])
-@blp.arguments(HandoverIn)
-@blp.response(200, IncidentDetailOut)
-def hand_over(body: dict, incident_id: str):
-    """Hand over to a department or another unit (scene, station, station to police station)."""
-    who = actor(body)
-    return incident_detail(in_worker(orders_service().hand_over, incident_id, body, who))
-
-
-@blp.route("/incidents/<incident_id>/followup", methods=["POST"])
-@blp.arguments(FollowupIn)
-@blp.response(200, IncidentDetailOut)
-def followup(body: dict, incident_id: str):
-    """Record the same-day follow-up call to the caller."""
-    who = actor(body)
-    return incident_detail(in_worker(orders_service().record_followup, incident_id, body, who))
+_incident_action(
+    "handover",
+    HandoverIn,
+    "hand_over",
+    None,
+    "Hand over to a department or another unit (scene, station, station to police station).",
+)
+_incident_action(
+    "followup", FollowupIn, "record_followup", None, "Record the same-day call back to the caller."
+)
 
 
 @blp.route("/incidents/<incident_id>/recommendations")

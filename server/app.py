@@ -99,21 +99,9 @@ class Runtime:
         now = time.time()
         with db.connection_context():
             for row in Unit.select():
-                self.live.add(
-                    UnitState(
-                        row.id,
-                        row.kind,
-                        row.grid,
-                        row.name,
-                        row.status,
-                        row.status_since,
-                        row.online,
-                        bool(row.out_of_service),
-                        row.home_post,
-                        # a unit online before the restart gets the full time to be heard
-                        last_heard=now if row.online else None,
-                    )
-                )
+                # a unit online before the restart gets the full time to be heard
+                last_heard = now if row.online else None
+                self.live.add(UnitState.from_row(row, online=row.online, last_heard=last_heard))
             latest = Position.select(Position.unit, fn.MAX(Position.ts).alias("ts")).group_by(
                 Position.unit
             )

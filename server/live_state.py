@@ -43,6 +43,21 @@ class UnitState:
     last_heard: float | None = None
     targets: dict[str, Target] = field(default_factory=dict)  # order id -> scene
 
+    @classmethod
+    def from_row(cls, row: Any, **live: Any) -> UnitState:
+        """A unit as the store keeps it (a `Unit` row), with what only the live state knows."""
+        return cls(
+            row.id,
+            row.kind,
+            row.grid,
+            row.name,
+            row.status,
+            row.status_since,
+            out_of_service=bool(row.out_of_service),
+            home_post=row.home_post,
+            **live,
+        )
+
     def public(self) -> dict[str, Any]:
         """What the API and the console show of a unit."""
         return {

@@ -195,16 +195,7 @@ class Pipeline:
             self._unknown[unit_id] = now
             return None
         self._unknown.pop(unit_id, None)
-        unit = UnitState(
-            row.id,
-            row.kind,
-            row.grid,
-            row.name,
-            row.status,
-            row.status_since,
-            out_of_service=bool(row.out_of_service),
-            home_post=row.home_post,
-        )
+        unit = UnitState.from_row(row)
         self.live.add(unit)
         return unit
 
