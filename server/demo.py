@@ -40,7 +40,7 @@ from server.broker import (
     local_broker,
 )
 from server.simulator import City, Fleet, UnitSpec, layout_fleet
-from server.store import create_unit, db, open_database
+from server.store import create_unit, db, open_database, save_grids
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,11 @@ def fieldlink_command() -> list[str]:
     return [found]
 
 
-def provision(db_url: str, specs: list[UnitSpec]) -> dict[str, str]:
-    """Create the units in a fresh database; their terminal tokens by unit id."""
+def provision(db_url: str, city: City, specs: list[UnitSpec]) -> dict[str, str]:
+    """Create the city's grids and the units in a fresh database; tokens by unit id."""
     open_database(db_url)
     with db.connection_context(), db.atomic():
+        save_grids(city.grid_shapes())
         units = [create_unit(s.unit_id, s.kind, grid=s.grid, name=s.name) for s in specs]
     return {u.id: u.terminal_token for u in units}
 
@@ -165,7 +166,7 @@ class Demo:
     def start(self, cars: int, kiosks: int, panic_every: float, broker_choice: str) -> None:
         """The checklist: database, broker, server, fleet; each one's stop goes on the stack."""
         specs = layout_fleet(self.city, cars, kiosks, random.Random())
-        tokens = provision(f"sqlite:///{self.workdir / 'fieldlink.db'}", specs)
+        tokens = provision(f"sqlite:///{self.workdir / 'fieldlink.db'}", self.city, specs)
         broker = self.start_broker(broker_choice)
         self.start_server(broker)
         self.wait_ready()

@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 import socketio
 
 from server.dispatch import EARTH_RADIUS_M, distance_m
+from server.geo import GridShape
 from server.notify import TERMINAL_NS
 from wire import CHANNELS, Channel, Topics, WireError, decode, encode
 from wire.mqtt import BrokerAddress, SessionOptions, connect_persistent, new_client
@@ -118,6 +119,28 @@ class City:
 
     def grid_of(self, node: Node) -> str:
         return next(name for name, zone in self.quadrants().items() if zone.contains(node))
+
+    def grid_shapes(self) -> list[GridShape]:
+        """The quadrants as polygons, reaching a block past the city's edge (the kiosks)."""
+        shapes = []
+        for name, zone in self.quadrants().items():
+            x0, y0, x1, y1 = (
+                self.block_m * (v + pad)
+                for v, pad in zip((*zone.lo, *zone.hi), self._pads(zone), strict=True)
+            )
+            corners = [self.latlon(x, y)[::-1] for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
+            ring = [list(c) for c in (*corners, corners[0])]
+            shapes.append(
+                GridShape(name, f"Grid {name}", {"type": "Polygon", "coordinates": [ring]})
+            )
+        return shapes
+
+    def _pads(self, zone: Zone) -> tuple[int, int, int, int]:
+        """One block outwards on the sides that are the city's edge."""
+        lo_x, lo_y = zone.lo
+        hi_x, hi_y = zone.hi
+        n = self.blocks
+        return (-(lo_x == 0), -(lo_y == 0), int(hi_x == n), int(hi_y == n))
 
 
 # -- driving ----------------------------------------------------------------------------

@@ -340,13 +340,14 @@ def test_escalation_timers_resume_after_a_server_restart(town) -> None:
 
 
 def test_osrm_drive_times_rank_units_and_a_timeout_falls_back_to_the_straight_line(
-    town,
+    town, async_mode
 ) -> None:
     with OsrmFake() as osrm:
         far = (round(SCENE[0] + 3000 / M_PER_DEG, 5), SCENE[1])
         osrm.overrides[far] = 15.0  # a fast road: the far car arrives first
         server, links = town(
             {**CARS, "kiosk-1": ("guard_post", 0)},
+            async_mode,
             osrm_url=osrm.url,
             osrm_timeout_s=0.5,
             plans_file=DATA / "one_unit_plans.toml",

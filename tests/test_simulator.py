@@ -6,6 +6,7 @@ import random
 from dataclasses import replace
 
 from server.dispatch import distance_m
+from server.geo import GridMap
 from server.simulator import (
     ARRIVAL_RADIUS_M,
     MAX_SPEED_MS,
@@ -165,3 +166,16 @@ def test_the_lattice_spans_about_four_km_around_the_centre():
     width = distance_m(south_west[0], south_west[1], south_west[0], north_east[1])
     height = distance_m(south_west[0], south_west[1], north_east[0], south_west[1])
     assert abs(width - 4000) < 5 and abs(height - 4000) < 5
+
+
+def test_the_demo_grids_as_polygons_agree_with_the_lattice_and_hold_the_kiosks():
+    grids = GridMap(CITY.grid_shapes())
+    for i in range(0, CITY.blocks + 1):
+        for j in range(0, CITY.blocks + 1):
+            node = (i, j)
+            inside = grids.grid_at(*CITY.latlon(*CITY.xy(node)))
+            # a node on a border lies in both: the polygon map picks the smaller id
+            assert inside is not None and inside <= CITY.grid_of(node)
+    for spec in layout_fleet(CITY, 8, 8, random.Random(3)):
+        if spec.kind == "guard_post":
+            assert grids.grid_at(*post_location(CITY, spec.node)) == spec.grid
