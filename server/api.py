@@ -8,7 +8,10 @@ with the units' acks and positions.
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
 from flask.views import MethodView
@@ -19,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from server import metrics
 from server.dispatch import ECHELONS, with_drive_times
 from server.geo import GeoError, GridMap, assign_post_grids, parse_grids, parse_posts, posts_geojson
+from server.kpis import GROUPS, kpis_by
 from server.lifecycle import HANDOVER_KINDS, INCIDENT_STATES, ORDER_STATES, UNIT_STATUSES
 from server.orders import (
     INCIDENT_TIMESTAMPS,
@@ -28,7 +32,15 @@ from server.orders import (
     order_public,
 )
 from server.plans import DUTY_LEVELS
-from server.store import Incident, Order, db, load_posts, save_grids, save_posts
+from server.store import (
+    Incident,
+    Order,
+    db,
+    incident_records,
+    load_posts,
+    save_grids,
+    save_posts,
+)
 
 blp = Blueprint("v1", __name__, url_prefix="/api/v1", description="Units, incidents, orders")
 FOLLOWUP_OUTCOMES = ("satisfied", "unsatisfied", "no_answer", "other")
@@ -586,6 +598,69 @@ class Posts(MethodView):
         posts = assign_post_grids(_geojson_in(parse_posts, body), orders_service().grids)
         with db.connection_context():
             return {"imported": save_posts(posts)}
+
+
+# -- response figures --------------------------------------------------------------------
+class KpiQuery(Schema):
+    since = fields.Float(
+        validate=validate.Range(0, 1e11),
+        metadata={"description": "incidents created from (epoch s); default: today's start"},
+    )
+    until = fields.Float(
+        validate=validate.Range(0, 1e11), metadata={"description": "... until (epoch s); now"}
+    )
+    group_by = fields.String(validate=validate.OneOf(GROUPS))
+
+
+class DurationOut(Schema):
+    n = fields.Integer()
+    mean_s = fields.Float(allow_none=True)
+    median_s = fields.Float(allow_none=True)
+    p90_s = fields.Float(allow_none=True)
+
+
+class ShareOut(Schema):
+    n = fields.Integer(metadata={"description": "incidents the rate is over"})
+    rate = fields.Float(allow_none=True)
+
+
+class FiguresOut(Schema):
+    incidents = fields.Integer()
+    call_to_dispatch = fields.Nested(DurationOut)
+    dispatch_to_acknowledge = fields.Nested(DurationOut)
+    dispatch_to_arrival = fields.Nested(DurationOut)
+    arrived_within = fields.Dict(keys=fields.String(), values=fields.Nested(ShareOut))
+    first_response_rate = fields.Nested(ShareOut)
+    on_scene_resolution_rate = fields.Nested(ShareOut)
+    same_day_closure_rate = fields.Nested(ShareOut)
+    followups_done = fields.Nested(ShareOut)
+
+
+class KpisOut(Schema):
+    since = fields.Float()
+    until = fields.Float()
+    timezone = fields.String()
+    all = fields.Nested(FiguresOut)
+    groups = fields.Dict(keys=fields.String(), values=fields.Nested(FiguresOut))
+
+
+@blp.route("/kpis")
+@blp.arguments(KpiQuery, location="query")
+@blp.response(200, KpisOut)
+def kpis(query: dict):
+    """Response figures for incidents created in a period, overall and per grid, category or
+    responding unit kind: call to dispatch, dispatch to acknowledge and to arrival (mean,
+    median, 90th percentile), arrived within 1/3/5 minutes, first response, on-scene
+    resolution, same-day closure, follow-ups done."""
+    tz = ZoneInfo(runtime().settings.timezone)
+    now = time.time()
+    today = datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = query.get("since", today.timestamp())
+    until = query.get("until", now)
+    with db.connection_context():
+        records = incident_records(since, until)
+    figures = kpis_by(records, query.get("group_by"), tz)
+    return {"since": since, "until": until, "timezone": tz.key, **figures}
 
 
 def metrics_view():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wire import DEFAULT_ROOT
 
@@ -116,6 +117,11 @@ class Settings:
     arrival_dwell_s: float = _setting(
         5.0, "Seconds a unit stays within the radius before it is stamped on scene."
     )
+    timezone: str = _setting(
+        "Asia/Shanghai",
+        "The command centre's time zone (IANA name): where its day starts and ends, for "
+        "same-day closure and daily figures.",
+    )
     timer_tick_s: float = _setting(0.5, "How often ack deadlines and silent units are checked.")
 
     @classmethod
@@ -185,6 +191,12 @@ class Settings:
         for name in ("position_stale_s", "offline_after_s", "road_factor", "timer_tick_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"FIELDLINK_{name.upper()}={getattr(self, name)}: must be > 0")
+        try:
+            ZoneInfo(self.timezone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ConfigError(
+                f"FIELDLINK_TIMEZONE={self.timezone!r}: use an IANA name such as Asia/Shanghai"
+            ) from None
         if self.osrm_url and not self.osrm_url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"FIELDLINK_OSRM_URL={self.osrm_url!r}: use http://host:port of the OSRM server"

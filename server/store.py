@@ -24,6 +24,7 @@ from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate
 
 from server.geo import GridMap, GridShape, PostPoint
+from server.kpis import IncidentRecord, OrderRecord
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +290,41 @@ def save_posts(posts: Iterable[PostPoint]) -> int:
         for chunk in range(0, len(rows), 100):
             Post.insert_many(rows[chunk : chunk + 100]).execute()
     return len(rows)
+
+
+def incident_records(since: float, until: float) -> list[IncidentRecord]:
+    """Incidents created in [since, until) with their orders, as the KPIs read them."""
+    incidents = list(
+        Incident.select().where((Incident.created_at >= since) & (Incident.created_at < until))
+    )
+    orders: dict[str, list[OrderRecord]] = {i.id: [] for i in incidents}
+    if incidents:
+        query = (
+            Order.select(Order, Unit.kind)
+            .join(Unit)
+            .where(Order.incident.in_(list(orders)))
+            .order_by(Order.sent_at)
+        )
+        for o in query:
+            orders[o.incident_id].append(
+                OrderRecord(o.unit_id, o.unit.kind, o.sent_at, o.accepted_at, o.on_scene_at)
+            )
+    return [
+        IncidentRecord(
+            i.id,
+            i.category,
+            i.grid,
+            i.created_at,
+            i.dispatched_at,
+            i.on_scene_at,
+            i.resolved_at,
+            i.handed_over_at,
+            i.closed_at,
+            i.followup_at,
+            tuple(orders[i.id]),
+        )
+        for i in incidents
+    ]
 
 
 def record_event(actor: str, kind: str, **refs: Any) -> Event:

@@ -495,3 +495,29 @@ def test_grids_and_posts_import_by_cli_and_rest(server_factory, tmp_path) -> Non
         "PUT", "/api/v1/posts", {"type": "FeatureCollection", "features": [{"type": "Feature"}]}
     )
     assert status == 422 and answer["message"]
+
+
+def test_the_days_response_figures_come_from_what_was_recorded(town) -> None:
+    server, links = town({"car-near": CARS["car-near"]})
+    incident = new_incident(server)
+    _, [order] = server.call(
+        "POST", f"/api/v1/incidents/{incident['id']}/orders", {"unit_ids": ["car-near"]}
+    )
+    for status in ("accepted", "on_scene", "cleared"):
+        links["car-near"].ack(order["order_id"], status)
+    eventually(lambda: server.get(f"/api/v1/incidents/{incident['id']}")["state"] == "resolved")
+    server.call("POST", f"/api/v1/incidents/{incident['id']}/close", {"disposition": "settled"})
+    server.call("POST", f"/api/v1/incidents/{incident['id']}/followup", {"outcome": "satisfied"})
+
+    figures = server.get("/api/v1/kpis?group_by=grid")
+    assert figures["timezone"] == "Asia/Shanghai" and figures["since"] <= incident["created_at"]
+    day = figures["all"]
+    assert day["incidents"] == 1 and day["dispatch_to_arrival"]["n"] == 1
+    assert day["first_response_rate"] == {"n": 1, "rate": 1.0}
+    assert day["on_scene_resolution_rate"] == {"n": 1, "rate": 1.0}
+    assert day["followups_done"] == {"n": 1, "rate": 1.0}
+    assert set(figures["groups"]) == {grid_at(SCENE)}
+    earlier = server.get(f"/api/v1/kpis?until={incident['created_at'] - 1}&since=0")
+    assert earlier["all"]["incidents"] == 0
+    status, answer = server.call("GET", "/api/v1/kpis?group_by=moon", None)
+    assert status == 422 and "group_by" in str(answer)
