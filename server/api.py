@@ -20,6 +20,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server import metrics
+from server.coverage import summary
 from server.dispatch import ECHELONS, with_drive_times
 from server.geo import GeoError, GridMap, assign_post_grids, parse_grids, parse_posts, posts_geojson
 from server.kpis import GROUPS, kpis_by
@@ -31,6 +32,7 @@ from server.orders import (
     incident_public,
     order_public,
 )
+from server.patrol import PatrolRules, patrol_report
 from server.plans import DUTY_LEVELS
 from server.store import (
     Incident,
@@ -40,6 +42,7 @@ from server.store import (
     load_posts,
     save_grids,
     save_posts,
+    unit_track,
 )
 
 blp = Blueprint("v1", __name__, url_prefix="/api/v1", description="Units, incidents, orders")
@@ -653,14 +656,112 @@ def kpis(query: dict):
     median, 90th percentile), arrived within 1/3/5 minutes, first response, on-scene
     resolution, same-day closure, follow-ups done."""
     tz = ZoneInfo(runtime().settings.timezone)
-    now = time.time()
-    today = datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    since = query.get("since", today.timestamp())
-    until = query.get("until", now)
+    since, until = _period(query, tz)
     with db.connection_context():
         records = incident_records(since, until)
     figures = kpis_by(records, query.get("group_by"), tz)
     return {"since": since, "until": until, "timezone": tz.key, **figures}
+
+
+def _period(query: dict, tz: ZoneInfo) -> tuple[float, float]:
+    """`since`/`until` from the query; by default the command centre's day so far."""
+    now = time.time()
+    today = datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    return query.get("since", today.timestamp()), query.get("until", now)
+
+
+class PatrolQuery(Schema):
+    since = fields.Float(
+        validate=validate.Range(0, 1e11),
+        metadata={"description": "the shift's start (epoch s); default: today's start"},
+    )
+    until = fields.Float(
+        validate=validate.Range(0, 1e11), metadata={"description": "its end; default: now"}
+    )
+    stop_min = fields.Float(
+        load_default=5.0,
+        validate=validate.Range(0.5, 600),
+        metadata={"description": "report stops at least this many minutes long"},
+    )
+
+
+class StopOut(Schema):
+    from_ = fields.Float(data_key="from", attribute="from")
+    to = fields.Float()
+    minutes = fields.Float()
+    lat = fields.Float()
+    lon = fields.Float()
+
+
+class PatrolOut(Schema):
+    unit_id = fields.String()
+    home_grid = fields.String(allow_none=True)
+    since = fields.Float()
+    until = fields.Float()
+    fixes = fields.Integer()
+    outliers = fields.Integer(metadata={"description": "fixes dropped as impossible jumps"})
+    km = fields.Float(metadata={"description": "driven, GPS jitter filtered"})
+    moving_s = fields.Float()
+    stationary_s = fields.Float()
+    no_data_s = fields.Float()
+    in_home_grid_s = fields.Float()
+    in_home_grid_share = fields.Float(allow_none=True)
+    stops = fields.List(fields.Nested(StopOut))
+
+
+@blp.route("/units/<unit_id>/patrol")
+@blp.arguments(PatrolQuery, location="query")
+@blp.response(200, PatrolOut)
+def patrol(query: dict, unit_id: str):
+    """Patrol quality of a unit over a shift: kilometres, moving and stationary time, time in
+    its home grid, stops longer than `stop_min` minutes."""
+    rt = runtime()
+    unit = rt.live.get(unit_id)
+    if unit is None:
+        abort(404, message=f"no unit {unit_id!r}")
+    since, until = _period(query, ZoneInfo(rt.settings.timezone))
+    with db.connection_context():
+        track = unit_track(unit_id, since, until)
+    rules = PatrolRules(stop_min_s=query["stop_min"] * 60)
+    report = patrol_report(track, rt.orders.grids.grid_at, unit.grid or None, rules)
+    home = unit.grid or None
+    return {
+        "unit_id": unit_id,
+        "home_grid": home,
+        "since": since,
+        "until": until,
+        **report.public(),
+    }
+
+
+class CoverageQuery(Schema):
+    cell_m = fields.Float(load_default=250.0, validate=validate.Range(50, 5000))
+
+
+class CoverageOut(Schema):
+    cell_m = fields.Float()
+    reach_s = fields.Float()
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    type = fields.String()
+    features = fields.List(fields.Dict())
+
+
+@blp.route("/coverage")
+@blp.arguments(CoverageQuery, location="query")
+@blp.response(200, CoverageOut)
+def coverage_map(query: dict):
+    """Cold spots now: cells over the grids (or the units) coloured by how fast an available
+    unit could get there: green within 3 minutes, blue within 5, red beyond, black none in
+    reach (`FIELDLINK_COVERAGE_REACH_S`)."""
+    rt = runtime()
+    cell_map = in_worker(rt.orders.coverage, query["cell_m"])
+    return {
+        "cell_m": query["cell_m"],
+        "reach_s": rt.settings.coverage_reach_s,
+        "counts": summary(cell_map),
+        "type": "FeatureCollection",
+        "features": [c.feature() for c in cell_map],
+    }
 
 
 def metrics_view():

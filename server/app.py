@@ -60,6 +60,7 @@ class Runtime:
             categories=settings.categories(),
             offline_after_s=settings.offline_after_s,
             shortlist=settings.osrm_shortlist if settings.osrm_url else 1,
+            coverage_reach_s=settings.coverage_reach_s,
         )
         self.router = (
             OsrmRouter(settings.osrm_url, settings.osrm_timeout_s) if settings.osrm_url else None

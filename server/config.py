@@ -122,6 +122,9 @@ class Settings:
         "The command centre's time zone (IANA name): where its day starts and ends, for "
         "same-day closure and daily figures.",
     )
+    coverage_reach_s: float = _setting(
+        900.0, "Cold-spot map: a place no available unit reaches within this is black."
+    )
     timer_tick_s: float = _setting(0.5, "How often ack deadlines and silent units are checked.")
 
     @classmethod

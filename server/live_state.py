@@ -142,6 +142,14 @@ class LiveState:
         changed, self._changed = self._changed, set()
         return [self.units[u].public() for u in changed if u in self.units]
 
+    def bbox(self) -> tuple[float, float, float, float] | None:
+        """(min_lat, min_lon, max_lat, max_lon) of every unit with a position."""
+        fixes = [u.fix for u in self.units.values() if u.fix is not None]
+        if not fixes:
+            return None
+        lats, lons = [f["lat"] for f in fixes], [f["lon"] for f in fixes]
+        return min(lats), min(lons), max(lats), max(lons)
+
     def nearby(
         self, lat: float, lon: float, kinds: Iterable[str]
     ) -> Iterator[tuple[Candidate, float]]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from server import metrics
 from server.arrival import ArrivalRule, track_arrival
+from server.coverage import Cell, cells, coverage
 from server.dispatch import (
     RESPONDING_KINDS,
     DriveLeg,
@@ -59,6 +60,7 @@ ORDER_TIMESTAMPS = (
 )
 INCIDENT_TIMESTAMPS = ("created", "dispatched", "on_scene", "resolved", "handed_over", "closed")
 SUMMARY_MAX = 2000  # the wire protocol's limit
+MAX_COVERAGE_CELLS = 40_000  # one cold-spot map; more would hold up the worker
 
 
 class OrderRefused(Exception):
@@ -170,6 +172,7 @@ class OrderService:
         categories: tuple[str, ...],
         offline_after_s: float,
         shortlist: int = 25,
+        coverage_reach_s: float = 900.0,
         clock: Callable[[], float] = time.time,
     ):
         self.live = live
@@ -180,6 +183,7 @@ class OrderService:
         self.categories = categories
         self.offline_after_s = offline_after_s
         self.shortlist = shortlist
+        self.coverage_reach_s = coverage_reach_s
         self.clock = clock
         self.grids = GridMap([])
         self.duty_level = "normal"
@@ -862,6 +866,28 @@ class OrderService:
                         unit.unit_id, order_id, "on_scene", actor="arrival", at=target.entered_at
                     )
                     break
+
+    # -- cold spots ---------------------------------------------------------------------
+    def coverage(self, cell_m: float) -> list[Cell]:
+        """The cold-spot map over the grids, or over the units where there are no grids."""
+        bbox = self.grids.bbox() or self.live.bbox()
+        if bbox is None:
+            return []
+        count = sum(1 for _ in cells(bbox, cell_m))
+        if count > MAX_COVERAGE_CELLS:
+            raise OrderRefused(
+                f"{count} cells of {cell_m:.0f} m: too many for one map "
+                f"(at most {MAX_COVERAGE_CELLS}); ask for larger cells",
+                422,
+            )
+        return coverage(
+            bbox,
+            cell_m,
+            lambda lat, lon: self.live.nearby(lat, lon, RESPONDING_KINDS),
+            self.clock(),
+            self.rules,
+            self.coverage_reach_s,
+        )
 
     # -- settings at run time --------------------------------------------------------------
     def set_duty_level(self, level: str, actor: str) -> str:

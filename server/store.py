@@ -327,6 +327,17 @@ def incident_records(since: float, until: float) -> list[IncidentRecord]:
     ]
 
 
+def unit_track(unit_id: str, since: float, until: float) -> list[dict]:
+    """A unit's stored fixes in [since, until), oldest first."""
+    query = (
+        Position.select(Position.ts, Position.lat, Position.lon, Position.acc, Position.speed)
+        .where((Position.unit == unit_id) & (Position.ts >= since) & (Position.ts < until))
+        .order_by(Position.ts)
+        .dicts()
+    )
+    return list(query)
+
+
 def record_event(actor: str, kind: str, **refs: Any) -> Event:
     """Append to the audit log; the incident, unit and order ids are indexed, the rest is data."""
     ids = {k: refs.pop(k, None) for k in ("incident_id", "unit_id", "order_id")}

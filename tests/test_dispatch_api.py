@@ -521,3 +521,46 @@ def test_the_days_response_figures_come_from_what_was_recorded(town) -> None:
     assert earlier["all"]["incidents"] == 0
     status, answer = server.call("GET", "/api/v1/kpis?group_by=moon", None)
     assert status == 422 and "group_by" in str(answer)
+
+
+def test_a_shifts_patrol_report_and_the_cold_spot_map(town) -> None:
+    server, links = town({"car-near": CARS["car-near"], "car-mid": CARS["car-mid"]})
+    t0 = time.time() - 1000
+    drive = [(t0 + 10 * i, 100.0 * i) for i in range(31)]  # 3 km north at 10 m/s
+    parked = [(t0 + 300 + 10 * i, 3000.0) for i in range(1, 31)]  # then 5 minutes still
+    batch = [
+        {"ts": ts, "lat": SCENE[0] + north / M_PER_DEG, "lon": SCENE[1]}
+        for ts, north in drive + parked
+    ]
+    links["car-mid"].send(Channel.POSITION, {"batch": batch})
+    report = eventually(
+        lambda: (
+            (
+                r := server.get(
+                    f"/api/v1/units/car-mid/patrol?since={t0 - 1}&until={t0 + 700}&stop_min=4"
+                )
+            )
+            and r["fixes"] == 61
+            and r
+        )
+    )
+    assert report["home_grid"] == grid_at(SCENE)
+    assert report["km"] == pytest.approx(3.0, rel=0.001)
+    assert report["moving_s"] == 300 and report["stationary_s"] == 300
+    assert report["in_home_grid_s"] == 40  # the first 300 m, then the grid to the north
+    [stop] = report["stops"]
+    assert stop["minutes"] == 5.0 and stop["from"] == pytest.approx(t0 + 300)
+    assert server.call("GET", "/api/v1/units/ghost/patrol", None)[0] == 404
+
+    cold = server.get("/api/v1/coverage?cell_m=500")
+    assert cold["type"] == "FeatureCollection" and cold["reach_s"] == 900
+    assert sum(cold["counts"].values()) == len(cold["features"]) > 0
+    here = next(
+        f
+        for f in cold["features"]
+        if f["geometry"]["coordinates"][0][0][1] <= SCENE[0] < f["geometry"]["coordinates"][0][2][1]
+        and f["geometry"]["coordinates"][0][0][0]
+        <= SCENE[1]
+        < f["geometry"]["coordinates"][0][1][0]
+    )
+    assert here["properties"]["colour"] == "green"

@@ -1,0 +1,107 @@
+"""Patrol quality on tracks with known answers, and on a real NMEA track."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from server.dispatch import distance_m
+from server.patrol import patrol_report
+
+M_PER_DEG = 111_195.0
+START = (31.23, 121.47)
+T0 = 1_800_000_000.0
+
+
+def at(east_m: float, north_m: float = 0.0) -> tuple[float, float]:
+    return (
+        START[0] + north_m / M_PER_DEG,
+        START[1] + east_m / (M_PER_DEG * 0.8549),  # cos(31.23°)
+    )
+
+
+def fix(ts: float, east_m: float, north_m: float = 0.0, acc: float = 5.0) -> dict:
+    lat, lon = at(east_m, north_m)
+    return {"ts": ts, "lat": lat, "lon": lon, "acc": acc}
+
+
+def no_grids(_lat: float, _lon: float) -> None:
+    return None
+
+
+def test_a_drive_a_long_stop_and_a_drive() -> None:
+    track = [fix(T0 + s, 10.0 * s) for s in range(101)]  # 1 km east at 10 m/s
+    track += [fix(T0 + 100 + s, 1000.0) for s in range(1, 601)]  # parked 10 min
+    track += [fix(T0 + 700 + s, 1000.0 + 10.0 * s) for s in range(1, 51)]  # 500 m more
+    report = patrol_report(track, no_grids, None).public()
+    assert report["km"] == pytest.approx(1.5, rel=0.01)
+    # the first metres after the stop go to the stop: the anchor moves only past the allowance
+    assert report["moving_s"] == pytest.approx(150, abs=3)
+    assert report["stationary_s"] == pytest.approx(600, abs=3)
+    [stop] = report["stops"]
+    assert stop["minutes"] == pytest.approx(10.0, abs=0.1) and stop["from"] == T0 + 100
+
+
+def test_a_parked_car_does_not_drive_kilometres_of_gps_jitter() -> None:
+    rng = random.Random(5)
+    track = [fix(T0 + s, rng.uniform(-6, 6), rng.uniform(-6, 6), acc=8) for s in range(3600)]
+    naive = sum(
+        distance_m(a["lat"], a["lon"], b["lat"], b["lon"]) for a, b in itertools.pairwise(track)
+    )
+    report = patrol_report(track, no_grids, None).public()
+    assert naive > 10_000  # what summing the noise would say
+    assert report["km"] < 0.05
+    assert report["stationary_s"] == 3599 and report["moving_s"] == 0
+    assert len(report["stops"]) == 1 and report["stops"][0]["minutes"] == pytest.approx(60, abs=1)
+
+
+def test_an_impossible_jump_is_dropped_and_a_silence_is_no_data() -> None:
+    track = [fix(T0 + s, 10.0 * s) for s in range(50)]
+    track.insert(20, fix(T0 + 19.5, 5000.0))  # 5 km away for half a second
+    track += [fix(T0 + 1249 + s, 490.0 + 10.0 * s) for s in range(1, 11)]  # after 20 min
+    report = patrol_report(track, no_grids, None).public()
+    assert report["outliers"] == 1
+    assert report["no_data_s"] == 1201
+    # 480 m then 80 m in whole 20 m anchor steps; across the silence nothing is counted
+    assert report["km"] == pytest.approx(0.56, abs=0.001)
+
+
+def test_time_in_the_home_grid() -> None:
+    track = [fix(T0 + s, 10.0 * s) for s in range(101)]  # crosses into G2 at 500 m
+
+    def grid_at(_lat: float, lon: float) -> str:
+        return "G1" if lon < at(500)[1] else "G2"
+
+    report = patrol_report(track, grid_at, "G1").public()
+    assert report["in_home_grid_s"] == 50 and report["in_home_grid_share"] == 0.5
+
+
+def rmc_fixes(path) -> list[dict]:
+    """RMC sentences as fixes: the reference parser, independent of gpsd."""
+    fixes = []
+    for line in path.read_text().splitlines():
+        parts = line.split(",")
+        if not parts[0].endswith("RMC") or len(parts) < 10 or parts[2] != "A":
+            continue
+        lat = int(parts[3][:2]) + float(parts[3][2:]) / 60
+        lon = int(parts[5][:3]) + float(parts[5][3:]) / 60
+        lat, lon = (-lat if parts[4] == "S" else lat), (-lon if parts[6] == "W" else lon)
+        when = datetime.strptime(parts[9] + parts[1][:6], "%d%m%y%H%M%S").replace(tzinfo=UTC)
+        ts = when.timestamp() + float("0" + parts[1][6:])
+        speed = float(parts[7]) * 0.514444 if parts[7] else None  # knots
+        fixes.append({"ts": ts, "lat": lat, "lon": lon, "speed": speed})
+    return fixes
+
+
+def test_the_boat_track_distance_is_within_one_percent_of_the_plain_sum(nmea_dir) -> None:
+    fixes = rmc_fixes(nmea_dir / "bundg_zeus_9.log")
+    assert len(fixes) > 100
+    reference = sum(
+        distance_m(a["lat"], a["lon"], b["lat"], b["lon"]) for a, b in itertools.pairwise(fixes)
+    )
+    report = patrol_report(fixes, no_grids, None).public()
+    assert report["km"] * 1000 == pytest.approx(reference, rel=0.01)
+    assert report["moving_s"] > 0 and report["outliers"] == 0
