@@ -155,5 +155,6 @@ class LiveState:
     ) -> Iterator[tuple[Candidate, float]]:
         """Units of `kinds` with a position, nearest first, read lazily from the index."""
         streams = [self._index[k].nearest(lat, lon) for k in kinds if k in self._index]
-        for unit_id, dist in heapq.merge(*streams, key=lambda pair: pair[1]):
+        # ties by id, as each stream gives them, so the order does not depend on the kinds
+        for dist, unit_id in heapq.merge(*(((d, u) for u, d in s) for s in streams)):
             yield self.units[unit_id].candidate(), dist
