@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app
+from flask import Flask, Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Api, Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from server import metrics
 from server.coverage import summary
 from server.dispatch import ECHELONS, with_drive_times
+from server.export import incidents_csv, kpis_csv, track_geojson, track_gpx
 from server.geo import GeoError, GridMap, assign_post_grids, parse_grids, parse_posts, posts_geojson
 from server.kpis import GROUPS, kpis_by
 from server.lifecycle import HANDOVER_KINDS, INCIDENT_STATES, ORDER_STATES, UNIT_STATUSES
@@ -604,14 +605,17 @@ class Posts(MethodView):
 
 
 # -- response figures --------------------------------------------------------------------
-class KpiQuery(Schema):
+class PeriodQuery(Schema):
     since = fields.Float(
         validate=validate.Range(0, 1e11),
-        metadata={"description": "incidents created from (epoch s); default: today's start"},
+        metadata={"description": "from (epoch s); default: the command centre's day start"},
     )
     until = fields.Float(
-        validate=validate.Range(0, 1e11), metadata={"description": "... until (epoch s); now"}
+        validate=validate.Range(0, 1e11), metadata={"description": "until (epoch s); now"}
     )
+
+
+class KpiQuery(PeriodQuery):
     group_by = fields.String(validate=validate.OneOf(GROUPS))
 
 
@@ -670,14 +674,7 @@ def _period(query: dict, tz: ZoneInfo) -> tuple[float, float]:
     return query.get("since", today.timestamp()), query.get("until", now)
 
 
-class PatrolQuery(Schema):
-    since = fields.Float(
-        validate=validate.Range(0, 1e11),
-        metadata={"description": "the shift's start (epoch s); default: today's start"},
-    )
-    until = fields.Float(
-        validate=validate.Range(0, 1e11), metadata={"description": "its end; default: now"}
-    )
+class PatrolQuery(PeriodQuery):
     stop_min = fields.Float(
         load_default=5.0,
         validate=validate.Range(0.5, 600),
@@ -764,6 +761,67 @@ def coverage_map(query: dict):
     }
 
 
+# -- exports and replay ------------------------------------------------------------------
+def _track(unit_id: str, query: dict) -> tuple[Any, list[dict]]:
+    rt = runtime()
+    unit = rt.live.get(unit_id)
+    if unit is None:
+        abort(404, message=f"no unit {unit_id!r}")
+    since, until = _period(query, ZoneInfo(rt.settings.timezone))
+    with db.connection_context():
+        return unit, unit_track(unit_id, since, until)
+
+
+@blp.route("/units/<unit_id>/track")
+@blp.arguments(PeriodQuery, location="query")
+@blp.response(200, GeoJsonCollection)
+def track(query: dict, unit_id: str):
+    """A unit's track for a period, to replay on the map: a GeoJSON LineString with the time
+    of each point (`properties.times`). `/track.gpx` gives the same as GPX."""
+    _, fixes = _track(unit_id, query)
+    return track_geojson(unit_id, fixes)
+
+
+def _query(schema: type[Schema]) -> dict:
+    """Query arguments of a plain (non-JSON) route, refused as the JSON routes refuse them."""
+    try:
+        return schema().load(request.args)
+    except ValidationError as exc:
+        metrics.REJECTED.labels("rest", "invalid").inc()
+        abort(422, errors={"query": exc.messages}, message="invalid query arguments")
+
+
+def _download(text: str, mimetype: str, filename: str) -> Response:
+    return Response(
+        text, mimetype=mimetype, headers={"Content-Disposition": f"attachment; filename={filename}"}
+    )
+
+
+def track_gpx_view(unit_id: str) -> Response:
+    unit, fixes = _track(unit_id, _query(PeriodQuery))
+    return _download(track_gpx(unit_id, unit.name, fixes), "application/gpx+xml", f"{unit_id}.gpx")
+
+
+def incidents_csv_view() -> Response:
+    query = _query(PeriodQuery)
+    since, until = _period(query, ZoneInfo(runtime().settings.timezone))
+    with db.connection_context():
+        rows = Incident.select().where(
+            (Incident.created_at >= since) & (Incident.created_at < until)
+        )
+        text = incidents_csv(incident_public(i) for i in rows.order_by(Incident.created_at))
+    return _download(text, "text/csv", "incidents.csv")
+
+
+def kpis_csv_view() -> Response:
+    query = _query(KpiQuery)
+    tz = ZoneInfo(runtime().settings.timezone)
+    since, until = _period(query, tz)
+    with db.connection_context():
+        records = incident_records(since, until)
+    return _download(kpis_csv(kpis_by(records, query.get("group_by"), tz)), "text/csv", "kpis.csv")
+
+
 def metrics_view():
     return generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST}
 
@@ -778,6 +836,9 @@ def health_view():
 def init_app(app: Flask) -> None:
     api = Api(app)
     api.register_blueprint(blp)
+    app.add_url_rule("/api/v1/units/<unit_id>/track.gpx", view_func=track_gpx_view)
+    app.add_url_rule("/api/v1/incidents.csv", view_func=incidents_csv_view)
+    app.add_url_rule("/api/v1/kpis.csv", view_func=kpis_csv_view)
     app.add_url_rule("/metrics", view_func=metrics_view)
     app.add_url_rule("/healthz", view_func=health_view)
     app.json.sort_keys = False

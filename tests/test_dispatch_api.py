@@ -11,6 +11,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 
 from server.geo import GridMap, parse_grids
 from server.store import db, save_grids
@@ -564,3 +565,38 @@ def test_a_shifts_patrol_report_and_the_cold_spot_map(town) -> None:
         < f["geometry"]["coordinates"][0][1][0]
     )
     assert here["properties"]["colour"] == "green"
+
+
+def test_a_track_replays_and_exports_and_incidents_and_figures_download(town) -> None:
+    server, links = town({"car-mid": CARS["car-mid"]})
+    t0 = time.time() - 100
+    links["car-mid"].send(
+        Channel.POSITION,
+        {
+            "batch": [
+                {"ts": t0 + i, "lat": SCENE[0] + i / M_PER_DEG, "lon": SCENE[1]} for i in range(5)
+            ]
+        },
+    )
+    period = f"since={t0 - 1}&until={t0 + 10}"
+    track = eventually(
+        lambda: (
+            (t := server.get(f"/api/v1/units/car-mid/track?{period}"))
+            and t["features"][0]["properties"]["fixes"] == 5
+            and t
+        )
+    )
+    assert track["features"][0]["properties"]["times"][0] == pytest.approx(t0)
+    gpx = requests.get(f"{server.url}/api/v1/units/car-mid/track.gpx?{period}", timeout=5)
+    assert gpx.headers["Content-Type"].startswith("application/gpx+xml")
+    assert gpx.text.count("<trkpt") == 5
+    new_incident(server)
+    incidents = requests.get(f"{server.url}/api/v1/incidents.csv", timeout=5)
+    assert incidents.headers["Content-Disposition"] == "attachment; filename=incidents.csv"
+    assert incidents.text.splitlines()[0].startswith("id,category,priority,state,grid")
+    assert len(incidents.text.splitlines()) == 2
+    figures = requests.get(f"{server.url}/api/v1/kpis.csv?group_by=category", timeout=5)
+    assert [line.split(",")[0] for line in figures.text.splitlines()[1:]] == ["all", "dispute"]
+    bad = requests.get(f"{server.url}/api/v1/kpis.csv?group_by=moon", timeout=5)
+    assert bad.status_code == 422 and "group_by" in bad.text
+    assert requests.get(f"{server.url}/api/v1/units/ghost/track.gpx", timeout=5).status_code == 404
