@@ -643,11 +643,26 @@ class FiguresOut(Schema):
     followups_done = fields.Nested(ShareOut)
 
 
+class HistogramOut(Schema):
+    bin_s = fields.Integer()
+    counts = fields.List(fields.Integer(), metadata={"description": "arrivals per bin"})
+    over = fields.Integer(metadata={"description": "arrivals after the last bin"})
+
+
+class DayOut(Schema):
+    date = fields.String()
+    incidents = fields.Integer()
+    median_arrival_s = fields.Float(allow_none=True)
+    within_5min = fields.Float(allow_none=True)
+
+
 class KpisOut(Schema):
     since = fields.Float()
     until = fields.Float()
     timezone = fields.String()
     all = fields.Nested(FiguresOut)
+    arrival_histogram = fields.Nested(HistogramOut)
+    daily = fields.List(fields.Nested(DayOut))
     groups = fields.Dict(keys=fields.String(), values=fields.Nested(FiguresOut))
 
 

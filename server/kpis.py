@@ -117,11 +117,52 @@ _KEYS: dict[str, Callable[[IncidentRecord], str | None]] = {
 }
 
 
+def arrival_histogram(
+    incidents: Sequence[IncidentRecord], bin_s: int = 30, max_s: int = 900
+) -> dict[str, Any]:
+    """Dispatch-to-arrival times in `bin_s` bins up to `max_s`; later ones counted as `over`."""
+    counts = [0] * (max_s // bin_s)
+    over = 0
+    for i in incidents:
+        arrival = _since(i.dispatched_at, i.on_scene_at)
+        if arrival is None:
+            continue
+        if arrival >= max_s:
+            over += 1
+        else:
+            counts[int(arrival // bin_s)] += 1
+    return {"bin_s": bin_s, "counts": counts, "over": over}
+
+
+def daily(incidents: Sequence[IncidentRecord], tz: ZoneInfo) -> list[dict[str, Any]]:
+    """Per local day: incidents, median arrival and the share reached within 5 minutes."""
+    days: dict[str, list[IncidentRecord]] = defaultdict(list)
+    for i in incidents:
+        days[datetime.fromtimestamp(i.created_at, tz).date().isoformat()].append(i)
+    out = []
+    for day, group in sorted(days.items()):
+        figures = response_kpis(group, tz)
+        out.append(
+            {
+                "date": day,
+                "incidents": len(group),
+                "median_arrival_s": figures["dispatch_to_arrival"]["median_s"],
+                "within_5min": figures["arrived_within"]["5min"]["rate"],
+            }
+        )
+    return out
+
+
 def kpis_by(
     incidents: Sequence[IncidentRecord], group_by: str | None, tz: ZoneInfo
 ) -> dict[str, Any]:
-    """The figures for all incidents, and per grid, category or responding unit kind."""
-    out: dict[str, Any] = {"all": response_kpis(incidents, tz)}
+    """The figures for all incidents (with the arrival histogram and the daily trend), and
+    per grid, category or responding unit kind."""
+    out: dict[str, Any] = {
+        "all": response_kpis(incidents, tz),
+        "arrival_histogram": arrival_histogram(incidents),
+        "daily": daily(incidents, tz),
+    }
     if group_by:
         groups: dict[str, list[IncidentRecord]] = defaultdict(list)
         for incident in incidents:

@@ -1,4 +1,5 @@
-"""Web pages: the dispatcher console (`/`) and the in-car terminal (`/terminal`).
+"""Web pages: the dispatcher console (`/`), the in-car terminal (`/terminal`) and the
+response-figures dashboard (`/dashboard`).
 
 Browser libraries come from npm (`scripts/setup.sh` installs them into node_modules) and are
 served from `/vendor/`; only their distribution folders are exposed.
@@ -11,7 +12,11 @@ from pathlib import Path
 from flask import Flask, abort, current_app, render_template, send_from_directory
 
 # only the distribution folder of each browser library is served
-VENDOR = {"socket.io": ("socket.io-client", "dist"), "leaflet": ("leaflet", "dist")}
+VENDOR = {
+    "socket.io": ("socket.io-client", "dist"),
+    "leaflet": ("leaflet", "dist"),
+    "chart.js": ("chart.js", "dist"),
+}
 
 
 def console_page():
@@ -20,6 +25,10 @@ def console_page():
 
 def terminal_page():
     return render_template("terminal.html")
+
+
+def dashboard_page():
+    return render_template("dashboard.html")
 
 
 def vendor_file(package: str, filename: str):
@@ -37,4 +46,5 @@ def vendor_file(package: str, filename: str):
 def init_app(app: Flask) -> None:
     app.add_url_rule("/", view_func=console_page)
     app.add_url_rule("/terminal", view_func=terminal_page)
+    app.add_url_rule("/dashboard", view_func=dashboard_page)
     app.add_url_rule("/vendor/<package>/<path:filename>", view_func=vendor_file)

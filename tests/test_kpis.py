@@ -7,7 +7,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.kpis import IncidentRecord, OrderRecord, durations, kpis_by, response_kpis
+from server.kpis import (
+    IncidentRecord,
+    OrderRecord,
+    arrival_histogram,
+    daily,
+    durations,
+    kpis_by,
+    response_kpis,
+)
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=TZ).timestamp()  # 09:00 local
@@ -114,3 +122,17 @@ def test_no_incidents_no_figures_but_no_errors() -> None:
 )
 def test_the_90th_percentile_is_nearest_rank(values, p90) -> None:
     assert durations(values)["p90_s"] == p90
+
+
+def test_the_arrival_histogram_and_the_daily_trend() -> None:
+    records = city_day()
+    histogram = arrival_histogram(records, bin_s=60, max_s=300)
+    # arrivals after 50 s, 150 s and 400 s
+    assert histogram == {"bin_s": 60, "counts": [1, 0, 1, 0, 0], "over": 1}
+    [day] = daily(records, TZ)
+    assert day == {
+        "date": "2026-11-24",
+        "incidents": 5,
+        "median_arrival_s": 150.0,
+        "within_5min": 0.5,
+    }

@@ -92,3 +92,25 @@ def test_console_map_shows_units_and_a_new_incident(page, city, tmp_path):
     expect(page.locator("#incidents li").first).to_contain_text("urgent")
     expect(page.locator("#alarm")).to_contain_text("PANIC from kiosk-1")
     page.screenshot(path=str(tmp_path / "console.png"))
+
+
+def test_dashboard_shows_the_days_figures_and_the_arrival_histogram(page, city):
+    server, _, links = city
+    status, incident = server.call(
+        "POST",
+        "/api/v1/incidents",
+        {"category": "help", "priority": 2, "location": {"lat": 35.405, "lon": 116.587}},
+    )
+    assert status == 201
+    _, [order] = server.call(
+        "POST", f"/api/v1/incidents/{incident['id']}/orders", {"unit_ids": ["car-1"]}
+    )
+    links["car-1"].ack(order["order_id"], "on_scene")
+    eventually(lambda: server.get(f"/api/v1/incidents/{incident['id']}")["on_scene_at"])
+    page.goto(f"{server.url}/dashboard")
+    expect(page.locator("#incidents")).to_have_text("1")
+    expect(page.locator("#first")).to_have_text("100 %")
+    expect(page.locator("#status")).to_contain_text("updated")
+    bars = page.evaluate("Chart.getChart('histogram').data.datasets[0].data")
+    assert sum(bars) == 1 and bars[0] == 1  # arrived within the first 30 s bin
+    assert page.evaluate("Chart.getChart('trend').data.labels.length") == 1
