@@ -689,6 +689,17 @@ def _period(query: dict, tz: ZoneInfo) -> tuple[float, float]:
     return query.get("since", today.timestamp()), query.get("until", now)
 
 
+def _track(unit_id: str, query: dict) -> tuple[Any, list[dict], tuple[float, float]]:
+    """The unit, its fixes over the query's period, and that period."""
+    rt = runtime()
+    unit = rt.live.get(unit_id)
+    if unit is None:
+        abort(404, message=f"no unit {unit_id!r}")
+    period = _period(query, ZoneInfo(rt.settings.timezone))
+    with db.connection_context():
+        return unit, unit_track(unit_id, *period), period
+
+
 class PatrolQuery(PeriodQuery):
     stop_min = fields.Float(
         load_default=5.0,
@@ -727,16 +738,10 @@ class PatrolOut(Schema):
 def patrol(query: dict, unit_id: str):
     """Patrol quality of a unit over a shift: kilometres, moving and stationary time, time in
     its home grid, stops longer than `stop_min` minutes."""
-    rt = runtime()
-    unit = rt.live.get(unit_id)
-    if unit is None:
-        abort(404, message=f"no unit {unit_id!r}")
-    since, until = _period(query, ZoneInfo(rt.settings.timezone))
-    with db.connection_context():
-        track = unit_track(unit_id, since, until)
+    unit, track, (since, until) = _track(unit_id, query)
     rules = PatrolRules(stop_min_s=query["stop_min"] * 60)
-    report = patrol_report(track, rt.orders.grids.grid_at, unit.grid or None, rules)
     home = unit.grid or None
+    report = patrol_report(track, runtime().orders.grids.grid_at, home, rules)
     return {
         "unit_id": unit_id,
         "home_grid": home,
@@ -777,23 +782,13 @@ def coverage_map(query: dict):
 
 
 # -- exports and replay ------------------------------------------------------------------
-def _track(unit_id: str, query: dict) -> tuple[Any, list[dict]]:
-    rt = runtime()
-    unit = rt.live.get(unit_id)
-    if unit is None:
-        abort(404, message=f"no unit {unit_id!r}")
-    since, until = _period(query, ZoneInfo(rt.settings.timezone))
-    with db.connection_context():
-        return unit, unit_track(unit_id, since, until)
-
-
 @blp.route("/units/<unit_id>/track")
 @blp.arguments(PeriodQuery, location="query")
 @blp.response(200, GeoJsonCollection)
 def track(query: dict, unit_id: str):
     """A unit's track for a period, to replay on the map: a GeoJSON LineString with the time
     of each point (`properties.times`). `/track.gpx` gives the same as GPX."""
-    _, fixes = _track(unit_id, query)
+    _, fixes, _ = _track(unit_id, query)
     return track_geojson(unit_id, fixes)
 
 
@@ -813,7 +808,7 @@ def _download(text: str, mimetype: str, filename: str) -> Response:
 
 
 def track_gpx_view(unit_id: str) -> Response:
-    unit, fixes = _track(unit_id, _query(PeriodQuery))
+    unit, fixes, _ = _track(unit_id, _query(PeriodQuery))
     return _download(track_gpx(unit_id, unit.name, fixes), "application/gpx+xml", f"{unit_id}.gpx")
 
 
