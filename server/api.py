@@ -8,7 +8,6 @@ with the units' acks and positions.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +18,7 @@ from flask_smorest import Api, Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server import metrics
+from server import clock, metrics
 from server.coverage import summary
 from server.dispatch import ECHELONS, with_drive_times
 from server.export import incidents_csv, kpis_csv, track_geojson, track_gpx
@@ -432,6 +431,13 @@ def _incident_action(
 _incident_action(
     "notes", NoteIn, "add_note", "text", "Add a note; the units on it get an update.", 201
 )
+_incident_action(
+    "plan",
+    ActionIn,
+    "send_plan",
+    None,
+    "Send the response plan's units (for an incident entered without `apply_plan`).",
+)
 _incident_action("resolve", ResolveIn, "resolve", "note", "Resolved: handled on scene or by phone.")
 _incident_action(
     "close", CloseIn, "close", "disposition", "Close with a disposition; open orders are cancelled."
@@ -684,7 +690,7 @@ def kpis(query: dict):
 
 def _period(query: dict, tz: ZoneInfo) -> tuple[float, float]:
     """`since`/`until` from the query; by default the command centre's day so far."""
-    now = time.time()
+    now = clock.now()
     today = datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0)
     return query.get("since", today.timestamp()), query.get("until", now)
 

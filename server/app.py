@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from typing import Any
 
 from flask import Flask
 from flask_socketio import SocketIO
 from peewee import fn
 
-from server import metrics
+from server import clock, metrics
 from server.arrival import ArrivalRule
 from server.config import Settings
 from server.dispatch import DriveLeg, EtaModel, Recommendation, Rules
@@ -50,21 +49,26 @@ class Runtime:
         self.live = LiveState()
         self.ingest = MqttIngest(settings, self.inbox)
         self.notifier = Notifier(sio, self.topics, self.ingest.publish, self._delivered)
+        clock.run_at(settings.clock_speedup, settings.clock_anchor)
         self.plans = load_plans(settings.plans_file, settings.categories(), settings.ack_timeouts())
+        # the nearest-unit policy goes by the straight line: no drive times asked
+        osrm_url = settings.osrm_url if settings.dispatch_policy != "nearest" else ""
         self.orders = OrderService(
             self.live,
             self.notifier,
             self.plans,
-            Rules(EtaModel(settings.road_factor, settings.speeds_ms()), settings.position_stale_s),
+            Rules(
+                EtaModel(settings.road_factor, settings.speeds_ms()),
+                settings.position_stale_s,
+                settings.dispatch_policy,
+            ),
             ArrivalRule(settings.arrival_radius_m, settings.arrival_dwell_s),
             categories=settings.categories(),
             offline_after_s=settings.offline_after_s,
-            shortlist=settings.osrm_shortlist if settings.osrm_url else 1,
+            shortlist=settings.osrm_shortlist if osrm_url else 1,
             coverage_reach_s=settings.coverage_reach_s,
         )
-        self.router = (
-            OsrmRouter(settings.osrm_url, settings.osrm_timeout_s) if settings.osrm_url else None
-        )
+        self.router = OsrmRouter(osrm_url, settings.osrm_timeout_s) if osrm_url else None
         if self.router is not None:
             self.orders.route_later = self._route_later
         self.writer = StoreWriter(settings.ingest_batch, settings.ingest_flush_s)
@@ -97,7 +101,7 @@ class Runtime:
 
     def load_live_state(self) -> None:
         """Units and their latest fixes from the store, so a restart keeps the map."""
-        now = time.time()
+        now = clock.now()
         with db.connection_context():
             for row in Unit.select():
                 # a unit online before the restart gets the full time to be heard

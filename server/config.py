@@ -101,6 +101,12 @@ class Settings:
         25, "Units nearest by straight line whose drive time is asked of OSRM (1-by-N table)."
     )
     recommend_limit: int = _setting(10, "Units a recommendation lists by default.")
+    dispatch_policy: str = _setting(
+        "recommendation",
+        "Which units a plan sends: recommendation (earliest arrival, by drive time with OSRM; "
+        "own grid first on ties), nearest (straight line only) or own_grid (the incident's "
+        "grid's units only). `fieldlink simulate` compares them.",
+    )
     ack_timeouts_s: str = _setting(
         "1=30,2=60,3=120,4=300",
         "Seconds per incident priority for a unit to accept an order before the next unit "
@@ -126,6 +132,16 @@ class Settings:
         900.0, "Cold-spot map: a place no available unit reaches within this is black."
     )
     timer_tick_s: float = _setting(0.5, "How often ack deadlines and silent units are checked.")
+    clock_speedup: float = _setting(
+        1.0,
+        "For `fieldlink simulate` only: the server's clock runs this many times faster than "
+        "wall time, so a simulated day is recorded in its own minutes. 1: wall time.",
+    )
+    clock_anchor: float = _setting(
+        0.0,
+        "For `fieldlink simulate` only: the wall time (epoch s) at which the faster clock "
+        "and wall time agree.",
+    )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -174,6 +190,7 @@ class Settings:
         self._check_dispatch()
 
     def _check_dispatch(self) -> None:
+        from server.dispatch import POLICIES
         from server.store import UNIT_KINDS
 
         if not self.categories():
@@ -191,7 +208,18 @@ class Settings:
                 f"FIELDLINK_ACK_TIMEOUTS_S={self.ack_timeouts_s!r}: give seconds above 0 for"
                 " each priority, e.g. 1=30,2=60,3=120,4=300"
             )
-        for name in ("position_stale_s", "offline_after_s", "road_factor", "timer_tick_s"):
+        if self.dispatch_policy not in POLICIES:
+            raise ConfigError(
+                f"FIELDLINK_DISPATCH_POLICY={self.dispatch_policy!r}: use one of "
+                f"{', '.join(POLICIES)}"
+            )
+        for name in (
+            "position_stale_s",
+            "offline_after_s",
+            "road_factor",
+            "timer_tick_s",
+            "clock_speedup",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"FIELDLINK_{name.upper()}={getattr(self, name)}: must be > 0")
         try:

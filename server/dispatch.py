@@ -23,6 +23,10 @@ DEFAULT_SPEEDS_MS: Mapping[str, float] = {
     "volunteer": 1.4,
 }
 ECHELONS = ("own_grid", "neighbour", "other")  # the reinforcement order of the grids
+# How units are chosen. recommendation: earliest estimated arrival (drive times where a router
+# answers), the own grid first on ties; nearest: straight-line distance, as with a map and a
+# ruler; own_grid: only the incident's grid's units, earliest arrival first.
+POLICIES = ("recommendation", "nearest", "own_grid")
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -83,6 +87,7 @@ class Rules:
 
     eta: EtaModel = field(default_factory=EtaModel)
     stale_s: float = 60.0  # a position older than this makes a unit not recommendable
+    policy: str = "recommendation"  # one of POLICIES
 
 
 @dataclass(frozen=True)
@@ -106,12 +111,17 @@ class Recommendation:
         # Equal whole-second ETAs are a tie; the unit's own grid breaks it, then neighbours.
         return (round(self.eta_s), ECHELONS.index(self.echelon), self.distance_m, self.unit_id)
 
+    def nearest_key(self) -> tuple:
+        return (self.distance_m, self.unit_id)
 
-def _why_not(c: Candidate, age_s: float, stale_s: float) -> str | None:
+
+def _why_not(c: Candidate, age_s: float, scene: Scene, rules: Rules) -> str | None:
     if c.status != "available":
         return c.status.replace("_", " ")
-    if age_s > stale_s:
-        return f"position {age_s:.0f} s old (limit {stale_s:.0f} s)"
+    if age_s > rules.stale_s:
+        return f"position {age_s:.0f} s old (limit {rules.stale_s:.0f} s)"
+    if rules.policy == "own_grid" and scene.grid and c.grid != scene.grid:
+        return f"not of grid {scene.grid} (own-grid policy)"
     return None
 
 
@@ -141,15 +151,18 @@ def recommend(
     good: list[Recommendation] = []
     passed: list[Recommendation] = []
     worst = math.inf
+    nearest = rules.policy == "nearest"
+    key = Recommendation.nearest_key if nearest else Recommendation.sort_key
     for c, dist in nearby:
-        if len(good) >= limit and rules.eta.fastest_eta_s(dist, kinds) > worst + 1:
+        # `nearby` comes nearest first: past the limit, no farther unit can rank higher
+        if len(good) >= limit and (nearest or rules.eta.fastest_eta_s(dist, kinds) > worst + 1):
             break
         if c.kind not in kinds or c.unit_id in exclude:
             continue
         age = max(0.0, now - c.fix_ts)
         eta = rules.eta.eta_s(dist, c.kind)
         echelon = scene.echelon(c.grid)
-        why_not = _why_not(c, age, rules.stale_s)
+        why_not = _why_not(c, age, scene, rules)
         rec = Recommendation(
             c.unit_id,
             c.kind,
@@ -168,14 +181,14 @@ def recommend(
         if why_not is None:
             good.append(rec)
             if len(good) >= limit:
-                good.sort(key=Recommendation.sort_key)
+                good.sort(key=key)
                 del good[limit:]
                 worst = good[-1].eta_s
         else:
             passed.append(rec)
-    good.sort(key=Recommendation.sort_key)
+    good.sort(key=key)
     cutoff = good[-1].eta_s if len(good) >= limit else math.inf
-    shown = sorted((p for p in passed if p.eta_s < cutoff), key=Recommendation.sort_key)
+    shown = sorted((p for p in passed if p.eta_s < cutoff), key=key)
     return good + shown[:limit]
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import queue
-import time
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
+from server import clock
 from server.config import Settings
 from wire import CHANNELS, Channel, Topics
 from wire.mqtt import (
@@ -107,7 +107,7 @@ class Session:
 
     def _on_message(self, client, _userdata, message: mqtt.MQTTMessage) -> None:
         self.ingest.inbox.put(
-            Inbound(message.topic, message.payload, time.time(), message.mid, message.qos, client),
+            Inbound(message.topic, message.payload, clock.now(), message.mid, message.qos, client),
             urgent=self.urgent,
         )
 

@@ -8,11 +8,11 @@ unit kind, so "who is nearest" reads a few cells instead of every unit in the ci
 from __future__ import annotations
 
 import heapq
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from server import clock
 from server.dispatch import Candidate
 from server.unit_index import UnitIndex
 
@@ -34,7 +34,7 @@ class UnitState:
     grid: str = ""
     name: str = ""
     status: str = "available"
-    status_since: float = field(default_factory=time.time)
+    status_since: float = field(default_factory=clock.now)
     online: bool = False
     out_of_service: bool = False
     home_post: str | None = None

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from server import metrics
+from server import clock, metrics
 from server.arrival import ArrivalRule, track_arrival
 from server.coverage import Cell, cells, coverage
 from server.dispatch import (
@@ -173,7 +172,7 @@ class OrderService:
         offline_after_s: float,
         shortlist: int = 25,
         coverage_reach_s: float = 900.0,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = clock.now,
     ):
         self.live = live
         self.notifier = notifier
@@ -424,6 +423,14 @@ class OrderService:
         )
         record_event(actor, "plan", incident_id=incident.id, plan=plan.match)
         self.fill(incident, list(plan.slots), actor, reason=f"plan {plan.match}")
+
+    def send_plan(self, incident_id: str, _body: dict[str, Any], actor: str) -> Incident:
+        """The plan's units for an incident entered without them (once the call is taken)."""
+        incident = self.get_incident(incident_id)
+        if incident.state not in ("new", "dispatched", "on_scene"):
+            raise OrderRefused(f"the incident is {incident.state.replace('_', ' ')}: no plan now")
+        self.apply_plan(incident, actor, guard_panic=False)
+        return self.get_incident(incident_id)
 
     def fill(self, incident: Incident, slots: list[Slot], actor: str, reason: str) -> None:
         """Send units for `slots`: now by straight line, or after OSRM's drive times."""

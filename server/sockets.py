@@ -7,7 +7,6 @@ Handlers validate what arrives, hand the work to the pipeline worker and answer 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,7 @@ from flask import request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from server import metrics
+from server import clock, metrics
 from server.notify import CONSOLE_NS, TERMINAL_NS, unit_room
 from server.orders import OrderRefused
 from server.store import Unit, db
@@ -111,7 +110,7 @@ class TerminalNamespace(Namespace):
             panic = TerminalPanic().load(data if isinstance(data, dict) else {})
         except ValidationError as exc:
             return refuse("socketio", "invalid", f"invalid panic: {exc.messages}")
-        now = time.time()
+        now = clock.now()
         incident = self.runtime.pipeline.call(
             self.runtime.orders.on_alarm, unit_id, {**panic, "ts": now}, now
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +22,7 @@ from peewee import __exception_wrapper__ as translate_errors  # driver errors ->
 from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate
 
+from server import clock
 from server.geo import GridMap, GridShape, PostPoint
 from server.kpis import IncidentRecord, OrderRecord
 
@@ -57,10 +57,10 @@ class Unit(BaseModel):
     grid = CharField(default="", index=True)
     terminal_token = CharField(unique=True, max_length=64)
     status = CharField(default="available", max_length=16)
-    status_since = FloatField(default=time.time)
+    status_since = FloatField(default=clock.now)
     online = BooleanField(default=False)
     online_since = FloatField(null=True)
-    created_at = FloatField(default=time.time)
+    created_at = FloatField(default=clock.now)
     # the unit's broker password as mosquitto's password file holds it (PBKDF2-SHA512,
     # server/provisioning.py); the clear password is shown once and never stored.
     # NULL: no broker account yet (`fieldlink units bundle` issues one). Nullable so that
@@ -100,7 +100,7 @@ class Incident(BaseModel):
     address = TextField(default="")
     summary = TextField(default="")
     reported_by = CharField(null=True, max_length=64)
-    created_at = FloatField(default=time.time)
+    created_at = FloatField(default=clock.now)
     dispatched_at = FloatField(null=True)
     on_scene_at = FloatField(null=True)
     resolved_at = FloatField(null=True)
@@ -177,14 +177,14 @@ class Setting(BaseModel):
 
     key = CharField(primary_key=True, max_length=64)
     value = TextField()
-    changed_at = FloatField(default=time.time)
+    changed_at = FloatField(default=clock.now)
     changed_by = CharField(default="", max_length=64)
 
 
 class Event(BaseModel):
     """Append-only audit log: every change, who made it, and when."""
 
-    ts = FloatField(default=time.time, index=True)
+    ts = FloatField(default=clock.now, index=True)
     actor = CharField(max_length=64)
     kind = CharField(max_length=32)
     incident_id = CharField(null=True, max_length=64, index=True)

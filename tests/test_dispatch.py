@@ -179,3 +179,26 @@ def test_the_lazy_stream_and_the_full_list_give_the_same_answer(norths) -> None:
         r.unit_id
         for r in recommend(Scene(*HERE), brute_force_nearby(*HERE, units), NOW, RULES, limit=3)
     ]
+
+
+def test_the_nearest_policy_goes_by_the_straight_line_alone() -> None:
+    units = [unit("car", 1000), unit("bike", 1100, "motorcycle"), unit("far", 3000)]
+    scene = Scene(*HERE)
+    nearest = Rules(policy="nearest")
+    recs = recommend(scene, brute_force_nearby(*HERE, units), NOW, nearest, limit=2)
+    assert [r.unit_id for r in recs] == ["car", "bike"]  # the faster bike no longer wins
+    assert [r.unit_id for r in ranked(units, limit=2)] == ["bike", "car"]
+
+
+def test_the_own_grid_policy_sends_only_the_grids_units_and_says_why_not_the_others() -> None:
+    scene = Scene(*HERE, grid="G1", neighbours=frozenset({"G2"}))
+    units = [unit("next-door", 100, grid="G2"), unit("home", 2000, grid="G1")]
+    own = Rules(policy="own_grid")
+    recs = recommend(scene, brute_force_nearby(*HERE, units), NOW, own)
+    assert [(r.unit_id, r.recommendable) for r in recs] == [("home", True), ("next-door", False)]
+    assert recs[1].reason == "not of grid G1 (own-grid policy)"
+    # none of its own available: nothing recommendable, the plan waits for one
+    recs = recommend(scene, brute_force_nearby(*HERE, units[:1]), NOW, own)
+    assert not any(r.recommendable for r in recs)
+    # the default policy sends the neighbour's car, which is there first
+    assert ranked(units, scene)[0].unit_id == "next-door"

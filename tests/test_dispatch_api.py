@@ -600,3 +600,28 @@ def test_a_track_replays_and_exports_and_incidents_and_figures_download(town) ->
     bad = requests.get(f"{server.url}/api/v1/kpis.csv?group_by=moon", timeout=5)
     assert bad.status_code == 422 and "group_by" in bad.text
     assert requests.get(f"{server.url}/api/v1/units/ghost/track.gpx", timeout=5).status_code == 404
+
+
+def test_a_plan_sent_after_the_call_and_the_nearest_policy_asks_no_router(town) -> None:
+    with OsrmFake() as osrm:
+        far = (round(SCENE[0] + 3000 / M_PER_DEG, 5), SCENE[1])
+        osrm.overrides[far] = 15.0  # by drive time the far car would arrive first
+        server, links = town(
+            CARS,
+            osrm_url=osrm.url,
+            dispatch_policy="nearest",
+            plans_file=DATA / "one_unit_plans.toml",
+        )
+        incident = new_incident(server)  # entered while the call is taken: no units yet
+        assert incident["orders"] == [] and incident["state"] == "new"
+        status, sent = server.call("POST", f"/api/v1/incidents/{incident['id']}/plan", {})
+        assert status == 200 and [o["unit_id"] for o in sent["orders"]] == ["car-near"]
+        assert osrm.requests == []
+        eventually(lambda: links["car-near"].orders)
+        timeline = server.get(f"/api/v1/incidents/{incident['id']}/timeline")
+        assert ("plan", "dispatcher") in [(e["kind"], e["actor"]) for e in timeline]
+
+        status, _ = server.call("POST", f"/api/v1/incidents/{incident['id']}/resolve", {})
+        assert status == 200
+        status, refused = server.call("POST", f"/api/v1/incidents/{incident['id']}/plan", {})
+        assert status == 409 and "resolved" in refused["message"]
