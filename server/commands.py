@@ -1,4 +1,4 @@
-"""The `fieldlink` commands: server, units, grids, posts, broker, demo."""
+"""The `fieldlink` commands: server, units, grids, posts, broker, demo, simulate."""
 
 from __future__ import annotations
 
@@ -403,6 +403,41 @@ def demo(**options: Any) -> None:
     from server.demo import run_demo
 
     sys.exit(run_demo(**options))
+
+
+@cli.command()
+@click.option("--grids", type=int, default=51, show_default=True, help="Response grids.")
+@click.option("--cars-per-grid", type=int, default=5, show_default=True)
+@click.option("--posts", type=int, default=200, show_default=True, help="Guard posts (kiosks).")
+@click.option(
+    "--start", default="00:00", show_default=True, help="Local time of today the period starts."
+)
+@click.option("--hours", type=float, default=24.0, show_default=True, help="Simulated hours.")
+@click.option(
+    "--speedup", type=float, default=20.0, show_default=True, help="Simulated seconds per second."
+)
+@click.option("--calls-per-day", type=float, default=1200.0, show_default=True)
+@click.option(
+    "--panic-share", type=float, default=0.1, show_default=True, help="Share that are panics."
+)
+@click.option(
+    "--policy",
+    "policies",
+    default="all",
+    show_default=True,
+    help="Dispatch policy: recommendation, nearest, own_grid, a comma-separated list, or all.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="The same seed, the same day.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--async-mode", type=click.Choice(ASYNC_MODES), default=None)
+def simulate(policies: str, json_out: Path | None, **options: Any) -> None:
+    """A city's day through the real broker and server, faster than life; prints its figures
+    and compares dispatch policies on the same calls."""
+    from server.dispatch import POLICIES
+    from server.simulate import DayOptions, run_simulation
+
+    chosen = list(POLICIES) if policies == "all" else [p.strip() for p in policies.split(",")]
+    sys.exit(run_simulation(DayOptions(**options), chosen, json_out))
 
 
 @cli.command("config")

@@ -146,6 +146,7 @@ class Demo:
         stop: threading.Event,
         port: int,
         async_mode: str | None,
+        city: City | None = None,
     ) -> None:
         self.console = console
         self.stack = stack
@@ -153,20 +154,21 @@ class Demo:
         self.port = port
         self.async_mode = async_mode
         self.url = f"http://127.0.0.1:{port}"
-        self.city = City()
+        self.city = city or City()
         self.workdir = Path(
             stack.enter_context(
                 TemporaryDirectory(prefix="fieldlink-demo-", ignore_cleanup_errors=True)
             )
         )
         self.server_log = self.workdir / "server.log"
+        self.db_url = f"sqlite:///{self.workdir / 'fieldlink.db'}"
         self.server: subprocess.Popen | None = None
         self.fleet: Fleet | None = None
 
     def start(self, cars: int, kiosks: int, panic_every: float, broker_choice: str) -> None:
         """The checklist: database, broker, server, fleet; each one's stop goes on the stack."""
         specs = layout_fleet(self.city, cars, kiosks, random.Random())
-        tokens = provision(f"sqlite:///{self.workdir / 'fieldlink.db'}", self.city, specs)
+        tokens = provision(self.db_url, self.city, specs)
         broker = self.start_broker(broker_choice)
         self.start_server(broker)
         self.wait_ready()
@@ -192,14 +194,16 @@ class Demo:
         self.stack.callback(broker.stop)
         return broker
 
-    def start_server(self, broker: LocalBroker) -> None:
+    def start_server(self, broker: LocalBroker, settings: dict[str, str] | None = None) -> None:
+        """`fieldlink server` as a child, configured by FIELDLINK_* variables (and `settings`)."""
         env = {
             **os.environ,
             "FIELDLINK_HOST": "127.0.0.1",
             "FIELDLINK_PORT": str(self.port),
-            "FIELDLINK_DB_URL": f"sqlite:///{self.workdir / 'fieldlink.db'}",
+            "FIELDLINK_DB_URL": self.db_url,
             "FIELDLINK_MQTT_URL": broker.url,
             "FIELDLINK_MQTT_PROTOCOL": broker.protocol,
+            **(settings or {}),
         }
         if self.async_mode:
             env["FIELDLINK_ASYNC_MODE"] = self.async_mode

@@ -25,6 +25,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import socketio
 
+from server.clock import WALL, Clock
 from server.dispatch import EARTH_RADIUS_M, distance_m
 from server.geo import GridShape
 from server.notify import TERMINAL_NS
@@ -72,58 +73,92 @@ class Zone:
 
 @dataclass(frozen=True)
 class City:
-    """A square street lattice centred on (lat, lon); default Jining, 4 km across."""
+    """A street lattice centred on (lat, lon), cut into square response grids of `grid_blocks`
+    blocks, `cols` grids across, numbered row by row from the north-west; the last grid takes
+    the rest of its row. Default: Jining, four grids, 4 km across."""
 
     lat: float = 35.405
     lon: float = 116.587
-    size_m: float = 4000.0
     block_m: float = 200.0
+    grid_blocks: int = 10
+    grids: int = 4
+    cols: int = 2
+
+    @classmethod
+    def of_grids(cls, grids: int, grid_blocks: int = 6, **where: float) -> City:
+        """A city of `grids` grids laid out as near a square as they go."""
+        return cls(grids=grids, cols=math.ceil(math.sqrt(grids)), grid_blocks=grid_blocks, **where)
 
     @property
-    def blocks(self) -> int:
-        return round(self.size_m / self.block_m)
+    def rows(self) -> int:
+        return math.ceil(self.grids / self.cols)
+
+    @property
+    def blocks_x(self) -> int:
+        return self.cols * self.grid_blocks
+
+    @property
+    def blocks_y(self) -> int:
+        return self.rows * self.grid_blocks
 
     def latlon(self, x: float, y: float) -> tuple[float, float]:
         """(lat, lon) of a point `x` m east and `y` m north of the south-west corner."""
-        half = self.blocks * self.block_m / 2
-        lat = self.lat + (y - half) / M_PER_DEG_LAT
-        lon = self.lon + (x - half) / (M_PER_DEG_LAT * math.cos(math.radians(self.lat)))
+        lat = self.lat + (y - self.blocks_y * self.block_m / 2) / M_PER_DEG_LAT
+        lon = self.lon + (x - self.blocks_x * self.block_m / 2) / self._m_per_deg_lon
         return lat, lon
+
+    def to_xy(self, lat: float, lon: float) -> tuple[float, float]:
+        """Metres east and north of the south-west corner: the inverse of `latlon`."""
+        x = (lon - self.lon) * self._m_per_deg_lon + self.blocks_x * self.block_m / 2
+        y = (lat - self.lat) * M_PER_DEG_LAT + self.blocks_y * self.block_m / 2
+        return x, y
+
+    @property
+    def _m_per_deg_lon(self) -> float:
+        return M_PER_DEG_LAT * math.cos(math.radians(self.lat))
 
     def xy(self, node: Node) -> tuple[float, float]:
         return node[0] * self.block_m, node[1] * self.block_m
 
     def nearest_node(self, lat: float, lon: float) -> Node:
-        half = self.blocks * self.block_m / 2
-        x = (lon - self.lon) * M_PER_DEG_LAT * math.cos(math.radians(self.lat)) + half
-        y = (lat - self.lat) * M_PER_DEG_LAT + half
+        x, y = self.to_xy(lat, lon)
         return (
-            min(max(round(x / self.block_m), 0), self.blocks),
-            min(max(round(y / self.block_m), 0), self.blocks),
+            min(max(round(x / self.block_m), 0), self.blocks_x),
+            min(max(round(y / self.block_m), 0), self.blocks_y),
         )
 
     def neighbours(self, node: Node) -> list[Node]:
         i, j = node
         steps = ((i + 1, j), (i - 1, j), (i, j + 1), (i, j - 1))
-        return [(a, b) for a, b in steps if 0 <= a <= self.blocks and 0 <= b <= self.blocks]
+        return [(a, b) for a, b in steps if 0 <= a <= self.blocks_x and 0 <= b <= self.blocks_y]
 
-    def quadrants(self) -> dict[str, Zone]:
-        """The four response grids: G1 north-west, G2 north-east, G3 south-west, G4 south-east."""
-        n, h = self.blocks, self.blocks // 2
-        return {
-            "G1": Zone((0, h), (h, n)),
-            "G2": Zone((h, h), (n, n)),
-            "G3": Zone((0, 0), (h, h)),
-            "G4": Zone((h, 0), (n, h)),
-        }
+    def zones(self) -> dict[str, Zone]:
+        """The response grids by name (G1.., or G01.. past nine)."""
+        width, n = len(str(self.grids)), self.grid_blocks
+        out = {}
+        for k in range(self.grids):
+            row, col = divmod(k, self.cols)
+            top = self.blocks_y - row * n
+            right = self.blocks_x if k == self.grids - 1 else (col + 1) * n
+            out[f"G{k + 1:0{width}d}"] = Zone((col * n, top - n), (right, top))
+        return out
 
     def grid_of(self, node: Node) -> str:
-        return next(name for name, zone in self.quadrants().items() if zone.contains(node))
+        return next(name for name, zone in self.zones().items() if zone.contains(node))
+
+    def grid_at(self, x: float, y: float) -> str:
+        """The grid holding a point `x`, `y` m from the south-west corner (off the borders)."""
+        b = self.block_m
+        return next(
+            name
+            for name, z in self.zones().items()
+            if z.lo[0] * b <= x <= z.hi[0] * b and z.lo[1] * b <= y <= z.hi[1] * b
+        )
 
     def grid_shapes(self) -> list[GridShape]:
-        """The quadrants as polygons, reaching a block past the city's edge (the kiosks)."""
+        """The grids as polygons, reaching a block past the city's edge (the kiosks)."""
         shapes = []
-        for name, zone in self.quadrants().items():
+        for name, zone in self.zones().items():
             x0, y0, x1, y1 = (
                 self.block_m * (v + pad)
                 for v, pad in zip((*zone.lo, *zone.hi), self._pads(zone), strict=True)
@@ -139,8 +174,7 @@ class City:
         """One block outwards on the sides that are the city's edge."""
         lo_x, lo_y = zone.lo
         hi_x, hi_y = zone.hi
-        n = self.blocks
-        return (-(lo_x == 0), -(lo_y == 0), int(hi_x == n), int(hi_y == n))
+        return (-(lo_x == 0), -(lo_y == 0), int(hi_x == self.blocks_x), int(hi_y == self.blocks_y))
 
 
 # -- driving ----------------------------------------------------------------------------
@@ -218,10 +252,14 @@ def car_fix(city: City, car: Car, ts: float) -> dict[str, Any]:
     return {"ts": ts, "lat": lat, "lon": lon, "speed": car.speed, "heading": heading, "acc": 5.0}
 
 
-def post_location(city: City, node: Node) -> tuple[float, float]:
-    """A guard kiosk stands on the corner of an intersection, ~11 m from its centre."""
+def post_xy(city: City, node: Node) -> tuple[float, float]:
+    """A guard kiosk stands on the north-east corner of an intersection, ~11 m from its centre."""
     x, y = city.xy(node)
-    return city.latlon(x + 8, y + 8)
+    return x + 8, y + 8
+
+
+def post_location(city: City, node: Node) -> tuple[float, float]:
+    return city.latlon(*post_xy(city, node))
 
 
 # -- the officer ------------------------------------------------------------------------
@@ -239,8 +277,15 @@ class Assignment:
     scene_s: float = 60.0
 
 
-def take_order(city: City, order: dict[str, Any], now: float, rng: random.Random) -> Assignment:
-    """The officer reads the order: answers in 2-6 s, declines about one in ten."""
+def take_order(
+    city: City,
+    order: dict[str, Any],
+    now: float,
+    rng: random.Random,
+    scene_s: tuple[float, float] = (30, 90),
+) -> Assignment:
+    """The officer reads the order: answers in 2-6 s, declines about one in ten, then stays
+    on scene for a time in `scene_s`."""
     lat, lon = order["location"]["lat"], order["location"]["lon"]
     declines = rng.random() < DECLINE_SHARE
     return Assignment(
@@ -251,7 +296,7 @@ def take_order(city: City, order: dict[str, Any], now: float, rng: random.Random
         status="received",
         due=now + rng.uniform(2, 6),
         decline_reason=rng.choice(DECLINE_REASONS) if declines else "",
-        scene_s=rng.uniform(30, 90),
+        scene_s=rng.uniform(*scene_s),
     )
 
 
@@ -295,7 +340,7 @@ class UnitSpec:
 
 def layout_fleet(city: City, cars: int, kiosks: int, rng: random.Random) -> list[UnitSpec]:
     """Cars spread over the four grids in turn; kiosks at intersections off the city's edge."""
-    grids = list(city.quadrants().items())
+    grids = list(city.zones().items())
     width = max(2, len(str(max(cars, kiosks))))
     specs = []
     for i in range(cars):
@@ -305,10 +350,16 @@ def layout_fleet(city: City, cars: int, kiosks: int, rng: random.Random) -> list
             UnitSpec(f"car-{i + 1:0{width}d}", "patrol_car", f"Patrol {i + 1}", grid, node)
         )
     for i in range(kiosks):
-        node = (rng.randint(1, city.blocks - 1), rng.randint(1, city.blocks - 1))
+        node = (rng.randint(1, city.blocks_x - 1), rng.randint(1, city.blocks_y - 1))
         name = f"{POST_SPOTS[i % len(POST_SPOTS)]} kiosk {i + 1}"
         specs.append(
-            UnitSpec(f"kiosk-{i + 1:0{width}d}", "guard_post", name, city.grid_of(node), node)
+            UnitSpec(
+                f"kiosk-{i + 1:0{width}d}",
+                "guard_post",
+                name,
+                city.grid_at(*post_xy(city, node)),
+                node,
+            )
         )
     return specs
 
@@ -318,9 +369,15 @@ class UnitLink:
     """A unit's own MQTT session, as its edge agent keeps one: retained online state, a will."""
 
     def __init__(
-        self, spec: UnitSpec, address: BrokerAddress, protocol: str, topics: Topics
+        self,
+        spec: UnitSpec,
+        address: BrokerAddress,
+        protocol: str,
+        topics: Topics,
+        clock: Clock = WALL,
     ) -> None:
         self.spec = spec
+        self.clock = clock
         self.address = address
         self.topics = topics
         self.options = SessionOptions(client_id=spec.unit_id, protocol=protocol)
@@ -329,7 +386,7 @@ class UnitLink:
     def start(self, on_order: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Connect; with `on_order`, the unit also hears its orders (a kiosk's guard does)."""
         self.on_order = on_order
-        offline = {"online": False, "ts": time.time(), "kind": self.spec.kind}
+        offline = {"online": False, "ts": self.clock.now(), "kind": self.spec.kind}
         rule = CHANNELS[Channel.STATE]
         self.client.will_set(
             self.topics.unit(self.spec.unit_id, Channel.STATE),
@@ -351,7 +408,7 @@ class UnitLink:
     def stop(self) -> None:
         """Say offline (a clean disconnect sends no will), then disconnect."""
         if self.client.is_connected():
-            info = self.publish(Channel.STATE, {"online": False, "ts": time.time()})
+            info = self.publish(Channel.STATE, {"online": False, "ts": self.clock.now()})
             try:
                 info.wait_for_publish(timeout=2)
             except (
@@ -366,7 +423,7 @@ class UnitLink:
         if reason_code.is_failure:
             log.warning("broker refused %s: %s", self.spec.unit_id, reason_code)
             return
-        state = {"online": True, "ts": time.time(), "kind": self.spec.kind, "version": "sim"}
+        state = {"online": True, "ts": self.clock.now(), "kind": self.spec.kind, "version": "sim"}
         self.publish(Channel.STATE, state)
         if self.on_order is not None:
             topic = self.topics.unit(self.spec.unit_id, Channel.ORDERS)
@@ -457,6 +514,19 @@ class SimKiosk:
     lon: float
     # orders to assist a neighbouring post: order id -> when the guard will be done
     assisting: dict[str, float] = field(default_factory=dict)
+    reported: float = 0.0  # when it last sent its position
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How the fleet's time runs: its clock (a simulated day may run faster), simulated
+    seconds between moves, how often the standing kiosks report, an officer's time on scene,
+    and the mean time between random panics (0: none, panics come from `raise_panic`)."""
+
+    clock: Clock = WALL
+    tick_s: float = 1.0
+    post_report_s: float = 1.0
+    scene_s: tuple[float, float] = (30.0, 90.0)
 
 
 @dataclass
@@ -467,7 +537,8 @@ class FleetStats:
 
 
 class Fleet:
-    """Every simulated unit, moved by one thread at 1 Hz; the officers' sockets only enqueue."""
+    """Every simulated unit, moved by one thread each `pace.tick_s`; the officers' sockets and
+    `raise_panic` only enqueue."""
 
     def __init__(
         self,
@@ -479,17 +550,19 @@ class Fleet:
         server_url: str,
         panic_every: float,
         seed: int | None = None,
+        pace: Pace = Pace(),
     ) -> None:
         self.city = city
         self.panic_every = panic_every
+        self.pace = pace
         self.rng = random.Random(seed)
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.stats = FleetStats()
-        address, topics, homes = BrokerAddress.parse(broker_url), Topics(), city.quadrants()
+        address, topics, homes = BrokerAddress.parse(broker_url), Topics(), city.zones()
         self.cars: dict[str, SimCar] = {}
         self.kiosks: list[SimKiosk] = []
         for spec in specs:
-            link = UnitLink(spec, address, protocol, topics)
+            link = UnitLink(spec, address, protocol, topics, pace.clock)
             if spec.kind == "patrol_car":
                 officer = Officer(spec.unit_id, tokens[spec.unit_id], server_url, self.inbox)
                 car = self._car_at(spec.node)
@@ -533,17 +606,27 @@ class Fleet:
         """A car at `node`, about to pull out onto a street."""
         return Car(self.city.neighbours(node)[0], node, self.city.block_m, street_speed(self.rng))
 
+    def raise_panic(self, unit_id: str) -> None:
+        """A guard at kiosk `unit_id` holds the panic button (from any thread)."""
+        self.inbox.put(("panic", unit_id, None))
+
+    def _next_panic(self, now: float) -> float:
+        return now + self.rng.expovariate(1 / self.panic_every) if self.panic_every else math.inf
+
     def _run(self) -> None:
-        last = time.time()
-        next_panic = last + self.rng.expovariate(1 / self.panic_every)
+        clock = self.pace.clock
+        last = clock.now()
+        next_panic = self._next_panic(last)
         while not self._stop.is_set():
-            now = time.time()
+            started = time.monotonic()
+            now = clock.now()
             self.tick(now, now - last)
             if self.kiosks and now >= next_panic:
                 self.panic(self.rng.choice(self.kiosks), now)
-                next_panic = now + self.rng.expovariate(1 / self.panic_every)
+                next_panic = self._next_panic(now)
             last = now
-            self._stop.wait(max(0.0, 1.0 - (time.time() - now)))
+            wait = self.pace.tick_s / clock.speedup - (time.monotonic() - started)
+            self._stop.wait(max(0.0, wait))
 
     def tick(self, now: float, dt: float) -> None:
         """One second of the city: orders read, officers answer, cars move, units report."""
@@ -556,8 +639,10 @@ class Fleet:
                 if now >= done_at:
                     self._guard_answers(kiosk, order_id, "cleared", now)
                     del kiosk.assisting[order_id]
-            fix = {"ts": now, "lat": kiosk.lat, "lon": kiosk.lon, "speed": 0.0, "acc": 5.0}
-            kiosk.link.publish(Channel.POSITION, fix)
+            if now - kiosk.reported >= self.pace.post_report_s:
+                fix = {"ts": now, "lat": kiosk.lat, "lon": kiosk.lon, "speed": 0.0, "acc": 5.0}
+                kiosk.link.publish(Channel.POSITION, fix)
+                kiosk.reported = now
 
     def _guard_answers(self, kiosk: SimKiosk, order_id: str, status: str, now: float) -> None:
         kiosk.link.publish(Channel.ACK, {"order_id": order_id, "ts": now, "status": status})
@@ -597,11 +682,12 @@ class Fleet:
                 kind, unit_id, body = self.inbox.get_nowait()
             except queue.Empty:
                 return
-            if unit_id not in self.cars:
+            sim = self.cars.get(unit_id)
+            if kind == "panic":
+                self.panic(self._kiosk(unit_id), now)
+            elif sim is None:
                 self._on_kiosk_order(self._kiosk(unit_id), body, now)
-                continue
-            sim = self.cars[unit_id]
-            if kind == "order":
+            elif kind == "order":
                 self._on_order(sim, body, now)
             elif sim.task is not None and sim.task.order_id == body:
                 sim.task = None  # the server refused an ack: the order is no longer ours
@@ -623,6 +709,6 @@ class Fleet:
         if order.get("kind") != "dispatch" or order.get("state") not in ("sent", "delivered"):
             return  # updates, cancels and orders already answered need nothing from us
         if sim.task is None:
-            sim.task = take_order(self.city, order, now, self.rng)
+            sim.task = take_order(self.city, order, now, self.rng, self.pace.scene_s)
         elif sim.task.order_id != order["order_id"]:
             sim.officer.ack(order["order_id"], "declined", "Already on a call")

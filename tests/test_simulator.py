@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+import pytest
+
 from server.dispatch import distance_m
 from server.geo import GridMap
 from server.simulator import (
@@ -28,7 +30,7 @@ from server.simulator import (
 from wire import Channel, encode
 
 CITY = City()
-WHOLE = Zone((0, 0), (CITY.blocks, CITY.blocks))
+WHOLE = Zone((0, 0), (CITY.blocks_x, CITY.blocks_y))
 
 
 def on_lattice(city: City, car: Car) -> bool:
@@ -39,7 +41,7 @@ def on_lattice(city: City, car: Car) -> bool:
     on_street = min(x % city.block_m, -x % city.block_m) < 1e-6 or (
         min(y % city.block_m, -y % city.block_m) < 1e-6
     )
-    inside = 0 <= x <= city.size_m and 0 <= y <= city.size_m
+    inside = 0 <= x <= city.blocks_x * city.block_m and 0 <= y <= city.blocks_y * city.block_m
     return adjacent and on_street and inside and 0 <= car.along_m <= city.block_m
 
 
@@ -73,7 +75,7 @@ def test_fixes_are_one_second_apart_at_street_speed():
 
 def test_patrol_keeps_to_the_home_grid_once_inside():
     rng = random.Random(4)
-    home = CITY.quadrants()["G4"]
+    home = CITY.zones()["G4"]
     car = Car((0, 20), (1, 20), 0.0, 11.0)  # starts in the far corner (G1)
     for _ in range(1200):
         car = drive(CITY, car, 1.0, home, rng)
@@ -152,7 +154,7 @@ def test_layout_spreads_cars_over_the_grids_and_fixes_are_wire_valid():
     kiosks = [s for s in specs if s.kind == "guard_post"]
     assert [s.unit_id for s in cars][:2] == ["car-01", "car-02"]
     assert [s.grid for s in cars] == ["G1", "G2", "G3", "G4"] * 2
-    assert all(CITY.quadrants()[s.grid].contains(s.node) for s in specs)
+    assert all(CITY.zones()[s.grid].contains(s.node) for s in specs)
     assert [s.unit_id for s in kiosks] == ["kiosk-01", "kiosk-02", "kiosk-03"]
     car = Car((3, 3), (3, 4), 50.0, 9.5)
     encode(Channel.POSITION, car_fix(CITY, car, 1_800_000_000.0))  # raises if not valid
@@ -160,22 +162,37 @@ def test_layout_spreads_cars_over_the_grids_and_fixes_are_wire_valid():
 
 def test_the_lattice_spans_about_four_km_around_the_centre():
     south_west = CITY.latlon(0, 0)
-    north_east = CITY.latlon(CITY.size_m, CITY.size_m)
-    centre = CITY.latlon(CITY.size_m / 2, CITY.size_m / 2)
-    assert centre == (CITY.lat, CITY.lon)
+    north_east = CITY.latlon(4000, 4000)
+    assert CITY.latlon(2000, 2000) == (CITY.lat, CITY.lon)
+    assert CITY.to_xy(*north_east) == pytest.approx((4000, 4000))
     width = distance_m(south_west[0], south_west[1], south_west[0], north_east[1])
     height = distance_m(south_west[0], south_west[1], north_east[0], south_west[1])
     assert abs(width - 4000) < 5 and abs(height - 4000) < 5
 
 
 def test_the_demo_grids_as_polygons_agree_with_the_lattice_and_hold_the_kiosks():
-    grids = GridMap(CITY.grid_shapes())
-    for i in range(0, CITY.blocks + 1):
-        for j in range(0, CITY.blocks + 1):
+    assert_grids_agree(CITY, layout_fleet(CITY, 8, 8, random.Random(3)))
+
+
+def assert_grids_agree(city: City, specs: list) -> None:
+    grids = GridMap(city.grid_shapes())
+    for i in range(0, city.blocks_x + 1):
+        for j in range(0, city.blocks_y + 1):
             node = (i, j)
-            inside = grids.grid_at(*CITY.latlon(*CITY.xy(node)))
+            inside = grids.grid_at(*city.latlon(*city.xy(node)))
             # a node on a border lies in both: the polygon map picks the smaller id
-            assert inside is not None and inside <= CITY.grid_of(node)
-    for spec in layout_fleet(CITY, 8, 8, random.Random(3)):
+            assert inside is not None and inside <= city.grid_of(node)
+    for spec in specs:
         if spec.kind == "guard_post":
-            assert grids.grid_at(*post_location(CITY, spec.node)) == spec.grid
+            assert grids.grid_at(*post_location(city, spec.node)) == spec.grid
+
+
+def test_a_city_of_51_grids_is_near_square_and_its_last_grid_takes_the_rest_of_its_row():
+    city = City.of_grids(51)
+    zones = city.zones()
+    assert (city.cols, city.rows) == (8, 7) and len(zones) == 51
+    assert list(zones)[:2] == ["G01", "G02"] and zones["G51"].hi[0] == city.blocks_x
+    assert zones["G01"] == Zone((0, 36), (6, 42))  # the north-west corner
+    specs = layout_fleet(city, 51 * 5, 40, random.Random(5))
+    assert {s.grid for s in specs if s.kind == "patrol_car"} == set(zones)
+    assert_grids_agree(city, specs)
