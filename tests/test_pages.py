@@ -4,6 +4,7 @@ console map shows the fleet and the incident."""
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
@@ -114,3 +115,41 @@ def test_dashboard_shows_the_days_figures_and_the_arrival_histogram(page, city):
     bars = page.evaluate("Chart.getChart('histogram').data.datasets[0].data")
     assert sum(bars) == 1 and bars[0] == 1  # arrived within the first 30 s bin
     assert page.evaluate("Chart.getChart('trend').data.labels.length") == 1
+
+
+def test_console_overlays_cold_spots_and_replays_a_track(page, city, tmp_path):
+    server, _tokens, links = city
+    now = time.time()
+    track = [(35.4000, 116.5800), (35.4010, 116.5805), (35.4020, 116.5810)]
+    for i, (lat, lon) in enumerate(track):
+        links["car-1"].fix(lat, lon, now - 60 + 20 * i)
+
+    def stored_fixes() -> int:
+        return server.get("/api/v1/units/car-1/track")["features"][0]["properties"]["fixes"]
+
+    eventually(lambda: stored_fixes() == 4)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(server.url + "/")
+    expect(page.locator("#link")).to_have_text("online")
+
+    page.get_by_label("Show how fast an available car gets there").check()
+    expect(page.locator("#coverage-status")).to_contain_text("green")
+    assert page.locator("path.cell.green").count() > 0
+    counts = server.get("/api/v1/coverage")["counts"]
+    assert page.locator("path.cell").count() == sum(counts.values())
+
+    page.locator("#replay-unit").select_option("car-1")
+    page.get_by_role("button", name="Show track").click()
+    expect(page.locator("#replay-status")).to_have_text("4 fixes of car-1")
+    expect(page.locator("path.track")).to_have_count(1)
+    head = page.locator("path.track-head")
+    first_box = head.bounding_box()
+    page.locator("#replay-pos").fill("3")  # the slider to the last fix
+    expect(page.locator("#replay-time")).not_to_be_empty()
+    assert head.bounding_box()["y"] < first_box["y"]  # moved north
+    page.get_by_role("button", name="Play").click()  # from the start again, at 60x
+    expect(page.get_by_role("button", name="Play")).to_be_visible(timeout=5000)
+    assert page.locator("#replay-pos").input_value() == "3"
+    href = page.locator("#replay-gpx").get_attribute("href")
+    assert href.startswith("/api/v1/units/car-1/track.gpx?since=")
+    page.screenshot(path=str(tmp_path / "console-layers.png"))

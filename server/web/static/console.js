@@ -7,6 +7,11 @@
   const map = L.map(mapEl).setView([35.41, 116.59], 13);
   if (mapEl.dataset.tileUrl) L.tileLayer(mapEl.dataset.tileUrl, { maxZoom: 19 }).addTo(map);
   L.control.scale({ metric: true, imperial: false }).addTo(map);
+  window.fieldlinkMap = map;  // the cold-spot and replay layers (console_layers.js) draw on it
+  fetch("/api/v1/grids").then((r) => r.json()).then((grids) => {
+    L.geoJSON(grids, { interactive: false,
+                       style: { className: "grid", color: "#5b6b7d", weight: 1.5, fill: false } }).addTo(map);
+  });
   const unitMarkers = new Map();
   const incidents = new Map();
   const incidentMarkers = new Map();
