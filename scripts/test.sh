@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, lints, then runs pytest against real
-# components (a mosquitto and a gpsd the tests start themselves on free ports).
+# components (a mosquitto and a gpsd the tests start themselves on free ports), first with
+# the servers' stores on SQLite, then again on PostgreSQL for every test whose server keeps
+# a store (the agent, the demo, the simulated day and the benchmarks keep their own SQLite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+FIELDLINK_POSTGRES_URL="$(scripts/postgres.sh)"
+export FIELDLINK_POSTGRES_URL
 echo "==> ruff"
 .venv/bin/ruff check .
-echo "==> pytest"
-exec .venv/bin/pytest "$@"
+echo "==> pytest, stores on SQLite"
+.venv/bin/pytest "$@"
+echo "==> pytest, stores on PostgreSQL"
+FIELDLINK_TEST_DB_URL="$FIELDLINK_POSTGRES_URL" .venv/bin/pytest \
+    --ignore=tests/agent --ignore=tests/test_demo.py --ignore=tests/test_simulate.py \
+    --ignore=tests/test_bench.py --ignore=tests/test_simulator.py --ignore=tests/test_city_day.py \
+    "$@"

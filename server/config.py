@@ -26,7 +26,8 @@ class Settings:
     port: int = _setting(8080, "Port the HTTP/Socket.IO server listens on.")
     db_url: str = _setting(
         "sqlite:///fieldlink.db",
-        "Database URL (peewee playhouse.db_url): sqlite:///path or postgresql://user@host/db.",
+        "Database URL: sqlite:///path, or postgresql://user:password@host/db (pooled; "
+        "?max_connections=32&stale_timeout=300 are the defaults).",
     )
     mqtt_url: str = _setting(
         "mqtt://127.0.0.1:1883", "Broker URL: mqtt://[user:password@]host[:port] or mqtts://."

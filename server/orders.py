@@ -900,8 +900,10 @@ class OrderService:
     def set_duty_level(self, level: str, actor: str) -> str:
         now = self.clock()
         with db.atomic():
-            Setting.replace(
-                key="duty_level", value=level, changed_at=now, changed_by=actor
+            row = {"value": level, "changed_at": now, "changed_by": actor}
+            # an upsert both SQLite and PostgreSQL know (REPLACE is SQLite's alone)
+            Setting.insert(key="duty_level", **row).on_conflict(
+                conflict_target=[Setting.key], update=row
             ).execute()
             record_event(actor, "duty_level", level=level, previous=self.duty_level)
         self.duty_level = level

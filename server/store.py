@@ -12,10 +12,11 @@ from peewee import (
     BooleanField,
     CharField,
     DatabaseProxy,
-    FloatField,
+    DoubleField,
     ForeignKeyField,
     IntegerField,
     Model,
+    PostgresqlDatabase,
     TextField,
 )
 from peewee import __exception_wrapper__ as translate_errors  # driver errors -> peewee's
@@ -41,6 +42,10 @@ SQLITE_PRAGMAS = {
 }
 
 
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+PG_POOL = {"max_connections": 32, "stale_timeout": 300}
+
+
 def new_id() -> str:
     return secrets.token_hex(8)
 
@@ -57,10 +62,10 @@ class Unit(BaseModel):
     grid = CharField(default="", index=True)
     terminal_token = CharField(unique=True, max_length=64)
     status = CharField(default="available", max_length=16)
-    status_since = FloatField(default=clock.now)
+    status_since = DoubleField(default=clock.now)
     online = BooleanField(default=False)
-    online_since = FloatField(null=True)
-    created_at = FloatField(default=clock.now)
+    online_since = DoubleField(null=True)
+    created_at = DoubleField(default=clock.now)
     # the unit's broker password as mosquitto's password file holds it (PBKDF2-SHA512,
     # server/provisioning.py); the clear password is shown once and never stored.
     # NULL: no broker account yet (`fieldlink units bundle` issues one). Nullable so that
@@ -75,15 +80,15 @@ class Unit(BaseModel):
 
 class Position(BaseModel):
     unit = ForeignKeyField(Unit, backref="positions", on_delete="CASCADE")
-    ts = FloatField()
-    lat = FloatField()
-    lon = FloatField()
-    speed = FloatField(null=True)
-    heading = FloatField(null=True)
-    acc = FloatField(null=True)
-    alt = FloatField(null=True)
+    ts = DoubleField()
+    lat = DoubleField()
+    lon = DoubleField()
+    speed = DoubleField(null=True)
+    heading = DoubleField(null=True)
+    acc = DoubleField(null=True)
+    alt = DoubleField(null=True)
     mode = IntegerField(null=True)
-    received_at = FloatField()
+    received_at = DoubleField()
 
     class Meta:
         # unit + fix time identifies a fix: a redelivered one is ignored on insert
@@ -95,26 +100,26 @@ class Incident(BaseModel):
     category = CharField(max_length=32)
     priority = IntegerField(default=1)
     state = CharField(default="new", max_length=16, index=True)
-    lat = FloatField(null=True)
-    lon = FloatField(null=True)
+    lat = DoubleField(null=True)
+    lon = DoubleField(null=True)
     address = TextField(default="")
     summary = TextField(default="")
     reported_by = CharField(null=True, max_length=64)
-    created_at = FloatField(default=clock.now)
-    dispatched_at = FloatField(null=True)
-    on_scene_at = FloatField(null=True)
-    resolved_at = FloatField(null=True)
-    closed_at = FloatField(null=True)
+    created_at = DoubleField(default=clock.now)
+    dispatched_at = DoubleField(null=True)
+    on_scene_at = DoubleField(null=True)
+    resolved_at = DoubleField(null=True)
+    closed_at = DoubleField(null=True)
     # added with dispatcher actions; nullable so an older database takes them as ADD COLUMN
     grid = CharField(null=True, max_length=64, index=True)
     caller_name = CharField(null=True, max_length=200)
     caller_phone = CharField(null=True, max_length=64)
     duty_level = CharField(null=True, max_length=16)
     first_unit = CharField(null=True, max_length=64)  # the first-responsible unit
-    handed_over_at = FloatField(null=True)
+    handed_over_at = DoubleField(null=True)
     handover = TextField(null=True)  # JSON: kind, to_department, to_unit, reason
     disposition = TextField(null=True)
-    followup_at = FloatField(null=True)
+    followup_at = DoubleField(null=True)
     followup = TextField(null=True)  # JSON: outcome, note, by
     # JSON [{kinds, count}]: units its plan still lacks; sent as soon as any are available
     wanted = TextField(null=True)
@@ -124,10 +129,10 @@ class Alarm(BaseModel):
     alarm_id = CharField(primary_key=True, max_length=64)
     unit = ForeignKeyField(Unit, backref="alarms", on_delete="CASCADE")
     kind = CharField(max_length=16)
-    ts = FloatField()
-    lat = FloatField(null=True)
-    lon = FloatField(null=True)
-    received_at = FloatField()
+    ts = DoubleField()
+    lat = DoubleField(null=True)
+    lon = DoubleField(null=True)
+    received_at = DoubleField()
     incident = ForeignKeyField(Incident, null=True, backref="alarms")
 
 
@@ -138,18 +143,18 @@ class Order(BaseModel):
     kind = CharField(default="dispatch", max_length=16)
     state = CharField(default="sent", max_length=16, index=True)
     decline_reason = TextField(default="")
-    sent_at = FloatField()
-    delivered_at = FloatField(null=True)
-    accepted_at = FloatField(null=True)
-    declined_at = FloatField(null=True)
-    en_route_at = FloatField(null=True)
-    on_scene_at = FloatField(null=True)
-    cleared_at = FloatField(null=True)
+    sent_at = DoubleField()
+    delivered_at = DoubleField(null=True)
+    accepted_at = DoubleField(null=True)
+    declined_at = DoubleField(null=True)
+    en_route_at = DoubleField(null=True)
+    on_scene_at = DoubleField(null=True)
+    cleared_at = DoubleField(null=True)
     # added with escalation; nullable so an older database takes them as ADD COLUMN
-    cancelled_at = FloatField(null=True)
-    timed_out_at = FloatField(null=True)
+    cancelled_at = DoubleField(null=True)
+    timed_out_at = DoubleField(null=True)
     end_reason = TextField(null=True)  # why it was cancelled or timed out
-    ack_deadline = FloatField(null=True, index=True)  # escalate if not accepted by then
+    ack_deadline = DoubleField(null=True, index=True)  # escalate if not accepted by then
     kinds = CharField(null=True, max_length=200)  # kinds that may replace it (its plan slot)
 
 
@@ -167,8 +172,8 @@ class Post(BaseModel):
     id = CharField(primary_key=True, max_length=64)
     name = CharField(default="")
     tier_min = IntegerField()
-    lat = FloatField()
-    lon = FloatField()
+    lat = DoubleField()
+    lon = DoubleField()
     grid = CharField(null=True, max_length=64)
 
 
@@ -177,14 +182,14 @@ class Setting(BaseModel):
 
     key = CharField(primary_key=True, max_length=64)
     value = TextField()
-    changed_at = FloatField(default=clock.now)
+    changed_at = DoubleField(default=clock.now)
     changed_by = CharField(default="", max_length=64)
 
 
 class Event(BaseModel):
     """Append-only audit log: every change, who made it, and when."""
 
-    ts = FloatField(default=clock.now, index=True)
+    ts = DoubleField(default=clock.now, index=True)
     actor = CharField(max_length=64)
     kind = CharField(max_length=32)
     incident_id = CharField(null=True, max_length=64, index=True)
@@ -197,9 +202,17 @@ MODELS = (Unit, Position, Incident, Alarm, Order, Event, Grid, Post, Setting)
 
 
 def open_database(url: str) -> None:
-    """Bind the models to the database at `url` and create missing tables."""
+    """Bind the models to the database at `url` and create missing tables.
+
+    PostgreSQL connections are pooled (psycopg 3): every request thread and the worker take
+    one and give it back; `?max_connections=N&stale_timeout=S` in the URL tune the pool.
+    """
     if url.startswith("sqlite"):
         database = connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+    elif url.startswith(POSTGRES_SCHEMES):
+        rest = url.split("://", 1)[1]
+        defaults = {k: v for k, v in PG_POOL.items() if f"{k}=" not in rest}
+        database = connect(f"psycopg3+pool://{rest}", **defaults)
     else:
         database = connect(url)
     db.initialize(database)
@@ -208,6 +221,7 @@ def open_database(url: str) -> None:
         # string constant ("grid"), and the column's own index would then clash with it
         _add_missing_columns(database)
         db.create_tables(MODELS, safe=True)
+        _widen_real_columns(database)
 
 
 # Columns added to existing tables after their first release: create_tables(safe=True)
@@ -247,6 +261,21 @@ def _add_missing_columns(database: Any) -> None:
         if table in tables and name not in {c.name for c in database.get_columns(table)}:
             log.info("adding column %s.%s to an existing database", table, name)
             migrate(migrator.add_column(table, name, model._meta.fields[name]))
+
+
+def _widen_real_columns(database: Any) -> None:
+    """Times and coordinates in 8-byte floats: PostgreSQL's REAL (what 0.1 made of them) holds
+    an epoch time only to about two minutes. Widened in place, values kept."""
+    if not isinstance(database, PostgresqlDatabase):
+        return  # SQLite's REAL is already 8 bytes
+    migrator = SchemaMigrator.from_database(database)
+    for model in MODELS:
+        table = model._meta.table_name
+        narrow = {c.name for c in database.get_columns(table) if c.data_type == "real"}
+        for field in model._meta.sorted_fields:
+            if isinstance(field, DoubleField) and field.column_name in narrow:
+                log.info("widening %s.%s to double precision", table, field.column_name)
+                migrate(migrator.alter_column_type(table, field.column_name, DoubleField()))
 
 
 def load_grids() -> GridMap:

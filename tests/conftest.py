@@ -12,11 +12,18 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from server.broker import MosquittoProcess
-from tests.harness import GpsFake
+from tests.harness import GpsFake, drop_test_databases
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 NMEA_DIR = Path(os.environ.get("FIELDLINK_NMEA_DIR", ROOT.parent / "shared" / "nmea"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_databases() -> Iterator[None]:
+    """With FIELDLINK_TEST_DB_URL, the PostgreSQL databases the tests made go at the end."""
+    yield
+    drop_test_databases()
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import psycopg
 import requests
 import socketio
 from paho.mqtt.enums import CallbackAPIVersion
@@ -25,6 +26,40 @@ from wire import Channel, Topics, encode
 
 FIELDLINK = str(Path(sys.executable).parent / "fieldlink")
 TOPICS = Topics()
+# A PostgreSQL server (postgresql://user@host:port) to run the servers' stores on; empty: SQLite
+TEST_DB_URL = os.environ.get("FIELDLINK_TEST_DB_URL", "").rstrip("/")
+# The local PostgreSQL that scripts/postgres.sh makes sure of, for the tests about PostgreSQL
+POSTGRES_URL = os.environ.get("FIELDLINK_POSTGRES_URL", "").rstrip("/")
+CREATED_DATABASES: list[tuple[str, str]] = []
+
+
+def database_for(workdir: Path) -> str:
+    """A test's store: SQLite in its workdir, or with FIELDLINK_TEST_DB_URL its own PostgreSQL
+    database (one per workdir, so a server restarted in the same test finds what it stored)."""
+    if not TEST_DB_URL:
+        return f"sqlite:///{workdir / 'fieldlink.db'}"
+    marker = workdir / "postgresql-database"
+    if not marker.exists():
+        marker.write_text(new_postgres_database(TEST_DB_URL))
+    return f"{TEST_DB_URL}/{marker.read_text()}"
+
+
+def new_postgres_database(server_url: str) -> str:
+    """A fresh, empty database on `server_url`, dropped at the session's end; its name."""
+    if not server_url:
+        raise RuntimeError("no PostgreSQL: run the tests with make test (scripts/postgres.sh)")
+    name = f"fieldlink_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    CREATED_DATABASES.append((server_url, name))
+    return name
+
+
+def drop_test_databases() -> None:
+    for server_url, name in CREATED_DATABASES:
+        with psycopg.connect(f"{server_url}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    CREATED_DATABASES.clear()
 
 
 def eventually(
@@ -47,10 +82,15 @@ class ServerProcess:
     """`fieldlink server` as it runs in production, in its own process."""
 
     def __init__(
-        self, workdir: Path, mqtt_url: str, async_mode: str = "threading", **settings: Any
+        self,
+        workdir: Path,
+        mqtt_url: str,
+        async_mode: str = "threading",
+        db_url: str = "",
+        **settings: Any,
     ):
         self.workdir = workdir
-        self.db_url = f"sqlite:///{workdir / 'fieldlink.db'}"
+        self.db_url = db_url or database_for(workdir)
         self.port = free_port()
         self.env = dict(
             os.environ,

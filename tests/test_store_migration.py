@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import sqlite3
 
+from playhouse.migrate import SchemaMigrator, migrate
+
 from server.store import ADDED_COLUMNS, MODELS, Incident, Order, Position, Unit, db, open_database
 from tests.conftest import DATA
-from tests.harness import ServerProcess
+from tests.harness import POSTGRES_URL, ServerProcess, new_postgres_database
 
 
 def old_database(path) -> str:
@@ -33,8 +35,8 @@ def test_an_old_database_gains_the_new_columns_and_keeps_its_rows(tmp_path) -> N
 
 
 def test_a_server_runs_on_an_old_database(tmp_path, mosquitto) -> None:
-    old_database(tmp_path / "fieldlink.db")
-    server = ServerProcess(tmp_path, mosquitto.url).start()
+    url = old_database(tmp_path / "fieldlink.db")
+    server = ServerProcess(tmp_path, mosquitto.url, db_url=url).start()
     try:
         [incident] = server.get("/api/v1/incidents")
         assert incident["id"] == "inc-1" and incident["state"] == "dispatched"
@@ -42,5 +44,46 @@ def test_a_server_runs_on_an_old_database(tmp_path, mosquitto) -> None:
         assert detail["orders"][0]["state"] == "accepted"
         assert server.get("/api/v1/incidents/inc-1/timeline")[0]["kind"] == "order_sent"
         assert {u["id"] for u in server.get("/api/v1/units")} == {"car-1", "kiosk-1"}
+    finally:
+        server.stop()
+
+
+def test_a_postgresql_install_from_0_1_is_upgraded_in_place(mosquitto, tmp_path) -> None:
+    """0.1 on PostgreSQL: the columns added since missing, times and coordinates in REAL
+    (4 bytes: an epoch time to about two minutes). Opened by this release, the columns are
+    added, the REALs widened, no row lost; then a server runs on it."""
+    url = f"{POSTGRES_URL}/{new_postgres_database(POSTGRES_URL)}"
+    open_database(url)
+    with db.connection_context():
+        database = db.obj
+        migrator = SchemaMigrator.from_database(database)
+        for model, name in ADDED_COLUMNS:
+            migrate(migrator.drop_column(model._meta.table_name, name))
+        database.execute_sql('ALTER TABLE "position" ALTER COLUMN ts TYPE real')
+        database.execute_sql('ALTER TABLE "position" ALTER COLUMN lat TYPE real')
+        database.execute_sql(
+            "INSERT INTO unit (id, kind, grid, name, terminal_token, online,"
+            " status, status_since, created_at) VALUES ('car-1', 'patrol_car',"
+            " 'G1', 'Car 1', 'tok', false, 'available', 0, 0)"
+        )
+        database.execute_sql(
+            "INSERT INTO position (unit_id, ts, lat, lon, received_at)"
+            " VALUES ('car-1', 1800000000, 31.25, 121.5, 1800000000)"
+        )
+
+    open_database(url)
+    with db.connection_context():
+        types = {c.name: c.data_type for c in db.get_columns("position")}
+        assert types["ts"] == types["lat"] == "double precision"
+        for model, name in ADDED_COLUMNS:
+            assert name in {c.name for c in db.get_columns(model._meta.table_name)}
+        assert Position.select().count() == 1 and Unit.get_by_id("car-1").name == "Car 1"
+        Position.create(unit="car-1", ts=1_800_000_000.25, lat=31.2345678, lon=121.5, received_at=0)
+        stored = Position.select().order_by(Position.ts.desc()).get()
+        assert stored.ts == 1_800_000_000.25 and stored.lat == 31.2345678  # 8 bytes now
+
+    server = ServerProcess(tmp_path, mosquitto.url, db_url=url).start()
+    try:
+        assert [u["id"] for u in server.get("/api/v1/units")] == ["car-1"]
     finally:
         server.stop()
