@@ -49,6 +49,7 @@ FOLLOWUP_SHARE = 0.85  # resolved incidents the command centre calls back
 DRAIN_S = 3600.0  # after the period, how long calls still open may take to finish
 FOLLOWUP_OUTCOMES, FOLLOWUP_WEIGHTS = ("satisfied", "unsatisfied", "no_answer"), (6, 1, 2)
 POLL_S = 1.0  # wall seconds between looks at what was resolved
+PACE_CHECK_S = 15.0  # wall seconds between looks at whether the server keeps up
 LINE_EVERY_S = 10.0  # wall seconds between progress lines when the output is not a terminal
 
 
@@ -159,6 +160,7 @@ class CityDay:
         self.end = self.start + options.hours * 3600
         self.rig = Demo(console, stack, stop, free_port(), options.async_mode, self.city)
         self.http = requests.Session()
+        self.warned, self.paced, self.behind = False, time.monotonic(), 0
         self.stack.callback(self.http.close)
 
     # -- setting up ---------------------------------------------------------------------
@@ -266,6 +268,7 @@ class CityDay:
                 if time.monotonic() - last_poll >= POLL_S:
                     last_poll = time.monotonic()
                     open_now, resolved = self.look()
+                    self.check_pace()
                     for incident in resolved:
                         if incident["id"] not in seen:
                             seen.add(incident["id"])
@@ -317,6 +320,23 @@ class CityDay:
                 outcome = rng.choices(FOLLOWUP_OUTCOMES, FOLLOWUP_WEIGHTS)[0]
                 self.post(f"{path}/followup", {"outcome": outcome, "by": "dispatcher"})
             self.post(f"{path}/close", {"disposition": "handled on scene", "by": "dispatcher"})
+
+    def check_pace(self) -> None:
+        """Say so, once, when the server sees connected units as offline: it is not keeping
+        up with the speed-up (their fixes wait in the broker), and the figures would lie."""
+        if self.warned or time.monotonic() - self.paced < PACE_CHECK_S:
+            return
+        self.paced = time.monotonic()
+        units = self.get("/api/v1/units", {}) or []
+        offline = sum(1 for u in units if not u["online"])
+        self.behind = self.behind + 1 if units and offline > 0.05 * len(units) else 0
+        if self.behind >= 2:  # twice in a row: not the units still coming online at the start
+            self.warned = True
+            self.console.print(
+                f"[red]{offline} of {len(units)} units look offline to the server: it is not "
+                f"keeping up with {self.options.speedup:g}x on this machine, so the figures "
+                "will be wrong. Stop (Ctrl-C) and run with a lower --speedup.[/]"
+            )
 
     def look(self) -> tuple[int, list[dict[str, Any]]]:
         """How many incidents are still open (not resolved), and those resolved."""

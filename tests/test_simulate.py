@@ -55,6 +55,7 @@ def test_the_table_shows_times_as_minutes_and_rates_as_percentages() -> None:
     assert table.columns[2]._cells == ["-"] * (len(FIGURES) + 1)
 
 
+@pytest.mark.timeout(400)  # three runs of about 35 s each, set-up and stops included
 def test_a_small_citys_evening_under_each_policy(tmp_path) -> None:
     """Three policies, the same 40 minutes of calls; the figures come from the server's own
     records, in simulated minutes (at 240x, wall-clock times would read a second or less)."""
