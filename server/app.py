@@ -125,6 +125,7 @@ class Runtime:
         return {
             "units": [u.public() for u in self.live.units.values()],
             "incidents": [incident_public(i) for i in open_incidents.order_by(Incident.created_at)],
+            "now": clock.now(),  # the server's time: ages on the console are by its clock
         }
 
     def _delivered(self, unit_id: str, order_id: str) -> None:

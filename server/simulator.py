@@ -11,10 +11,12 @@ only do the I/O.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
 import random
+import selectors
 import threading
 import time
 import uuid
@@ -364,6 +366,82 @@ def layout_fleet(city: City, cars: int, kiosks: int, rng: random.Random) -> list
     return specs
 
 
+# -- I/O: many MQTT sessions on one thread ------------------------------------------------
+class SessionLoop:
+    """The network loop of every unit's MQTT session, on one thread with epoll.
+
+    paho's own loop thread per session waits in select(), which cannot watch a socket
+    numbered past 1023: a city's fleet (a session and a terminal per car) opens more. paho's
+    socket callbacks are its interface for an outside loop like this one.
+    """
+
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.sessions: set[mqtt.Client] = set()  # those that should be connected
+        self.retry_at: dict[mqtt.Client, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mqtt-sessions", daemon=True)
+        self._thread.start()
+
+    def add(self, client: mqtt.Client) -> None:
+        client.on_socket_open = lambda c, _u, sock: self._watch(sock, c, selectors.EVENT_READ)
+        client.on_socket_close = lambda _c, _u, sock: self._unwatch(sock)
+        client.on_socket_register_write = lambda c, _u, sock: self._watch(
+            sock, c, selectors.EVENT_READ | selectors.EVENT_WRITE
+        )
+        client.on_socket_unregister_write = lambda c, _u, sock: self._watch(
+            sock, c, selectors.EVENT_READ
+        )
+        self.retry_at[client] = 0.0
+        self.sessions.add(client)
+
+    def remove(self, client: mqtt.Client) -> None:
+        self.sessions.discard(client)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.selector.close()
+
+    def _watch(self, sock: Any, client: mqtt.Client, events: int) -> None:
+        try:
+            self.selector.modify(sock, events, client)
+        except KeyError:
+            self.selector.register(sock, events, client)
+
+    def _unwatch(self, sock: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError):  # already gone with its socket
+            self.selector.unregister(sock)
+
+    def _run(self) -> None:
+        last_misc = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for client in list(self.sessions):
+                if client.socket() is None and now >= self.retry_at.get(client, 0.0):
+                    self._connect(client, now)
+            ready = self.selector.select(timeout=0.2) if self.selector.get_map() else []
+            if not ready:
+                self._stop.wait(0.01 if self.selector.get_map() else 0.2)
+            for key, mask in ready:
+                client = key.data
+                if mask & selectors.EVENT_READ:
+                    client.loop_read()
+                if mask & selectors.EVENT_WRITE:
+                    client.loop_write()
+            if now - last_misc >= 1.0:  # keep-alive pings; a dead link is noticed here
+                last_misc = now
+                for client in list(self.sessions):
+                    client.loop_misc()
+
+    def _connect(self, client: mqtt.Client, now: float) -> None:
+        try:
+            client.reconnect()
+        except OSError as exc:
+            log.debug("broker not reachable (%s); again in 1 s", exc)
+            self.retry_at[client] = now + 1.0
+
+
 # -- I/O: one unit's MQTT session ---------------------------------------------------------
 class UnitLink:
     """A unit's own MQTT session, as its edge agent keeps one: retained online state, a will."""
@@ -374,9 +452,11 @@ class UnitLink:
         address: BrokerAddress,
         protocol: str,
         topics: Topics,
+        sessions: SessionLoop,
         clock: Clock = WALL,
     ) -> None:
         self.spec = spec
+        self.sessions = sessions
         self.clock = clock
         self.address = address
         self.topics = topics
@@ -396,7 +476,7 @@ class UnitLink:
         )
         self.client.on_connect = self._on_connect
         connect_persistent(self.client, self.address, self.options)
-        self.client.loop_start()
+        self.sessions.add(self.client)
 
     def publish(self, channel: Channel, message: dict[str, Any]) -> mqtt.MQTTMessageInfo:
         rule = CHANNELS[channel]
@@ -416,8 +496,8 @@ class UnitLink:
                 ValueError,
             ) as exc:  # the link dropped meanwhile: the will says it
                 log.debug("%s could not say offline: %s", self.spec.unit_id, exc)
+        self.sessions.remove(self.client)
         self.client.disconnect()
-        self.client.loop_stop()
 
     def _on_connect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
@@ -559,10 +639,11 @@ class Fleet:
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.stats = FleetStats()
         address, topics, homes = BrokerAddress.parse(broker_url), Topics(), city.zones()
+        self.sessions = SessionLoop()
         self.cars: dict[str, SimCar] = {}
         self.kiosks: list[SimKiosk] = []
         for spec in specs:
-            link = UnitLink(spec, address, protocol, topics, pace.clock)
+            link = UnitLink(spec, address, protocol, topics, self.sessions, pace.clock)
             if spec.kind == "patrol_car":
                 officer = Officer(spec.unit_id, tokens[spec.unit_id], server_url, self.inbox)
                 car = self._car_at(spec.node)
@@ -600,6 +681,7 @@ class Fleet:
             closer.join(timeout=5)
         for link in self.links():
             link.stop()
+        self.sessions.stop()
         log.info("fleet stopped")
 
     def _car_at(self, node: Node) -> Car:

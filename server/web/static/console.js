@@ -16,6 +16,8 @@
   const incidents = new Map();
   const incidentMarkers = new Map();
   let fitted = false;
+  let skew = 0;  // server time - browser time (a simulated day runs on its own clock)
+  const nowS = () => Date.now() / 1000 + skew;
 
   function colorOf(u) {
     if (!u.online) return "#8a949e";
@@ -25,7 +27,7 @@
   function showUnit(u) {
     if (!u.position) return;
     const at = [u.position.lat, u.position.lon];
-    const stale = Date.now() / 1000 - u.position.ts > STALE_S;
+    const stale = nowS() - u.position.ts > STALE_S;
     let m = unitMarkers.get(u.id);
     const style = { radius: u.kind === "guard_post" ? 6 : 8, color: "#fff", weight: 2,
                     fillColor: colorOf(u), fillOpacity: stale ? 0.35 : 0.95 };
@@ -56,7 +58,7 @@
     list.replaceChildren(...[...incidents.values()].sort((a, b) => b.created_at - a.created_at).slice(0, 50).map((i) => {
       const li = document.createElement("li");
       li.className = i.state;
-      const age = Math.round(Date.now() / 1000 - i.created_at);
+      const age = Math.round(nowS() - i.created_at);
       li.innerHTML = `<strong></strong><small></small>`;
       li.querySelector("strong").textContent = `P${i.priority} ${i.category} · ${i.state}`;
       li.querySelector("small").textContent = `${i.summary} · ${age}s ago`;
@@ -76,6 +78,8 @@
   socket.on("connect", () => {
     link.textContent = "online"; link.className = "online";
     socket.emit("sync", (snap) => {
+      skew = snap.now - Date.now() / 1000;
+      document.dispatchEvent(new CustomEvent("fieldlink:clock", { detail: { now: snap.now } }));
       snap.units.forEach(showUnit); snap.incidents.forEach(showIncident); fitOnce();
       document.getElementById("counts").textContent = `(${snap.units.length})`;
     });

@@ -121,8 +121,12 @@
   $("replay-pos").addEventListener("input", (e) => { stop(); showAt(Number(e.target.value)); });
   $("replay-play").addEventListener("click", play);
 
-  const now = new Date();  // the last hour, to the minute after now (the inputs hold minutes)
-  $("replay-to").value = localInput(new Date(now.getTime() + 60 * 1000));
-  $("replay-from").value = localInput(new Date(now.getTime() - 3600 * 1000));
+  function lastHour(nowMs) {  // to the minute after now: the inputs hold whole minutes
+    $("replay-to").value = localInput(new Date(nowMs + 60 * 1000));
+    $("replay-from").value = localInput(new Date(nowMs - 3600 * 1000));
+  }
+  lastHour(Date.now());
+  // once the server says its time (a simulated day has its own), the last hour by it
+  document.addEventListener("fieldlink:clock", (e) => lastHour(e.detail.now * 1000), { once: true });
   fillUnits();
 })();
