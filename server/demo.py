@@ -21,7 +21,8 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -72,17 +73,25 @@ def run_demo(
     except DemoError as exc:
         console.print(f"[red]fieldlink demo:[/] {exc}")
         return 2
+    with stopped_by_signals() as stop:
+        try:
+            with ExitStack() as stack:
+                demo = Demo(console, stack, stop, port, async_mode)
+                demo.start(cars, kiosks, panic_every, broker)
+                return demo.watch()
+        except DemoError as exc:
+            console.print(f"[red]fieldlink demo failed:[/] {exc}")
+            return 1
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[threading.Event]:
+    """An event that SIGINT or SIGTERM sets while in the block, so the run stops in order."""
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
-    logging.getLogger("amqtt").setLevel(logging.WARNING)  # its per-connection INFO drowns the demo
+    logging.getLogger("amqtt").setLevel(logging.WARNING)  # its per-connection INFO drowns ours
     try:
-        with ExitStack() as stack:
-            demo = Demo(console, stack, stop, port, async_mode)
-            demo.start(cars, kiosks, panic_every, broker)
-            return demo.watch()
-    except DemoError as exc:
-        console.print(f"[red]fieldlink demo failed:[/] {exc}")
-        return 1
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

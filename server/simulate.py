@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import random
-import signal
 import threading
 import time
 from contextlib import ExitStack
@@ -35,7 +34,7 @@ from rich.table import Table
 from server.broker import free_port
 from server.city_day import SUMMARIES, Call, day_plan, expected_total
 from server.clock import Clock
-from server.demo import Demo, DemoError, provision
+from server.demo import Demo, DemoError, provision, stopped_by_signals
 from server.dispatch import POLICIES
 from server.simulator import City, Fleet, Pace, layout_fleet
 from server.street_router import StreetRouter
@@ -114,22 +113,17 @@ def run_simulation(options: DayOptions, policies: list[str], json_out: Path | No
     except DemoError as exc:
         console.print(f"[red]fieldlink simulate:[/] {exc}")
         return 2
-    stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    logging.getLogger("amqtt").setLevel(logging.WARNING)
     results: dict[str, dict[str, Any]] = {}
-    try:
-        for policy in policies:
-            if stop.is_set():
-                break
-            with ExitStack() as stack:
-                results[policy] = CityDay(console, stack, stop, options, policy).run()
-    except DemoError as exc:
-        console.print(f"[red]fieldlink simulate failed:[/] {exc}")
-        return 1
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stopped_by_signals() as stop:
+        try:
+            for policy in policies:
+                if stop.is_set():
+                    break
+                with ExitStack() as stack:
+                    results[policy] = CityDay(console, stack, stop, options, policy).run()
+        except DemoError as exc:
+            console.print(f"[red]fieldlink simulate failed:[/] {exc}")
+            return 1
     if results:
         console.print(figures_table(results))
     if json_out is not None and results:
