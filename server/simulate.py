@@ -243,7 +243,7 @@ class CityDay:
             task = progress.add_task(
                 self.policy, total=self.end - self.start, clock="", calls="", open=""
             )
-            open_now = 0
+            open_now, settled = 0, False
             while not self.stop.is_set():
                 self.rig.check_server()
                 now = self.clock.now()
@@ -263,6 +263,8 @@ class CityDay:
                     last_poll = time.monotonic()
                     open_now, resolved = self.look()
                     self.check_pace()
+                    # over when every call is an incident (a panic takes a moment) and handled
+                    settled = now >= self.end and open_now == 0 and self.recorded() >= played
                     for incident in resolved:
                         if incident["id"] not in seen:
                             seen.add(incident["id"])
@@ -278,7 +280,7 @@ class CityDay:
                 if not self.console.is_terminal and time.monotonic() - last_line >= LINE_EVERY_S:
                     last_line = time.monotonic()  # a log file gets a line now and then instead
                     self.console.print(f"{self.policy}: " + " · ".join(fields.values()))
-                if now >= self.end and (open_now == 0 or now >= self.end + DRAIN_S):
+                if settled or now >= self.end + DRAIN_S:
                     break
                 time.sleep(0.05)
 
@@ -339,6 +341,11 @@ class CityDay:
             sum(1 for i in still if i["state"] in ("new", "dispatched", "on_scene")),
             [i for i in still if i["state"] == "resolved"],
         )
+
+    def recorded(self) -> int:
+        """Incidents the server has made so far."""
+        kpis = self.get("/api/v1/kpis", {"since": self.start, "until": self.clock.now() + 1})
+        return (kpis or {}).get("all", {}).get("incidents", 0)
 
     def figures(self) -> dict[str, Any]:
         # every incident of the run: a call near the end may be recorded just past it
