@@ -407,7 +407,7 @@ def demo(**options: Any) -> None:
 
 @cli.command()
 @click.option("--grids", type=int, default=51, show_default=True, help="Response grids.")
-@click.option("--cars-per-grid", type=int, default=5, show_default=True)
+@click.option("--cars-per-grid", type=int, default=5, show_default=True, help="Patrol cars a grid.")
 @click.option("--posts", type=int, default=200, show_default=True, help="Guard posts (kiosks).")
 @click.option(
     "--start", default="00:00", show_default=True, help="Local time of today the period starts."
@@ -416,7 +416,9 @@ def demo(**options: Any) -> None:
 @click.option(
     "--speedup", type=float, default=20.0, show_default=True, help="Simulated seconds per second."
 )
-@click.option("--calls-per-day", type=float, default=1200.0, show_default=True)
+@click.option(
+    "--calls-per-day", type=float, default=1200.0, show_default=True, help="Calls in a whole day."
+)
 @click.option(
     "--panic-share", type=float, default=0.1, show_default=True, help="Share that are panics."
 )
@@ -428,7 +430,12 @@ def demo(**options: Any) -> None:
     help="Dispatch policy: recommendation, nearest, own_grid, a comma-separated list, or all.",
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="The same seed, the same day.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every figure of every run to this file.",
+)
 @click.option("--async-mode", type=click.Choice(ASYNC_MODES), default=None)
 def simulate(policies: str, json_out: Path | None, **options: Any) -> None:
     """A city's day through the real broker and server, faster than life; prints its figures

@@ -12,7 +12,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from server.clock import Clock
-from server.simulate import FIGURES, clock_for, figures_table, period_start
+from server.demo import DemoError
+from server.simulate import (
+    FIGURES,
+    DayOptions,
+    check_options,
+    clock_for,
+    figures_table,
+    period_start,
+)
 from tests.harness import FIELDLINK
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -30,6 +38,16 @@ def test_the_faster_clock_reads_the_period_start_when_the_set_up_is_done() -> No
 def test_the_period_starts_at_the_hour_given_on_the_command_centres_day() -> None:
     today = datetime(2026, 11, 24, 15, 42, 7, tzinfo=TZ)
     assert period_start("18:30", TZ, today) == datetime(2026, 11, 24, 18, 30, tzinfo=TZ).timestamp()
+
+
+def test_bad_options_are_refused_with_what_to_use() -> None:
+    with pytest.raises(DemoError) as refused:
+        check_options(DayOptions(hours=0, speedup=1000, start="25:00"), ["nearest", "fastest"])
+    message = str(refused.value)
+    assert "--hours must be above 0" in message and "--speedup must be between 1 and 600" in message
+    assert "unknown policy fastest: use recommendation, nearest, own_grid" in message
+    assert "--start '25:00': use HH:MM" in message
+    check_options(DayOptions(), ["recommendation", "own_grid"])  # the defaults are fine
 
 
 def test_the_table_shows_times_as_minutes_and_rates_as_percentages() -> None:
