@@ -12,12 +12,14 @@ come from `/api/v1/kpis`, side by side when several policies ran.
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import logging
 import os
 import random
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -132,6 +134,22 @@ def run_simulation(options: DayOptions, policies: list[str], json_out: Path | No
     return 0 if len(results) == len(policies) else 1
 
 
+class Agenda:
+    """What the command centre has to do, by simulated time; ties in the order added."""
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, str, Any]] = []
+        self.order = itertools.count()
+
+    def add(self, at: float, action: str, subject: Any) -> None:
+        heapq.heappush(self.heap, (at, next(self.order), action, subject))
+
+    def due(self, now: float) -> Iterator[tuple[str, Any]]:
+        while self.heap and self.heap[0][0] <= now:
+            _, _, action, subject = heapq.heappop(self.heap)
+            yield action, subject
+
+
 class CityDay:
     """One policy's run: what it started (stops on `stack`) and the command centre's work."""
 
@@ -155,6 +173,8 @@ class CityDay:
         self.rig = Demo(console, stack, stop, free_port(), options.async_mode, self.city)
         self.http = requests.Session()
         self.warned, self.paced, self.behind = False, time.monotonic(), 0
+        self.rng = random.Random(options.seed)  # the command centre's own choices
+        self.played = 0
         self.stack.callback(self.http.close)
 
     # -- setting up ---------------------------------------------------------------------
@@ -224,13 +244,14 @@ class CityDay:
 
     # -- the day ------------------------------------------------------------------------
     def play(self, plan: list[Call]) -> None:
-        """Calls as they come, plans after the call-taking, call-backs and closing."""
-        due: list[tuple[float, int, str, str]] = []  # (when, seq, action, incident id)
+        """The command centre's day: calls as they come, plans after the call-taking,
+        call-backs and closing after resolution; until every call is handled."""
+        agenda = Agenda()
+        for call in plan:
+            agenda.add(call.at, "call", call)
         seen: set[str] = set()
-        rng = random.Random(self.options.seed)
-        calls, played, seq = iter(plan), 0, 0
-        upcoming = next(calls, None)
         last_poll = last_line = 0.0
+        open_now, settled = 0, False
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -243,46 +264,47 @@ class CityDay:
             task = progress.add_task(
                 self.policy, total=self.end - self.start, clock="", calls="", open=""
             )
-            open_now, settled = 0, False
-            while not self.stop.is_set():
+            while not self.stop.is_set() and not settled and self.clock.now() < self.end + DRAIN_S:
                 self.rig.check_server()
                 now = self.clock.now()
-                while upcoming is not None and upcoming.at <= now:
-                    seq += 1
-                    incident_id = self.raise_call(upcoming)
-                    if incident_id:
-                        heapq.heappush(
-                            due, (upcoming.at + upcoming.taking_s, seq, "plan", incident_id)
-                        )
-                    played += 1
-                    upcoming = next(calls, None)
-                while due and due[0][0] <= now:
-                    _, _, action, incident_id = heapq.heappop(due)
-                    self.act(action, incident_id, rng)
+                for action, subject in agenda.due(now):
+                    self.act(agenda, action, subject)
                 if time.monotonic() - last_poll >= POLL_S:
                     last_poll = time.monotonic()
                     open_now, resolved = self.look()
                     self.check_pace()
-                    # over when every call is an incident (a panic takes a moment) and handled
-                    settled = now >= self.end and open_now == 0 and self.recorded() >= played
                     for incident in resolved:
                         if incident["id"] not in seen:
                             seen.add(incident["id"])
-                            seq += 1
-                            wrap_up = self.wrap_up_at(incident, rng)
-                            heapq.heappush(due, (wrap_up, seq, "wrap_up", incident["id"]))
+                            agenda.add(self.wrap_up_at(incident), "wrap_up", incident["id"])
+                    # over when every call is an incident (a panic takes a moment) and handled
+                    settled = now >= self.end and open_now == 0 and self.recorded() >= self.played
                 fields = {
                     "clock": self._hhmm(now),
-                    "calls": f"calls {played}/{len(plan)}",
+                    "calls": f"calls {self.played}/{len(plan)}",
                     "open": f"open {open_now}",
                 }
                 progress.update(task, completed=min(now, self.end) - self.start, **fields)
                 if not self.console.is_terminal and time.monotonic() - last_line >= LINE_EVERY_S:
                     last_line = time.monotonic()  # a log file gets a line now and then instead
                     self.console.print(f"{self.policy}: " + " · ".join(fields.values()))
-                if settled or now >= self.end + DRAIN_S:
-                    break
                 time.sleep(0.05)
+
+    def act(self, agenda: Agenda, action: str, subject: Any) -> None:
+        if action == "call":
+            self.played += 1
+            incident_id = self.raise_call(subject)
+            if incident_id:  # a citizen's call: its plan once the call is taken
+                agenda.add(subject.at + subject.taking_s, "plan", incident_id)
+            return
+        path = f"/api/v1/incidents/{subject}"
+        if action == "plan":
+            self.post(f"{path}/plan", {"by": "dispatcher"})
+        elif action == "wrap_up":
+            if self.rng.random() < FOLLOWUP_SHARE:
+                outcome = self.rng.choices(FOLLOWUP_OUTCOMES, FOLLOWUP_WEIGHTS)[0]
+                self.post(f"{path}/followup", {"outcome": outcome, "by": "dispatcher"})
+            self.post(f"{path}/close", {"disposition": "handled on scene", "by": "dispatcher"})
 
     def raise_call(self, call: Call) -> str | None:
         if call.kind == "panic":
@@ -302,20 +324,9 @@ class CityDay:
         answer = self.post("/api/v1/incidents", body)
         return answer.get("id") if answer else None
 
-    @staticmethod
-    def wrap_up_at(incident: dict[str, Any], rng: random.Random) -> float:
+    def wrap_up_at(self, incident: dict[str, Any]) -> float:
         """When the command centre calls back and closes: 5-60 simulated minutes on."""
-        return incident["resolved_at"] + rng.uniform(300, 3600)
-
-    def act(self, action: str, incident_id: str, rng: random.Random) -> None:
-        path = f"/api/v1/incidents/{incident_id}"
-        if action == "plan":
-            self.post(f"{path}/plan", {"by": "dispatcher"})
-        elif action == "wrap_up":
-            if rng.random() < FOLLOWUP_SHARE:
-                outcome = rng.choices(FOLLOWUP_OUTCOMES, FOLLOWUP_WEIGHTS)[0]
-                self.post(f"{path}/followup", {"outcome": outcome, "by": "dispatcher"})
-            self.post(f"{path}/close", {"disposition": "handled on scene", "by": "dispatcher"})
+        return incident["resolved_at"] + self.rng.uniform(300, 3600)
 
     def check_pace(self) -> None:
         """Say so, once, when the server sees connected units as offline: it is not keeping

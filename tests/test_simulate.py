@@ -15,6 +15,7 @@ from server.clock import Clock
 from server.demo import DemoError
 from server.simulate import (
     FIGURES,
+    Agenda,
     DayOptions,
     check_options,
     clock_for,
@@ -38,6 +39,17 @@ def test_the_faster_clock_reads_the_period_start_when_the_set_up_is_done() -> No
 def test_the_period_starts_at_the_hour_given_on_the_command_centres_day() -> None:
     today = datetime(2026, 11, 24, 15, 42, 7, tzinfo=TZ)
     assert period_start("18:30", TZ, today) == datetime(2026, 11, 24, 18, 30, tzinfo=TZ).timestamp()
+
+
+def test_the_agenda_gives_what_is_due_in_time_order_and_ties_as_added() -> None:
+    agenda = Agenda()
+    agenda.add(30.0, "plan", "i2")
+    agenda.add(10.0, "call", "c1")
+    agenda.add(30.0, "wrap_up", "i1")
+    agenda.add(99.0, "call", "c9")
+    assert list(agenda.due(30.0)) == [("call", "c1"), ("plan", "i2"), ("wrap_up", "i1")]
+    assert list(agenda.due(50.0)) == []
+    assert list(agenda.due(99.0)) == [("call", "c9")]
 
 
 def test_bad_options_are_refused_with_what_to_use() -> None:
