@@ -8,7 +8,7 @@ with the units' acks and positions.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -623,6 +623,13 @@ class PeriodQuery(Schema):
 
 class KpiQuery(PeriodQuery):
     group_by = fields.String(validate=validate.OneOf(GROUPS))
+    days = fields.Integer(
+        validate=validate.Range(1, 366),
+        metadata={
+            "description": "without `since`: the command centre's last N days, today included "
+            "(its time zone, FIELDLINK_TIMEZONE, not the browser's)"
+        },
+    )
 
 
 class DurationOut(Schema):
@@ -689,10 +696,12 @@ def kpis(query: dict):
 
 
 def _period(query: dict, tz: ZoneInfo) -> tuple[float, float]:
-    """`since`/`until` from the query; by default the command centre's day so far."""
+    """`since`/`until` from the query; by default the command centre's day so far, or its
+    last `days` days."""
     now = clock.now()
     today = datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    return query.get("since", today.timestamp()), query.get("until", now)
+    first = today - timedelta(days=query.get("days", 1) - 1)
+    return query.get("since", first.timestamp()), query.get("until", now)
 
 
 def _track(unit_id: str, query: dict) -> tuple[Any, list[dict], tuple[float, float]]:

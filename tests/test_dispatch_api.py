@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -522,6 +524,11 @@ def test_the_days_response_figures_come_from_what_was_recorded(town) -> None:
     assert earlier["all"]["incidents"] == 0
     status, answer = server.call("GET", "/api/v1/kpis?group_by=moon", None)
     assert status == 422 and "group_by" in str(answer)
+    # the last 7 days by the command centre's calendar: midnight in Shanghai, six days back
+    week = server.get("/api/v1/kpis?days=7")
+    start = datetime.fromtimestamp(week["since"], ZoneInfo("Asia/Shanghai"))
+    assert (start.hour, start.minute) == (0, 0) and week["all"]["incidents"] == 1
+    assert figures["since"] - week["since"] == pytest.approx(6 * 86400)
 
 
 def test_a_shifts_patrol_report_and_the_cold_spot_map(town) -> None:

@@ -63,11 +63,10 @@
   }
 
   async function load() {
-    const days = Number($("period").value);
-    const start = new Date(); start.setHours(0, 0, 0, 0); start.setDate(start.getDate() - (days - 1));
     $("status").textContent = "…";
     try {
-      const reply = await fetch(`/api/v1/kpis?since=${start.getTime() / 1000}`);
+      // the server counts the days in the command centre's zone and by its own clock
+      const reply = await fetch(`/api/v1/kpis?days=${Number($("period").value)}`);
       if (!reply.ok) throw new Error(`${reply.status}`);
       show(await reply.json());
       $("status").textContent = `更新 updated ${new Date().toLocaleTimeString()}`;
