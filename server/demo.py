@@ -272,7 +272,8 @@ class Demo:
         )
         print_(f"  console   {self.url}/")
         for unit in cars[:1] + kiosks[:1]:
-            print_(f"  {unit.unit_id:<9} {self.url}/terminal?token={tokens[unit.unit_id]}")
+            page = "terminal" if unit.kind == "patrol_car" else "kiosk"
+            print_(f"  {unit.unit_id:<9} {self.url}/{page}?token={tokens[unit.unit_id]}")
         print_(f"  broker    {broker.url} ({kind}, MQTT {broker.protocol})")
         print_(f"  panics    every {panic_every:g} s on average; Ctrl-C stops everything")
 

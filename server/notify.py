@@ -61,5 +61,9 @@ class Notifier:
         manager = self.socketio.server.manager
         return [sid for sid, _ in manager.get_participants(TERMINAL_NS, unit_room(unit_id))]
 
+    def reporter(self, unit_id: str, call: dict[str, Any]) -> None:
+        """The state of a call for help, to the screens of the post that raised it."""
+        self.socketio.emit("call", call, to=unit_room(unit_id), namespace=TERMINAL_NS)
+
     def console(self, event: str, data: Any) -> None:
         self.socketio.emit(event, data, namespace=CONSOLE_NS)

@@ -23,6 +23,7 @@ from server.dispatch import (
     Recommendation,
     Rules,
     Scene,
+    distance_m,
     recommend,
     with_drive_times,
 )
@@ -229,7 +230,7 @@ class OrderService:
                 created_at=self.clock(),
             )
             record_event(actor, "incident_created", incident_id=incident.id)
-        self.notifier.console("incident", incident_public(incident))
+        self._incident_changed(incident)
         if data.get("apply_plan"):
             self.apply_plan(incident, actor, guard_panic=False)
             incident = self.get_incident(incident.id)  # as the plan left it
@@ -279,7 +280,7 @@ class OrderService:
         now = self.clock()
         for order in self._open_orders_of(incident):
             self._send(order, incident, "update", now)
-        self.notifier.console("incident", incident_public(incident))
+        self._incident_changed(incident)
 
     def resolve(self, incident_id: str, note: str, actor: str) -> Incident:
         incident = self.get_incident(incident_id)
@@ -289,7 +290,7 @@ class OrderService:
             incident.resolved_at = now
             incident.save()
             record_event(actor, "resolved", incident_id=incident.id, note=note or None)
-        self.notifier.console("incident", incident_public(incident))
+        self._incident_changed(incident)
         return incident
 
     def hand_over(self, incident_id: str, handover: dict[str, Any], actor: str) -> Incident:
@@ -319,7 +320,7 @@ class OrderService:
             incident.disposition = disposition
             incident.save()
             record_event(actor, "closed", incident_id=incident.id, disposition=disposition)
-        self.notifier.console("incident", incident_public(incident))
+        self._incident_changed(incident)
         return incident
 
     def record_followup(self, incident_id: str, followup: dict[str, Any], actor: str) -> Incident:
@@ -330,7 +331,7 @@ class OrderService:
         with db.atomic():
             incident.save()
             record_event(actor, "followup", incident_id=incident.id, **followup)
-        self.notifier.console("incident", incident_public(incident))
+        self._incident_changed(incident)
         return incident
 
     def _step(self, incident: Incident, event: str) -> str:
@@ -623,7 +624,7 @@ class OrderService:
         self._watch(order, incident)
         self._send(order, incident, "dispatch", now)
         self.notifier.console("order", order_public(order))
-        self.notifier.console("incident", incident_public(incident))
+        self._incident_changed(incident)
         return order
 
     def _send(self, order: Order, incident: Incident, kind: str, ts: float) -> None:
@@ -702,7 +703,7 @@ class OrderService:
         self.notifier.console(
             "alert", {"kind": kind, "incident_id": incident.id, "message": message, **refs}
         )
-        self.notifier.console("incident", incident_public(incident))
+        self._incident_changed(incident)
 
     # -- acks ----------------------------------------------------------------------------
     def on_ack(
@@ -747,7 +748,7 @@ class OrderService:
         if new_state in ("on_scene", *FINAL_ORDER_STATES):
             self._forget(order)
         self.notifier.console("order", order_public(order))
-        self.notifier.console("incident", incident_public(incident))
+        self._incident_changed(incident)
         if new_state == "declined":
             self._replace(order, incident, "dispatch")
         return order_public(order)
@@ -909,6 +910,52 @@ class OrderService:
         self.duty_level = level
         self.notifier.console("duty", {"level": level, "changed_at": now, "changed_by": actor})
         return level
+
+    # -- the reporter's view -------------------------------------------------------------
+    def _incident_changed(self, incident: Incident) -> None:
+        """Consoles see every change; the post that raised the alarm sees its call's."""
+        self.notifier.console("incident", incident_public(incident))
+        if incident.reported_by:
+            self.notifier.reporter(incident.reported_by, self.call_status(incident))
+
+    def call_status(self, incident: Incident) -> dict[str, Any]:
+        """A call for help as its kiosk shows it: the step it is at, and each unit coming,
+        with a live ETA from where the unit is now (the recommendation's ETA model)."""
+        coming = []
+        for order in Order.select().where(
+            (Order.incident == incident)
+            & Order.state.not_in(("declined", "cancelled", "timed_out"))
+        ):
+            unit = self.live.get(order.unit_id)
+            eta_s = None
+            if unit is not None and unit.fix is not None and incident.lat is not None:
+                away = distance_m(unit.fix["lat"], unit.fix["lon"], incident.lat, incident.lon)
+                eta_s = round(self.rules.eta.eta_s(away, unit.kind))
+            name = unit.name if unit is not None else order.unit_id
+            coming.append(
+                {"unit_id": order.unit_id, "name": name, "state": order.state, "eta_s": eta_s}
+            )
+        return {
+            "incident_id": incident.id,
+            "state": incident.state,
+            "created_at": incident.created_at,
+            "dispatched_at": incident.dispatched_at,
+            "on_scene_at": incident.on_scene_at,
+            "units": coming,
+        }
+
+    def open_call(self, unit_id: str) -> dict[str, Any] | None:
+        """The post's latest call for help still being handled, for a kiosk that reconnects."""
+        incident = (
+            Incident.select()
+            .where(
+                (Incident.reported_by == unit_id)
+                & Incident.state.in_(("new", "dispatched", "on_scene"))
+            )
+            .order_by(Incident.created_at.desc())
+            .first()
+        )
+        return None if incident is None else self.call_status(incident)
 
     # -- (re)delivery --------------------------------------------------------------------
     def _open_orders_of(self, incident: Incident) -> list[Order]:

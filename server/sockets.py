@@ -82,7 +82,8 @@ class TerminalNamespace(Namespace):
         count = self.runtime.pipeline.call(
             self.runtime.orders.resend_to_terminal, unit_id, request.sid
         )
-        return {"ok": True, "unit_id": unit_id, "orders": count}
+        call = self.runtime.pipeline.call(self.runtime.orders.open_call, unit_id)
+        return {"ok": True, "unit_id": unit_id, "orders": count, "call": call}
 
     def on_ack(self, data: Any = None) -> dict[str, Any]:
         unit_id = self.unit_of[request.sid]

@@ -1,5 +1,5 @@
-"""Web pages: the dispatcher console (`/`), the in-car terminal (`/terminal`) and the
-response-figures dashboard (`/dashboard`).
+"""Web pages: the dispatcher console (`/`), the in-car terminal (`/terminal`), the guard
+post's kiosk (`/kiosk`) and the response-figures dashboard (`/dashboard`).
 
 Browser libraries come from npm (`scripts/setup.sh` installs them into node_modules) and are
 served from `/vendor/`; only their distribution folders are exposed.
@@ -27,6 +27,10 @@ def terminal_page():
     return render_template("terminal.html")
 
 
+def kiosk_page():
+    return render_template("kiosk.html")
+
+
 def dashboard_page():
     return render_template("dashboard.html")
 
@@ -46,5 +50,6 @@ def vendor_file(package: str, filename: str):
 def init_app(app: Flask) -> None:
     app.add_url_rule("/", view_func=console_page)
     app.add_url_rule("/terminal", view_func=terminal_page)
+    app.add_url_rule("/kiosk", view_func=kiosk_page)
     app.add_url_rule("/dashboard", view_func=dashboard_page)
     app.add_url_rule("/vendor/<package>/<path:filename>", view_func=vendor_file)

@@ -184,6 +184,7 @@ def test_demo_dispatches_and_officers_accept_then_sigint_stops_everything(tmp_pa
         assert children, "the demo started no server"
         text = output.read_text()
         assert f"{base}/terminal?token=" in text and f"console   {base}/" in text
+        assert f"{base}/kiosk?token=" in text
 
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=20) == 0, output.read_text()

@@ -153,3 +153,41 @@ def test_console_overlays_cold_spots_and_replays_a_track(page, city, tmp_path):
     href = page.locator("#replay-gpx").get_attribute("href")
     assert href.startswith("/api/v1/units/car-1/track.gpx?since=")
     page.screenshot(path=str(tmp_path / "console-layers.png"))
+
+
+def test_kiosk_panic_is_held_to_confirm_and_follows_its_call_until_arrival(page, city, tmp_path):
+    server, tokens, links = city
+    page.goto(f"{server.url}/kiosk?token={tokens['kiosk-1']}&lang=en")
+    expect(page.locator("#link")).to_have_text("online")
+    expect(page.locator("#unit")).to_have_text("kiosk-1")
+    panic = page.get_by_role("button", name="PANIC")
+    box = panic.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()  # a brush against the button calls no one
+    page.wait_for_timeout(500)
+    page.mouse.up()
+    page.wait_for_timeout(300)
+    assert server.get("/api/v1/incidents") == []
+
+    page.mouse.down()
+    page.wait_for_timeout(2300)
+    page.mouse.up()
+    steps = page.locator("#steps li.done")
+    expect(steps).to_have_text(["Sent", "Dispatched"])
+    expect(page.locator("#coming li")).to_have_text("Car 1 · sent · ETA 1 min")
+    [incident] = server.get("/api/v1/incidents")
+    assert incident["reported_by"] == "kiosk-1"
+    [order] = server.get(f"/api/v1/incidents/{incident['id']}")["orders"]
+
+    links["car-1"].ack(order["order_id"], "en_route")
+    expect(steps).to_have_text(["Sent", "Dispatched", "Unit en route"])
+    links["car-1"].ack(order["order_id"], "on_scene")
+    expect(steps).to_have_count(4)
+    expect(page.locator("#coming li")).to_have_text("Car 1 · on scene")
+    page.get_by_role("button", name="Language / 语言").click()
+    expect(page.locator("#steps li").last).to_have_text("已到达")
+    page.goto(f"{server.url}/kiosk")  # token and language kept; the call comes back on sync
+    expect(page.locator("#steps li.done")).to_have_count(4)
+    expect(page.locator("#steps li.done").last).to_have_text("已到达")
+    expect(page.locator("#no-call")).to_be_hidden()
+    page.screenshot(path=str(tmp_path / "kiosk.png"))

@@ -1,0 +1,136 @@
+// Guard-post kiosk: a panic button held to confirm, the state of the post's call for help,
+// and requests to assist a neighbouring post. Chinese first, English on the switch.
+(function () {
+  const TEXT = {
+    zh: { offline: "离线", online: "在线", panic: "一键报警", hold: "按住 2 秒报警", call: "求助状态",
+          sent: "已发出", dispatched: "已派警", en_route: "民警在途", on_scene: "已到达",
+          no_call: "没有进行中的求助。", assist: "支援请求", no_request: "没有支援请求。",
+          accept: "接受", clear: "完成", eta: (m) => `约 ${m} 分钟`, sending: "正在报警…",
+          refused: "报警未送达，请再按一次或拨打 110：", unit_states: { sent: "已派", delivered: "已收到",
+          accepted: "已接受", en_route: "在途", on_scene: "已到达", cleared: "已完成" } },
+    en: { offline: "offline", online: "online", panic: "PANIC", hold: "Hold for 2 s to call for help",
+          call: "Call for help", sent: "Sent", dispatched: "Dispatched", en_route: "Unit en route",
+          on_scene: "Arrived", no_call: "No call for help in progress.", assist: "Requests to assist",
+          no_request: "No requests to assist.", accept: "Accept", clear: "Done",
+          eta: (m) => `ETA ${m} min`, sending: "Calling for help…",
+          refused: "The alarm did not go through: press again or phone 110: ", unit_states: { sent: "sent",
+          delivered: "received", accepted: "accepted", en_route: "en route", on_scene: "on scene", cleared: "done" } },
+  };
+  const HOLD_MS = 2000;
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token") || localStorage.getItem("fieldlink.token");
+  if (token) localStorage.setItem("fieldlink.token", token);
+  let lang = params.get("lang") || localStorage.getItem("fieldlink.lang") || "zh";
+  const $ = (id) => document.getElementById(id);
+  const t = (key) => TEXT[lang][key];
+  let call = null;
+  const requests = new Map();  // assist orders by id
+
+  function translate() {
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+    $("lang").textContent = lang === "zh" ? "EN" : "中文";
+    renderCall();
+    renderRequests();
+  }
+
+  function renderCall() {
+    $("no-call").hidden = !!call;
+    const units = call ? call.units : [];
+    const moving = units.some((u) => u.state === "en_route" || u.state === "on_scene");
+    const done = { sent: !!call, dispatched: !!(call && call.dispatched_at),
+                   en_route: !!call && (moving || !!call.on_scene_at), on_scene: !!(call && call.on_scene_at) };
+    document.querySelectorAll("#steps li").forEach((li) => li.classList.toggle("done", done[li.dataset.step]));
+    $("coming").replaceChildren(...units.map((u) => {
+      const li = document.createElement("li");
+      const eta = u.eta_s != null && u.state !== "on_scene" ? ` · ${t("eta")(Math.max(1, Math.round(u.eta_s / 60)))}` : "";
+      li.textContent = `${u.name} · ${t("unit_states")[u.state] || u.state}${eta}`;
+      return li;
+    }));
+  }
+
+  function renderRequests() {
+    const open = [...requests.values()].filter((o) => !["cleared", "declined", "cancelled"].includes(o.state));
+    $("no-request").hidden = open.length > 0;
+    $("requests").replaceChildren(...open.map((o) => {
+      const li = document.createElement("li");
+      li.append(`${o.summary} · ${(o.location && o.location.address) || ""}`, document.createElement("br"));
+      const next = o.state === "accepted" ? "cleared" : "accepted";
+      const button = document.createElement("button");
+      button.textContent = t(next === "accepted" ? "accept" : "clear");
+      button.addEventListener("click", () => socket.emit("ack", { order_id: o.order_id, status: next }, (reply) => {
+        if (reply && reply.ok) o.state = reply.order.state; else $("message").textContent = (reply && reply.error) || "";
+        renderRequests();
+      }));
+      li.append(button);
+      return li;
+    }));
+  }
+
+  // -- the panic button: held to confirm, with a ring filling up -------------------------
+  let holdStart = null;
+  function ring(share) { $("ring").style.strokeDasharray = `${share * 100} 100`; }
+  function press() {
+    if (holdStart !== null) return;
+    holdStart = performance.now();
+    const step = () => {
+      if (holdStart === null) return;
+      const share = Math.min(1, (performance.now() - holdStart) / HOLD_MS);
+      ring(share);
+      if (share >= 1) { holdStart = null; ring(0); raise(); } else requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+  }
+  function release() { holdStart = null; ring(0); }
+  function raise() {
+    $("message").textContent = t("sending");
+    socket.timeout(5000).emit("panic", { kind: "panic" }, (err, reply) => {
+      if (err || !reply || !reply.ok) { $("message").textContent = t("refused") + ((reply && reply.error) || "timeout"); return; }
+      $("message").textContent = "";
+      if (!call || call.incident_id !== reply.incident_id) {
+        call = { incident_id: reply.incident_id, state: "new", dispatched_at: null, on_scene_at: null, units: [] };
+      }
+      renderCall();
+    });
+  }
+  const panic = $("panic");
+  panic.addEventListener("pointerdown", (e) => { panic.setPointerCapture(e.pointerId); press(); });
+  ["pointerup", "pointercancel", "lostpointercapture"].forEach((ev) => panic.addEventListener(ev, release));
+  panic.addEventListener("keydown", (e) => { if ((e.key === " " || e.key === "Enter") && !e.repeat) { e.preventDefault(); press(); } });
+  panic.addEventListener("keyup", (e) => { if (e.key === " " || e.key === "Enter") release(); });
+  panic.addEventListener("click", (e) => e.preventDefault());  // only a held press calls for help
+
+  $("lang").addEventListener("click", () => {
+    lang = lang === "zh" ? "en" : "zh";
+    localStorage.setItem("fieldlink.lang", lang);
+    translate();
+  });
+
+  // -- the link ----------------------------------------------------------------------------
+  const socket = io("/terminal", { auth: { token } });
+  function link(state) { $("link").dataset.t = state; $("link").className = state; $("link").textContent = t(state); }
+  socket.on("connect", () => {
+    link("online");
+    socket.emit("sync", (r) => {
+      if (r && r.unit_id) $("unit").textContent = r.unit_id;
+      if (r && r.call) { call = r.call; renderCall(); }
+    });
+  });
+  socket.on("disconnect", () => link("offline"));
+  socket.on("connect_error", (err) => { $("message").textContent = err.message; });
+  socket.on("call", (update) => {
+    if (update.state === "resolved" || update.state === "closed") {
+      if (call && call.incident_id === update.incident_id) call = null;
+    } else {
+      call = update;
+    }
+    renderCall();
+  });
+  socket.on("order", (order, delivered) => {
+    if (delivered) delivered();
+    if (order.kind === "cancel") { const o = requests.get(order.order_id); if (o) o.state = "cancelled"; }
+    else if (order.kind === "dispatch") requests.set(order.order_id, { ...order, state: requests.get(order.order_id)?.state || "delivered" });
+    renderRequests();
+  });
+  translate();
+})();
