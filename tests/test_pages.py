@@ -191,3 +191,36 @@ def test_kiosk_panic_is_held_to_confirm_and_follows_its_call_until_arrival(page,
     expect(page.locator("#steps li.done").last).to_have_text("已到达")
     expect(page.locator("#no-call")).to_be_hidden()
     page.screenshot(path=str(tmp_path / "kiosk.png"))
+
+
+def test_kiosk_shows_a_request_to_assist_a_neighbouring_post(page, server_factory, mosquitto):
+    server = server_factory()
+    server.add_unit("car-1", name="Car 1")
+    tokens = {
+        k: server.add_unit(k, "guard_post", name=f"Post {k[-1]}") for k in ("kiosk-1", "kiosk-2")
+    }
+    server.start()
+    links = {u: UnitLink(mosquitto.port, u) for u in ("car-1", "kiosk-1", "kiosk-2")}
+    try:
+        links["car-1"].online()
+        links["car-1"].fix(35.402, 116.587)
+        links["kiosk-1"].fix(35.405, 116.587)
+        links["kiosk-2"].fix(35.4055, 116.587)
+        eventually(lambda: all(u["position"] for u in server.get("/api/v1/units")))
+        page.goto(f"{server.url}/kiosk?token={tokens['kiosk-2']}&lang=en")
+        expect(page.locator("#link")).to_have_text("online")
+        expect(page.locator("#no-request")).to_be_visible()
+
+        links["kiosk-1"].panic()  # the plan for a post's panic sends the nearest other post
+        request = page.locator("#requests li")
+        expect(request).to_contain_text("Panic button at Post 1")
+        request.get_by_role("button", name="Accept").click()
+        expect(request.get_by_role("button", name="Done")).to_be_visible()
+        request.get_by_role("button", name="Done").click()
+        expect(page.locator("#no-request")).to_be_visible()
+        [incident] = server.get("/api/v1/incidents")
+        orders = server.get(f"/api/v1/incidents/{incident['id']}")["orders"]
+        assert {o["unit_id"]: o["state"] for o in orders}["kiosk-2"] == "cleared"
+    finally:
+        for link in links.values():
+            link.close()
