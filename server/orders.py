@@ -629,7 +629,7 @@ class OrderService:
 
     def _send(self, order: Order, incident: Incident, kind: str, ts: float) -> None:
         message = order_message(order, incident, kind, ts)
-        self.notifier.order_to_terminals(order.unit_id, message)
+        self.notifier.order_to_terminals(order.unit_id, {**message, **self._way(order, incident)})
         self.notifier.order_to_agent(order.unit_id, message)
 
     # -- ending and replacing orders ------------------------------------------------------
@@ -918,6 +918,14 @@ class OrderService:
         if incident.reported_by:
             self.notifier.reporter(incident.reported_by, self.call_status(incident))
 
+    def _way(self, order: Order, incident: Incident) -> dict[str, Any]:
+        """How far the unit is from the scene now, and its estimated arrival (for its screen)."""
+        unit = self.live.get(order.unit_id)
+        if unit is None or unit.fix is None or incident.lat is None or incident.lon is None:
+            return {"distance_m": None, "eta_s": None}
+        away = distance_m(unit.fix["lat"], unit.fix["lon"], incident.lat, incident.lon)
+        return {"distance_m": round(away), "eta_s": round(self.rules.eta.eta_s(away, unit.kind))}
+
     def call_status(self, incident: Incident) -> dict[str, Any]:
         """A call for help as its kiosk shows it: the step it is at, and each unit coming,
         with a live ETA from where the unit is now (the recommendation's ETA model)."""
@@ -927,10 +935,7 @@ class OrderService:
             & Order.state.not_in(("declined", "cancelled", "timed_out"))
         ):
             unit = self.live.get(order.unit_id)
-            eta_s = None
-            if unit is not None and unit.fix is not None and incident.lat is not None:
-                away = distance_m(unit.fix["lat"], unit.fix["lon"], incident.lat, incident.lon)
-                eta_s = round(self.rules.eta.eta_s(away, unit.kind))
+            eta_s = self._way(order, incident)["eta_s"]
             name = unit.name if unit is not None else order.unit_id
             coming.append(
                 {"unit_id": order.unit_id, "name": name, "state": order.state, "eta_s": eta_s}
@@ -979,7 +984,8 @@ class OrderService:
         """A terminal (re)connected: it gets every order its unit still holds."""
         pending = self.open_orders(unit_id)
         for order, incident in pending:
-            self.notifier.order_to_terminals(unit_id, order_message(order, incident), sid=sid)
+            message = {**order_message(order, incident), **self._way(order, incident)}
+            self.notifier.order_to_terminals(unit_id, message, sid=sid)
         return len(pending)
 
     def resend_all_to_agents(self) -> None:

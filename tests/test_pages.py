@@ -58,16 +58,23 @@ def city(server_factory, mosquitto):
 
 def test_terminal_page_shows_the_order_and_the_officer_acknowledges_it(page, city, tmp_path):
     server, tokens, links = city
-    page.goto(f"{server.url}/terminal?token={tokens['car-1']}")
+    page.goto(f"{server.url}/terminal?token={tokens['car-1']}&lang=en")
     expect(page.locator("#link")).to_have_text("online")
     expect(page.locator("#unit")).to_have_text("car-1")
+    decline = page.get_by_role("button", name="Decline")
+    expect(decline).to_be_disabled()
 
     links["kiosk-1"].panic()
     expect(page.locator("#summary")).to_contain_text("Panic button at City Hospital")
+    expect(page.locator("#priority")).to_have_text("P1")
+    expect(page.locator("#way")).to_have_text("0.3 km away · ETA 1 min")  # 333 m north
     page.get_by_role("button", name="Accept").click()
-    expect(page.locator("#state")).to_have_text("accepted")
+    expect(page.locator("#state")).to_have_text("Accepted")
+    expect(decline).to_be_disabled()  # too late to decline once accepted
     page.get_by_role("button", name="En route").click()
-    expect(page.locator("#state")).to_have_text("en_route")
+    expect(page.locator("#state")).to_have_text("En route")
+    expect(page.locator("#past li")).to_have_count(1)
+    expect(page.locator("#past li")).to_contain_text("En route")
     page.screenshot(path=str(tmp_path / "terminal.png"))
 
     incident = server.get("/api/v1/incidents")[0]
@@ -75,9 +82,31 @@ def test_terminal_page_shows_the_order_and_the_officer_acknowledges_it(page, cit
     assert order["state"] == "en_route" and order["delivered_at"] and order["accepted_at"]
 
 
+def test_terminal_declines_with_a_reason_and_keeps_the_shift_in_chinese(page, city):
+    server, tokens, _links = city
+    page.goto(f"{server.url}/terminal?token={tokens['car-1']}&lang=zh")
+    expect(page.locator("#link")).to_have_text("在线")
+    status, incident = server.call(
+        "POST",
+        "/api/v1/incidents",
+        {"category": "dispute", "priority": 2, "location": {"lat": 35.41, "lon": 116.587}},
+    )
+    assert status == 201
+    server.call("POST", f"/api/v1/incidents/{incident['id']}/orders", {"unit_ids": ["car-1"]})
+    expect(page.locator("#category")).to_have_text("纠纷")
+    page.get_by_role("button", name="拒绝").click()
+    page.get_by_role("button", name="车辆故障").click()
+    expect(page.locator("#no-order")).to_be_visible()
+    expect(page.locator("#past li")).to_contain_text("已拒绝")
+    [order] = server.get(f"/api/v1/incidents/{incident['id']}")["orders"]
+    assert order["state"] == "declined" and order["decline_reason"] == "车辆故障"
+    page.reload()  # the shift's orders stay on the screen
+    expect(page.locator("#past li")).to_have_count(1)
+
+
 def test_terminal_page_with_a_bad_token_says_so(page, city):
     server, _tokens, _links = city
-    page.goto(f"{server.url}/terminal?token=forged")
+    page.goto(f"{server.url}/terminal?token=forged&lang=en")
     expect(page.locator("#message")).to_contain_text("unknown or missing device token")
     expect(page.locator("#link")).to_have_text("offline")
 

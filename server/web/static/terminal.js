@@ -1,55 +1,137 @@
-// In-car terminal: shows the unit's current order and sends the officer's acks.
+// In-car terminal: the current order with distance and ETA, the officer's answers (decline
+// with a reason), the shift's orders; reconnects by itself, and an order sent while it was
+// offline shows when it is back (every open order comes again on sync). Chinese first.
 (function () {
+  const TEXT = {
+    zh: { offline: "离线", online: "在线", offline_note: "离线：连接恢复后会显示新指令",
+          no_order: "当前没有指令。", state: "状态", history: "本班次指令", accept: "接受",
+          en_route: "出发", on_scene: "到达", clear: "完成", decline: "拒绝", why_decline: "拒绝原因",
+          back: "返回", away: (km, min) => `距离 ${km} 公里 · 约 ${min} 分钟`,
+          reasons: ["正在处置其他警情", "车辆故障", "正在押解嫌疑人"],
+          states: { sent: "已派", delivered: "已收到", accepted: "已接受", en_route: "在途",
+                    on_scene: "已到达", cleared: "已完成", declined: "已拒绝", cancelled: "已取消", timed_out: "已超时" },
+          categories: { urgent: "紧急", hazmat: "危化", help: "求助", dispute: "纠纷", report: "报案",
+                        traffic: "交通", other: "其他" } },
+    en: { offline: "offline", online: "online", offline_note: "Offline: new orders show when the link is back",
+          no_order: "No current order.", state: "State", history: "This shift", accept: "Accept",
+          en_route: "En route", on_scene: "On scene", clear: "Clear", decline: "Decline",
+          why_decline: "Why decline?", back: "Back", away: (km, min) => `${km} km away · ETA ${min} min`,
+          reasons: ["Handling another incident", "Vehicle fault", "Escorting a suspect"],
+          states: { sent: "Sent", delivered: "Received", accepted: "Accepted", en_route: "En route",
+                    on_scene: "On scene", cleared: "Cleared", declined: "Declined", cancelled: "Cancelled", timed_out: "Timed out" },
+          categories: {} },
+  };
+  // which answer each button gives, from which order states
+  const NEXT = { accepted: ["sent", "delivered"], en_route: ["accepted"], on_scene: ["accepted", "en_route"],
+                 cleared: ["accepted", "en_route", "on_scene"] };
+  const FINISHED = new Set(["declined", "cleared", "cancelled", "timed_out"]);
   const params = new URLSearchParams(location.search);
   const token = params.get("token") || localStorage.getItem("fieldlink.token");
   if (token) localStorage.setItem("fieldlink.token", token);
+  let lang = params.get("lang") || localStorage.getItem("fieldlink.lang") || "zh";
   const $ = (id) => document.getElementById(id);
+  const t = (key) => TEXT[lang][key];
   const orders = new Map();
-  const finished = new Set(["declined", "cleared"]);
   let current = null;
+  let unitId = null;
+
+  function shiftKey() { return `fieldlink.shift.${unitId}.${new Date().toDateString()}`; }
+  function remember(order) {  // the shift's orders survive a reload of the page
+    if (!unitId) return;
+    const past = JSON.parse(localStorage.getItem(shiftKey()) || "{}");
+    past[order.order_id] = { ts: order.ts, category: order.category, summary: order.summary, state: order.state };
+    localStorage.setItem(shiftKey(), JSON.stringify(past));
+  }
 
   function render() {
-    const open = [...orders.values()].filter((o) => !finished.has(o.state));
+    const open = [...orders.values()].filter((o) => !FINISHED.has(o.state) && o.kind !== "cancel");
     current = open.length ? open[open.length - 1] : null;
     $("current").hidden = !current;
     $("no-order").hidden = !!current;
-    document.querySelectorAll("#buttons button").forEach((b) => (b.disabled = !current));
+    document.querySelectorAll("#buttons [data-status]").forEach((b) => {
+      b.disabled = !current || !NEXT[b.dataset.status].includes(current.state);
+    });
+    $("decline").disabled = !current || !["sent", "delivered"].includes(current.state);
+    if (current) {
+      $("priority").textContent = `P${current.priority}`;
+      $("priority").className = `p p${current.priority}`;
+      $("category").textContent = t("categories")[current.category] || current.category;
+      $("summary").textContent = current.summary;
+      const loc = current.location || {};
+      $("where").textContent = loc.address || (loc.lat != null ? `${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)}` : "");
+      $("way").textContent = current.distance_m != null
+        ? t("away")((current.distance_m / 1000).toFixed(1), Math.max(1, Math.round(current.eta_s / 60))) : "";
+      $("state").textContent = t("states")[current.state] || current.state;
+    }
+    const past = unitId ? Object.values(JSON.parse(localStorage.getItem(shiftKey()) || "{}")) : [];
+    $("past").replaceChildren(...past.sort((a, b) => b.ts - a.ts).map((o) => {
+      const li = document.createElement("li");
+      const at = new Date(o.ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      li.textContent = `${at} ${t("categories")[o.category] || o.category} · ${o.summary.split("\n")[0]} · ${t("states")[o.state] || o.state}`;
+      return li;
+    }));
+  }
+
+  function translate() {
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+    $("lang").textContent = lang === "zh" ? "EN" : "中文";
+    $("reason-list").replaceChildren(...t("reasons").map((reason) => {
+      const b = document.createElement("button");
+      b.textContent = reason;
+      b.addEventListener("click", () => { $("reasons").close(); answer("declined", reason); });
+      return b;
+    }));
+    render();
+  }
+
+  function answer(status, reason) {
     if (!current) return;
-    $("category").textContent = current.category;
-    $("priority").textContent = current.priority;
-    $("summary").textContent = current.summary;
-    const loc = current.location || {};
-    $("where").textContent = loc.address || (loc.lat != null ? `${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)}` : "");
-    $("state").textContent = current.state;
+    socket.emit("ack", { order_id: current.order_id, status, reason: reason || "" }, (reply) => {
+      if (reply && reply.ok) {
+        const order = orders.get(reply.order.order_id);
+        order.state = reply.order.state;
+        remember(order);
+        $("message").textContent = "";
+      } else {
+        $("message").textContent = (reply && reply.error) || "No answer from the server.";
+      }
+      render();
+    });
   }
 
   const socket = io("/terminal", { auth: { token } });
+  function link(state) {
+    $("link").dataset.t = state; $("link").className = state; $("link").textContent = t(state);
+    document.body.classList.toggle("online-now", state === "online");
+  }
   socket.on("connect", () => {
-    $("link").textContent = "online"; $("link").className = "online";
-    socket.emit("sync", (r) => { if (r && r.unit_id) $("unit").textContent = r.unit_id; });
+    link("online");
+    socket.emit("sync", (r) => { if (r && r.unit_id) { unitId = r.unit_id; $("unit").textContent = r.unit_id; render(); } });
   });
-  socket.on("disconnect", () => { $("link").textContent = "offline"; $("link").className = "offline"; });
-  socket.on("connect_error", (err) => { $("message").textContent = "Not connected: " + err.message; });
+  socket.on("disconnect", () => link("offline"));
+  socket.on("connect_error", (err) => { $("message").textContent = err.message; });
   socket.on("order", (order, delivered) => {
-    const known = orders.get(order.order_id);
-    orders.set(order.order_id, { ...order, state: known ? known.state : "delivered" });
+    if (order.kind === "cancel") {
+      const known = orders.get(order.order_id);
+      if (known) { known.state = "cancelled"; remember(known); }
+    } else {
+      const known = orders.get(order.order_id);
+      const state = known && !["sent"].includes(known.state) ? known.state : order.state === "sent" ? "delivered" : order.state;
+      const merged = { ...order, state };
+      orders.set(order.order_id, merged);
+      remember(merged);
+    }
     if (delivered) delivered();
     render();
   });
-  document.querySelectorAll("#buttons button").forEach((button) => {
-    button.addEventListener("click", () => {
-      if (!current) return;
-      const status = button.dataset.status;
-      socket.emit("ack", { order_id: current.order_id, status }, (reply) => {
-        if (reply && reply.ok) {
-          orders.get(reply.order.order_id).state = reply.order.state;
-          $("message").textContent = "";
-        } else {
-          $("message").textContent = (reply && reply.error) || "No answer from the server.";
-        }
-        render();
-      });
-    });
+  document.querySelectorAll("#buttons [data-status]").forEach((b) => b.addEventListener("click", () => answer(b.dataset.status)));
+  $("decline").addEventListener("click", () => $("reasons").showModal());
+  $("reason-cancel").addEventListener("click", () => $("reasons").close());
+  $("lang").addEventListener("click", () => {
+    lang = lang === "zh" ? "en" : "zh";
+    localStorage.setItem("fieldlink.lang", lang);
+    translate();
   });
-  render();
+  translate();
 })();
