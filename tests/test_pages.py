@@ -120,8 +120,15 @@ def test_console_map_shows_units_and_a_new_incident(page, city, tmp_path):
     links["kiosk-1"].panic()
     expect(page.locator("#incidents li")).to_have_count(1)
     expect(page.locator("#incidents li").first).to_contain_text("urgent")
-    expect(page.locator("#alarm")).to_contain_text("PANIC from kiosk-1")
+    alarm = page.locator("#alarm")
+    expect(alarm).to_contain_text("PANIC from kiosk-1")
+    page.wait_for_timeout(2000)  # it stays up, beeping, until someone acknowledges it
+    expect(alarm).to_be_visible()
+    expect(alarm).to_have_attribute("data-sounding", "yes")
     page.screenshot(path=str(tmp_path / "console.png"))
+    page.keyboard.press("Enter")
+    expect(alarm).to_be_hidden()
+    expect(alarm).to_have_attribute("data-sounding", "no")
 
 
 def test_dashboard_shows_the_days_figures_and_the_arrival_histogram(page, city):

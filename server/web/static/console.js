@@ -87,11 +87,41 @@
   socket.on("disconnect", () => { link.textContent = "offline"; link.className = "offline"; });
   socket.on("units", (units) => { units.forEach(showUnit); fitOnce(); });
   socket.on("incident", showIncident);
-  socket.on("alarm", (a) => {
+  // An alarm stays up, flashing and beeping, until a dispatcher acknowledges it.
+  const alarms = [];
+  let beeper = null;
+  let audio = null;
+  function beep() {
+    try {
+      audio = audio || new AudioContext();
+      const tone = audio.createOscillator();
+      const gain = audio.createGain();
+      tone.frequency.value = 880;
+      gain.gain.value = 0.2;
+      tone.connect(gain).connect(audio.destination);
+      tone.start();
+      tone.stop(audio.currentTime + 0.35);
+    } catch (err) { /* no audio device: the flashing box still says it */ }
+  }
+  function showAlarms() {
     const box = document.getElementById("alarm");
-    box.hidden = false;
-    box.textContent = `${a.kind === "test" ? "Drill" : "PANIC"} from ${a.unit_id}`;
-    setTimeout(() => { box.hidden = true; }, 8000);
+    box.hidden = alarms.length === 0;
+    box.dataset.sounding = alarms.length ? "yes" : "no";
+    document.getElementById("alarm-list").replaceChildren(...alarms.map((a) => {
+      const li = document.createElement("li");
+      li.textContent = `${a.kind === "test" ? "Drill" : "PANIC"} from ${a.unit_id}`;
+      return li;
+    }));
+    if (alarms.length && !beeper) { beep(); beeper = setInterval(beep, 1500); }
+    if (!alarms.length && beeper) { clearInterval(beeper); beeper = null; }
+  }
+  function acknowledgeAlarms() { alarms.length = 0; showAlarms(); }
+  document.getElementById("alarm-ack").addEventListener("click", acknowledgeAlarms);
+  document.addEventListener("keydown", (e) => { if (e.key === "Enter" && alarms.length) acknowledgeAlarms(); });
+  socket.on("alarm", (a) => {
+    alarms.push(a);
+    showAlarms();
+    document.getElementById("alarm-ack").focus();
   });
   setInterval(renderIncidents, 1000);
 })();
