@@ -260,3 +260,29 @@ def test_kiosk_shows_a_request_to_assist_a_neighbouring_post(page, server_factor
     finally:
         for link in links.values():
             link.close()
+
+
+def test_console_creates_an_incident_on_the_map_and_dispatches_it_to_a_terminal(page, city):
+    server, tokens, _links = city
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(server.url + "/")
+    expect(page.locator("#link")).to_have_text("online")
+    terminal = page.context.new_page()
+    terminal.goto(f"{server.url}/terminal?token={tokens['car-1']}&lang=en")
+    expect(terminal.locator("#link")).to_have_text("online")
+
+    page.locator("#map").click(position={"x": 120, "y": 120})
+    form = page.locator(".new-incident")
+    form.get_by_label("Category").select_option("help")
+    form.get_by_label("Summary").fill("Elderly man fell in the street")
+    form.get_by_role("button", name="Create").click()
+    expect(page.locator("#incident-head")).to_contain_text("P2 help · new")
+    expect(page.locator(".incident-icon.p2")).to_have_count(1)
+    page.get_by_role("button", name="Dispatch car-1").click()
+
+    expect(terminal.locator("#summary")).to_have_text("Elderly man fell in the street")
+    terminal.get_by_role("button", name="Accept").click()
+    expect(page.locator("#incident-orders li")).to_have_text("car-1 · accepted")
+    expect(page.locator("#timeline li").first).to_contain_text("incident created")
+    [incident] = server.get("/api/v1/incidents")
+    assert incident["state"] == "dispatched" and incident["summary"].startswith("Elderly")

@@ -40,13 +40,25 @@
     m.bindTooltip(`${u.name || u.id} · ${u.kind} · ${u.online ? u.status : "offline"}`);
   }
 
+  function incidentIcon(i) {  // a priority-coloured badge; resolved ones fade
+    return L.divIcon({ className: `incident-icon p${i.priority} ${i.state}`, html: `P${i.priority}`,
+                       iconSize: [30, 30], iconAnchor: [15, 15] });
+  }
+
+  function select(id) {  // the incident panel (console_incident.js) shows it
+    document.dispatchEvent(new CustomEvent("fieldlink:select", { detail: { id } }));
+  }
+
   function showIncident(i) {
     incidents.set(i.id, i);
     if (i.location && i.location.lat != null) {
       let m = incidentMarkers.get(i.id);
       if (!m) {
-        m = L.marker([i.location.lat, i.location.lon], { title: i.summary }).addTo(map);
+        m = L.marker([i.location.lat, i.location.lon], { title: i.summary, icon: incidentIcon(i) }).addTo(map);
+        m.on("click", () => select(i.id));
         incidentMarkers.set(i.id, m);
+      } else {
+        m.setIcon(incidentIcon(i));
       }
       if (i.state === "closed") { map.removeLayer(m); incidentMarkers.delete(i.id); }
     }
@@ -62,7 +74,10 @@
       li.innerHTML = `<strong></strong><small></small>`;
       li.querySelector("strong").textContent = `P${i.priority} ${i.category} · ${i.state}`;
       li.querySelector("small").textContent = `${i.summary} · ${age}s ago`;
-      li.addEventListener("click", () => { if (i.location.lat != null) map.setView([i.location.lat, i.location.lon], 16); });
+      li.tabIndex = 0;  // reachable and opened from the keyboard too
+      const open = () => { if (i.location.lat != null) map.setView([i.location.lat, i.location.lon], 16); select(i.id); };
+      li.addEventListener("click", open);
+      li.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
       return li;
     }));
   }
@@ -74,6 +89,7 @@
   }
 
   const socket = io("/console");
+  window.fieldlinkSocket = socket;  // the incident panel listens too
   const link = document.getElementById("link");
   socket.on("connect", () => {
     link.textContent = "online"; link.className = "online";

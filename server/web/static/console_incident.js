@@ -1,0 +1,87 @@
+// The console's incident panel: create an incident by clicking the map, see who would arrive
+// first (the recommendation, with ETAs), dispatch with one click, follow the units sent and
+// the timeline live.
+(function () {
+  const map = window.fieldlinkMap;
+  const socket = window.fieldlinkSocket;
+  const $ = (id) => document.getElementById(id);
+  let selected = null;
+  let categories = ["urgent", "help", "dispute", "traffic", "report", "other"];
+  fetch("/api/v1/plans").then((r) => r.json()).then((p) => { categories = p.categories; });
+
+  async function api(method, path, body) {
+    const reply = await fetch(path, { method, headers: { "Content-Type": "application/json" },
+                                      body: body ? JSON.stringify(body) : undefined });
+    const answer = await reply.json();
+    if (!reply.ok) throw new Error(answer.message || `HTTP ${reply.status}`);
+    return answer;
+  }
+
+  function item(text, ...children) {
+    const li = document.createElement("li");
+    li.append(text, ...children);
+    return li;
+  }
+
+  // -- creating: a click on the map opens a small form there ------------------------------
+  map.on("click", (e) => {
+    const form = document.createElement("form");
+    form.className = "new-incident";
+    form.innerHTML = `<strong>New incident</strong>
+      <select name="category" aria-label="Category"></select>
+      <select name="priority" aria-label="Priority"><option value="1">P1</option><option value="2" selected>P2</option>
+        <option value="3">P3</option><option value="4">P4</option></select>
+      <input name="summary" aria-label="Summary" placeholder="What happened">
+      <input name="address" aria-label="Address" placeholder="Address">
+      <button type="submit">Create</button>`;
+    form.category.replaceChildren(...categories.map((c) => new Option(c, c)));
+    const popup = L.popup().setLatLng(e.latlng).setContent(form).openOn(map);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        const incident = await api("POST", "/api/v1/incidents", {
+          category: form.category.value, priority: Number(form.priority.value), summary: form.summary.value,
+          location: { lat: e.latlng.lat, lon: e.latlng.lng, address: form.address.value },
+        });
+        map.closePopup(popup);
+        show(incident.id);
+      } catch (err) {
+        form.querySelector("button").textContent = `Not created: ${err.message}`;
+      }
+    });
+  });
+
+  // -- the panel ----------------------------------------------------------------------------
+  async function show(id) {
+    selected = id;
+    $("incident").hidden = false;
+    const [incident, recs, timeline] = await Promise.all([
+      api("GET", `/api/v1/incidents/${id}`),
+      api("GET", `/api/v1/incidents/${id}/recommendations?limit=5`).catch(() => ({ recommendations: [] })),
+      api("GET", `/api/v1/incidents/${id}/timeline`),
+    ]);
+    if (selected !== id) return;  // another one was chosen meanwhile
+    $("incident-head").textContent =
+      `P${incident.priority} ${incident.category} · ${incident.state} · ${incident.summary || ""} ${incident.location.address || ""}`;
+    $("recommendations").replaceChildren(...recs.recommendations.filter((r) => r.recommendable).map((r) => {
+      const send = document.createElement("button");
+      send.textContent = `Dispatch ${r.unit_id}`;
+      send.addEventListener("click", async () => {
+        send.disabled = true;
+        try { await api("POST", `/api/v1/incidents/${id}/orders`, { unit_ids: [r.unit_id] }); }
+        catch (err) { send.textContent = err.message; }
+        show(id);
+      });
+      return item(`${r.name || r.unit_id} · ${Math.round(r.eta_s / 6) / 10} min · ${(r.distance_m / 1000).toFixed(1)} km `, send);
+    }));
+    $("incident-orders").replaceChildren(...incident.orders.map((o) => item(`${o.unit_id} · ${o.state}`)));
+    $("timeline").replaceChildren(...timeline.map((ev) =>
+      item(`${new Date(ev.ts * 1000).toLocaleTimeString()} ${ev.kind.replace(/_/g, " ")} · ${ev.actor}`)));
+  }
+
+  document.addEventListener("fieldlink:select", (e) => show(e.detail.id));
+  $("incident-close").addEventListener("click", () => { selected = null; $("incident").hidden = true; });
+  // what the units answer shows at once in the panel of the incident it concerns
+  socket.on("order", (o) => { if (o.incident_id === selected) show(selected); });
+  socket.on("incident", (i) => { if (i.id === selected) show(selected); });
+})();
