@@ -127,6 +127,10 @@ def test_console_map_shows_units_and_a_new_incident(page, city, tmp_path):
     expect(alarm).to_have_attribute("data-sounding", "yes")
     page.screenshot(path=str(tmp_path / "console.png"))
     page.keyboard.press("Enter")
+    units = page.locator("#unit-list li")
+    expect(units).to_have_count(2)
+    page.get_by_label("Kind").select_option("guard_post")
+    expect(units).to_have_text(["City Hospital · guard_post · - · available"])
     expect(alarm).to_be_hidden()
     expect(alarm).to_have_attribute("data-sounding", "no")
 

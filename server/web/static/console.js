@@ -3,6 +3,7 @@
   const COLORS = { available: "#2e9d57", dispatched: "#f0a202", busy: "#2d7ff9", en_route: "#2d7ff9",
                    on_scene: "#8e44ad", out_of_service: "#4a4f57", offline: "#8a949e" };
   const STALE_S = 60;
+  const $ = (id) => document.getElementById(id);
   const mapEl = document.getElementById("map");
   const map = L.map(mapEl).setView([35.41, 116.59], 13);
   if (mapEl.dataset.tileUrl) L.tileLayer(mapEl.dataset.tileUrl, { maxZoom: 19 }).addTo(map);
@@ -13,6 +14,8 @@
                        style: { className: "grid", color: "#5b6b7d", weight: 1.5, fill: false } }).addTo(map);
   });
   const unitMarkers = new Map();
+  const units = new Map();
+  const UNIT_LIST_MAX = 200;
   const incidents = new Map();
   const incidentMarkers = new Map();
   let fitted = false;
@@ -24,7 +27,36 @@
     return COLORS[u.status] || "#2e9d57";
   }
 
+  function statusOf(u) { return u.online ? u.status : "offline"; }
+
+  function renderUnits() {  // the list under the filters: grid, kind, status
+    const want = { grid: $("f-grid").value, kind: $("f-kind").value, status: $("f-status").value };
+    for (const [key, read] of [["grid", (u) => u.grid], ["kind", (u) => u.kind], ["status", statusOf]]) {
+      const select = $(`f-${key}`);
+      const known = new Set([...select.options].map((o) => o.value));
+      [...new Set([...units.values()].map(read))].filter((v) => v && !known.has(v)).sort()
+        .forEach((v) => select.add(new Option(v, v)));
+    }
+    const shown = [...units.values()].filter((u) => (!want.grid || u.grid === want.grid)
+      && (!want.kind || u.kind === want.kind) && (!want.status || statusOf(u) === want.status))
+      .sort((a, b) => a.id.localeCompare(b.id));
+    $("unit-list").replaceChildren(...shown.slice(0, UNIT_LIST_MAX).map((u) => {
+      const li = document.createElement("li");
+      li.tabIndex = 0;
+      li.innerHTML = "<i></i>";
+      li.firstChild.className = statusOf(u);
+      li.append(`${u.name || u.id} · ${u.kind} · ${u.grid || "-"} · ${statusOf(u)}`);
+      const go = () => { if (u.position) map.setView([u.position.lat, u.position.lon], 17); };
+      li.addEventListener("click", go);
+      li.addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });
+      return li;
+    }), ...(shown.length > UNIT_LIST_MAX ? [Object.assign(document.createElement("li"),
+      { textContent: `and ${shown.length - UNIT_LIST_MAX} more: narrow the filters` })] : []));
+  }
+  ["f-grid", "f-kind", "f-status"].forEach((id) => $(id).addEventListener("change", renderUnits));
+
   function showUnit(u) {
+    units.set(u.id, { ...units.get(u.id), ...u });
     if (!u.position) return;
     const at = [u.position.lat, u.position.lon];
     const stale = nowS() - u.position.ts > STALE_S;
@@ -96,12 +128,12 @@
     socket.emit("sync", (snap) => {
       skew = snap.now - Date.now() / 1000;
       document.dispatchEvent(new CustomEvent("fieldlink:clock", { detail: { now: snap.now } }));
-      snap.units.forEach(showUnit); snap.incidents.forEach(showIncident); fitOnce();
+      snap.units.forEach(showUnit); snap.incidents.forEach(showIncident); fitOnce(); renderUnits();
       document.getElementById("counts").textContent = `(${snap.units.length})`;
     });
   });
   socket.on("disconnect", () => { link.textContent = "offline"; link.className = "offline"; });
-  socket.on("units", (units) => { units.forEach(showUnit); fitOnce(); });
+  socket.on("units", (changed) => { changed.forEach(showUnit); fitOnce(); renderUnits(); });
   socket.on("incident", showIncident);
   // An alarm stays up, flashing and beeping, until a dispatcher acknowledges it.
   const alarms = [];
