@@ -3,13 +3,16 @@ console map shows the fleet and the incident."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.conftest import DATA
 from tests.harness import UnitLink, eventually
+from wire import Channel
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -131,6 +134,13 @@ def test_console_map_shows_units_and_a_new_incident(page, city, tmp_path):
     expect(units).to_have_count(2)
     page.get_by_label("Kind").select_option("guard_post")
     expect(units).to_have_text(["City Hospital · guard_post · - · available"])
+    links["car-1"].send(
+        Channel.POSITION,
+        {"ts": time.time(), "lat": 35.4021, "lon": 116.587, "speed": 10.0, "heading": 90.0},
+    )  # a moving car shows where it heads
+    expect(page.locator(".heading-icon span")).to_have_attribute(
+        "style", "transform: rotate(90deg)"
+    )
     expect(alarm).to_be_hidden()
     expect(alarm).to_have_attribute("data-sounding", "no")
 
@@ -159,6 +169,8 @@ def test_dashboard_shows_the_days_figures_and_the_arrival_histogram(page, city):
 
 def test_console_overlays_cold_spots_and_replays_a_track(page, city, tmp_path):
     server, _tokens, links = city
+    posts = json.loads((DATA / "city_posts.geojson").read_text())
+    assert server.call("PUT", "/api/v1/posts", posts)[0] == 200
     now = time.time()
     track = [(35.4000, 116.5800), (35.4010, 116.5805), (35.4020, 116.5810)]
     for i, (lat, lon) in enumerate(track):
@@ -172,6 +184,7 @@ def test_console_overlays_cold_spots_and_replays_a_track(page, city, tmp_path):
     page.goto(server.url + "/")
     expect(page.locator("#link")).to_have_text("online")
 
+    expect(page.locator(".post-icon")).to_have_count(len(posts["features"]))  # the posts
     page.get_by_label("Show how fast an available car gets there").check()
     expect(page.locator("#coverage-status")).to_contain_text("green")
     assert page.locator("path.cell.green").count() > 0

@@ -13,7 +13,16 @@
     L.geoJSON(grids, { interactive: false,
                        style: { className: "grid", color: "#5b6b7d", weight: 1.5, fill: false } }).addTo(map);
   });
+  // response posts: where the 1/3/5-minute circles are held from
+  fetch("/api/v1/posts").then((r) => r.json()).then((posts) => {
+    L.geoJSON(posts, { pointToLayer: (f, at) => L.marker(at, {
+      keyboard: false,
+      icon: L.divIcon({ className: `post-icon t${f.properties.tier_min}`, html: `${f.properties.tier_min}′`,
+                        iconSize: [22, 22], iconAnchor: [11, 11] }),
+    }).bindTooltip(`${f.properties.name || f.properties.id} · ${f.properties.tier_min}-minute post`) }).addTo(map);
+  });
   const unitMarkers = new Map();
+  const headings = new Map();  // an arrow beside each moving unit, pointing where it heads
   const units = new Map();
   const UNIT_LIST_MAX = 200;
   const incidents = new Map();
@@ -28,6 +37,20 @@
   }
 
   function statusOf(u) { return u.online ? u.status : "offline"; }
+
+  function showHeading(u, at, stale) {
+    const moving = !stale && u.position.heading != null && (u.position.speed || 0) > 1;
+    let arrow = headings.get(u.id);
+    if (!moving) { if (arrow) { map.removeLayer(arrow); headings.delete(u.id); } return; }
+    const icon = L.divIcon({ className: "heading-icon", iconSize: [28, 28], iconAnchor: [14, 14],
+                             html: `<span style="transform: rotate(${u.position.heading}deg)">▲</span>` });
+    if (!arrow) {
+      arrow = L.marker(at, { icon, interactive: false, keyboard: false }).addTo(map);
+      headings.set(u.id, arrow);
+    } else {
+      arrow.setLatLng(at).setIcon(icon);
+    }
+  }
 
   function renderUnits() {  // the list under the filters: grid, kind, status
     const want = { grid: $("f-grid").value, kind: $("f-kind").value, status: $("f-status").value };
@@ -70,6 +93,7 @@
       m.setLatLng(at).setStyle(style);
     }
     m.bindTooltip(`${u.name || u.id} · ${u.kind} · ${u.online ? u.status : "offline"}`);
+    showHeading(u, at, stale);
   }
 
   function incidentIcon(i) {  // a priority-coloured badge; resolved ones fade
