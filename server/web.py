@@ -24,11 +24,11 @@ def console_page():
 
 
 def terminal_page():
-    return render_template("terminal.html")
+    return render_template("terminal.html", page="terminal")
 
 
 def kiosk_page():
-    return render_template("kiosk.html")
+    return render_template("kiosk.html", page="kiosk")
 
 
 def dashboard_page():

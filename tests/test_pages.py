@@ -59,11 +59,16 @@ def city(server_factory, mosquitto):
         link.close()
 
 
+def open_screen(page: Page, server, screen: str, unit_id: str, token: str) -> None:
+    """A unit's own screen (terminal or kiosk), in English, once it is online."""
+    page.goto(f"{server.url}/{screen}?token={token}&lang=en")
+    expect(page.locator("#link")).to_have_text("online")
+    expect(page.locator("#unit")).to_have_text(unit_id)
+
+
 def test_terminal_page_shows_the_order_and_the_officer_acknowledges_it(page, city, tmp_path):
     server, tokens, links = city
-    page.goto(f"{server.url}/terminal?token={tokens['car-1']}&lang=en")
-    expect(page.locator("#link")).to_have_text("online")
-    expect(page.locator("#unit")).to_have_text("car-1")
+    open_screen(page, server, "terminal", "car-1", tokens["car-1"])
     decline = page.get_by_role("button", name="Decline")
     expect(decline).to_be_disabled()
 
@@ -210,9 +215,7 @@ def test_console_overlays_cold_spots_and_replays_a_track(page, city, tmp_path):
 
 def test_kiosk_panic_is_held_to_confirm_and_follows_its_call_until_arrival(page, city, tmp_path):
     server, tokens, links = city
-    page.goto(f"{server.url}/kiosk?token={tokens['kiosk-1']}&lang=en")
-    expect(page.locator("#link")).to_have_text("online")
-    expect(page.locator("#unit")).to_have_text("kiosk-1")
+    open_screen(page, server, "kiosk", "kiosk-1", tokens["kiosk-1"])
     panic = page.get_by_role("button", name="PANIC")
     box = panic.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -260,8 +263,7 @@ def test_kiosk_shows_a_request_to_assist_a_neighbouring_post(page, server_factor
         links["kiosk-1"].fix(35.405, 116.587)
         links["kiosk-2"].fix(35.4055, 116.587)
         eventually(lambda: all(u["position"] for u in server.get("/api/v1/units")))
-        page.goto(f"{server.url}/kiosk?token={tokens['kiosk-2']}&lang=en")
-        expect(page.locator("#link")).to_have_text("online")
+        open_screen(page, server, "kiosk", "kiosk-2", tokens["kiosk-2"])
         expect(page.locator("#no-request")).to_be_visible()
 
         links["kiosk-1"].panic()  # the plan for a post's panic sends the nearest other post
@@ -285,8 +287,7 @@ def test_console_creates_an_incident_on_the_map_and_dispatches_it_to_a_terminal(
     page.goto(server.url + "/")
     expect(page.locator("#link")).to_have_text("online")
     terminal = page.context.new_page()
-    terminal.goto(f"{server.url}/terminal?token={tokens['car-1']}&lang=en")
-    expect(terminal.locator("#link")).to_have_text("online")
+    open_screen(terminal, server, "terminal", "car-1", tokens["car-1"])
 
     page.locator("#map").click(position={"x": 120, "y": 120})
     form = page.locator(".new-incident")

@@ -17,22 +17,9 @@
           delivered: "received", accepted: "accepted", en_route: "en route", on_scene: "on scene", cleared: "done" } },
   };
   const HOLD_MS = 2000;
-  const params = new URLSearchParams(location.search);
-  const token = params.get("token") || localStorage.getItem("fieldlink.token");
-  if (token) localStorage.setItem("fieldlink.token", token);
-  let lang = params.get("lang") || localStorage.getItem("fieldlink.lang") || "zh";
-  const $ = (id) => document.getElementById(id);
-  const t = (key) => TEXT[lang][key];
+  const { $, t, translate, connect } = window.fieldlinkDevice(TEXT, () => { renderCall(); renderRequests(); });
   let call = null;
   const requests = new Map();  // assist orders by id
-
-  function translate() {
-    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-    document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
-    $("lang").textContent = lang === "zh" ? "EN" : "中文";
-    renderCall();
-    renderRequests();
-  }
 
   function renderCall() {
     $("no-call").hidden = !!call;
@@ -100,24 +87,11 @@
   panic.addEventListener("keyup", (e) => { if (e.key === " " || e.key === "Enter") release(); });
   panic.addEventListener("click", (e) => e.preventDefault());  // only a held press calls for help
 
-  $("lang").addEventListener("click", () => {
-    lang = lang === "zh" ? "en" : "zh";
-    localStorage.setItem("fieldlink.lang", lang);
-    translate();
-  });
-
   // -- the link ----------------------------------------------------------------------------
-  const socket = io("/terminal", { auth: { token } });
-  function link(state) { $("link").dataset.t = state; $("link").className = state; $("link").textContent = t(state); }
-  socket.on("connect", () => {
-    link("online");
-    socket.emit("sync", (r) => {
-      if (r && r.unit_id) $("unit").textContent = r.unit_id;
-      if (r && r.call) { call = r.call; renderCall(); }
-    });
+  const socket = connect((r) => {
+    if (r.unit_id) $("unit").textContent = r.unit_id;
+    if (r.call) { call = r.call; renderCall(); }
   });
-  socket.on("disconnect", () => link("offline"));
-  socket.on("connect_error", (err) => { $("message").textContent = err.message; });
   socket.on("call", (update) => {
     if (update.state === "resolved" || update.state === "closed") {
       if (call && call.incident_id === update.incident_id) call = null;

@@ -25,12 +25,7 @@
   const NEXT = { accepted: ["sent", "delivered"], en_route: ["accepted"], on_scene: ["accepted", "en_route"],
                  cleared: ["accepted", "en_route", "on_scene"] };
   const FINISHED = new Set(["declined", "cleared", "cancelled", "timed_out"]);
-  const params = new URLSearchParams(location.search);
-  const token = params.get("token") || localStorage.getItem("fieldlink.token");
-  if (token) localStorage.setItem("fieldlink.token", token);
-  let lang = params.get("lang") || localStorage.getItem("fieldlink.lang") || "zh";
-  const $ = (id) => document.getElementById(id);
-  const t = (key) => TEXT[lang][key];
+  const { $, t, translate, connect } = window.fieldlinkDevice(TEXT, () => { reasons(); render(); });
   const orders = new Map();
   let current = null;
   let unitId = null;
@@ -72,17 +67,13 @@
     }));
   }
 
-  function translate() {
-    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-    document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
-    $("lang").textContent = lang === "zh" ? "EN" : "中文";
+  function reasons() {  // the decline reasons, in the screen's language
     $("reason-list").replaceChildren(...t("reasons").map((reason) => {
       const b = document.createElement("button");
       b.textContent = reason;
       b.addEventListener("click", () => { $("reasons").close(); answer("declined", reason); });
       return b;
     }));
-    render();
   }
 
   function answer(status, reason) {
@@ -100,17 +91,7 @@
     });
   }
 
-  const socket = io("/terminal", { auth: { token } });
-  function link(state) {
-    $("link").dataset.t = state; $("link").className = state; $("link").textContent = t(state);
-    document.body.classList.toggle("online-now", state === "online");
-  }
-  socket.on("connect", () => {
-    link("online");
-    socket.emit("sync", (r) => { if (r && r.unit_id) { unitId = r.unit_id; $("unit").textContent = r.unit_id; render(); } });
-  });
-  socket.on("disconnect", () => link("offline"));
-  socket.on("connect_error", (err) => { $("message").textContent = err.message; });
+  const socket = connect((r) => { if (r.unit_id) { unitId = r.unit_id; $("unit").textContent = r.unit_id; render(); } });
   socket.on("order", (order, delivered) => {
     if (order.kind === "cancel") {
       const known = orders.get(order.order_id);
@@ -128,10 +109,5 @@
   document.querySelectorAll("#buttons [data-status]").forEach((b) => b.addEventListener("click", () => answer(b.dataset.status)));
   $("decline").addEventListener("click", () => $("reasons").showModal());
   $("reason-cancel").addEventListener("click", () => $("reasons").close());
-  $("lang").addEventListener("click", () => {
-    lang = lang === "zh" ? "en" : "zh";
-    localStorage.setItem("fieldlink.lang", lang);
-    translate();
-  });
   translate();
 })();
