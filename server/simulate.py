@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -174,6 +175,7 @@ class CityDay:
         self.http = requests.Session()
         self.warned, self.paced, self.behind = False, time.monotonic(), 0
         self.rng = random.Random(options.seed)  # the command centre's own choices
+        self.server_errors = 0
         self.played = 0
         self.stack.callback(self.http.close)
 
@@ -228,7 +230,15 @@ class CityDay:
             f"console {self.rig.url}/"
         )
         self.play(plan)
-        return {**self.figures(), "calls": len(plan)}
+        figures = self.figures()
+        if self.server_errors:  # the run's folder goes with it: keep what the server said
+            kept = Path(f"fieldlink-simulate-{self.policy}-server.log").resolve()
+            shutil.copyfile(self.rig.server_log, kept)
+            self.console.print(
+                f"[red]the server answered {self.server_errors} request(s) with an error; "
+                f"its log is kept at {kept}[/]"
+            )
+        return {**figures, "calls": len(plan), "server_errors": self.server_errors}
 
     def server_env(self, router_url: str) -> dict[str, str]:
         o = self.options
@@ -385,6 +395,7 @@ class CityDay:
             return None
         if reply.status_code >= 400:
             log.warning("%s %s refused (%s): %s", method, path, reply.status_code, reply.text[:200])
+            self.server_errors += reply.status_code >= 500
             return None
         return reply.json()
 

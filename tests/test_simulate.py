@@ -118,3 +118,4 @@ def test_a_small_citys_evening_under_each_policy(tmp_path) -> None:
         assert kpis["dispatch_to_arrival"]["median_s"] > 20, (policy, kpis)
         assert kpis["call_to_dispatch"]["median_s"] >= 25, (policy, kpis)  # the call-taking
         assert r["fleet"]["acks"] > counts[policy]
+        assert r["server_errors"] == 0, policy
