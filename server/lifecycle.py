@@ -62,6 +62,7 @@ def escalation_due(state: str, ack_deadline: float | None, now: float) -> bool:
 
 # -- incidents -------------------------------------------------------------------------
 INCIDENT_STATES = ("new", "dispatched", "on_scene", "resolved", "handed_over", "closed")
+ACTIVE_INCIDENT_STATES = INCIDENT_STATES[:3]  # still being handled: units may yet be sent
 HANDOVER_KINDS = ("scene", "station", "station_to_police_station")
 # For each event, the state it moves an incident to from each state it may happen in.
 # A state missing from an event's table refuses it; a state mapped to itself ignores it.

@@ -29,6 +29,7 @@ from server.dispatch import (
 )
 from server.geo import GridMap
 from server.lifecycle import (
+    ACTIVE_INCIDENT_STATES,
     AWAITING_ACCEPT,
     FINAL_ORDER_STATES,
     OPEN_ORDER_STATES,
@@ -428,7 +429,7 @@ class OrderService:
     def send_plan(self, incident_id: str, _body: dict[str, Any], actor: str) -> Incident:
         """The plan's units for an incident entered without them (once the call is taken)."""
         incident = self.get_incident(incident_id)
-        if incident.state not in ("new", "dispatched", "on_scene"):
+        if incident.state not in ACTIVE_INCIDENT_STATES:
             raise OrderRefused(f"the incident is {incident.state.replace('_', ' ')}: no plan now")
         self.apply_plan(incident, actor, guard_panic=False)
         return self.get_incident(incident_id)
@@ -506,7 +507,7 @@ class OrderService:
     def _fill_wanted(self) -> None:
         """Incidents still lacking units get them as soon as any are available."""
         rows = Incident.select().where(
-            Incident.wanted.is_null(False) & Incident.state.in_(("new", "dispatched", "on_scene"))
+            Incident.wanted.is_null(False) & Incident.state.in_(ACTIVE_INCIDENT_STATES)
         )
         for incident in rows:
             self.finish_fill(
@@ -932,7 +933,7 @@ class OrderService:
         coming = []
         for order in Order.select().where(
             (Order.incident == incident)
-            & Order.state.not_in(("declined", "cancelled", "timed_out"))
+            & Order.state.not_in(tuple(FINAL_ORDER_STATES - {"cleared"}))
         ):
             unit = self.live.get(order.unit_id)
             eta_s = self._way(order, incident)["eta_s"]
@@ -953,10 +954,7 @@ class OrderService:
         """The post's latest call for help still being handled, for a kiosk that reconnects."""
         incident = (
             Incident.select()
-            .where(
-                (Incident.reported_by == unit_id)
-                & Incident.state.in_(("new", "dispatched", "on_scene"))
-            )
+            .where((Incident.reported_by == unit_id) & Incident.state.in_(ACTIVE_INCIDENT_STATES))
             .order_by(Incident.created_at.desc())
             .first()
         )
@@ -980,13 +978,14 @@ class OrderService:
             query = query.where(Order.unit == unit_id)
         return [(o, o.incident) for o in query]
 
-    def resend_to_terminal(self, unit_id: str, sid: str) -> int:
-        """A terminal (re)connected: it gets every order its unit still holds."""
+    def sync_terminal(self, unit_id: str, sid: str) -> dict[str, Any]:
+        """A terminal (re)connected: it gets every order its unit still holds, and the answer
+        carries the unit's own call for help still being handled (a kiosk shows it)."""
         pending = self.open_orders(unit_id)
         for order, incident in pending:
             message = {**order_message(order, incident), **self._way(order, incident)}
             self.notifier.order_to_terminals(unit_id, message, sid=sid)
-        return len(pending)
+        return {"orders": len(pending), "call": self.open_call(unit_id)}
 
     def resend_all_to_agents(self) -> None:
         """The broker session (re)connected: orders no agent has confirmed go out again."""

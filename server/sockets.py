@@ -79,11 +79,8 @@ class TerminalNamespace(Namespace):
     def on_sync(self, *_: Any) -> dict[str, Any]:
         """Sent by a terminal after every (re)connect: every order its unit holds comes again."""
         unit_id = self.unit_of[request.sid]
-        count = self.runtime.pipeline.call(
-            self.runtime.orders.resend_to_terminal, unit_id, request.sid
-        )
-        call = self.runtime.pipeline.call(self.runtime.orders.open_call, unit_id)
-        return {"ok": True, "unit_id": unit_id, "orders": count, "call": call}
+        synced = self.runtime.pipeline.call(self.runtime.orders.sync_terminal, unit_id, request.sid)
+        return {"ok": True, "unit_id": unit_id, **synced}
 
     def on_ack(self, data: Any = None) -> dict[str, Any]:
         unit_id = self.unit_of[request.sid]
