@@ -9,8 +9,7 @@ outside it (`drive_times`) so a slow router never holds up positions and acks.
 from __future__ import annotations
 
 import logging
-import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from flask_socketio import SocketIO
@@ -30,6 +29,9 @@ from server.routing import OsrmRouter, RoutingError
 from server.store import Incident, Position, Unit, db, load_grids, open_database
 from server.store_writer import StoreWriter
 from wire import Topics
+
+if TYPE_CHECKING:
+    from server.sockets import ConsoleNamespace
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class Runtime:
             self.topics, self.inbox, self.ingest, self.live, self.orders, self.writer
         )
         self.running = False
+        self.consoles: ConsoleNamespace | None = None  # set by create_app
 
     def start(self) -> None:
         self.load_live_state()
@@ -192,20 +195,24 @@ class Runtime:
             self.socketio.sleep(self.settings.console_push_s)
             try:
                 changed = self.pipeline.call(self.live.take_changed)
+                if changed:
+                    self.notifier.console("units", changed)
+                if self.consoles is not None:
+                    self.consoles.end_expired()
             except TimeoutError:
                 continue
-            if changed:
-                self.notifier.console("units", changed)
+            except Exception:
+                metrics.STEP_FAILURES.labels("console_push").inc()
+                log.exception("pushing to consoles failed")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from server import api, web
+    from server import api, auth, web
     from server.sockets import ConsoleNamespace, TerminalNamespace
 
     settings = settings or Settings.from_env()
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.update(
-        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
         FIELDLINK=settings,
         API_TITLE="fieldlink",
         API_VERSION="v1",
@@ -214,11 +221,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
     )
     open_database(settings.db_url)
+    auth.init_app(app, settings.session_hours)
     socketio.init_app(app, async_mode=settings.async_mode)
     runtime = Runtime(settings, socketio)
     app.extensions["fieldlink"] = runtime
+    runtime.consoles = ConsoleNamespace(runtime)
     socketio.on_namespace(TerminalNamespace(runtime))
-    socketio.on_namespace(ConsoleNamespace(runtime))
+    socketio.on_namespace(runtime.consoles)
     api.init_app(app)
     web.init_app(app)
     return app

@@ -65,7 +65,14 @@ class Settings:
     async_mode: str = _setting(
         "threading", "Socket.IO async mode: threading or gevent (see docs/benchmarks.md)."
     )
-    secret_key: str = _setting("", "Flask secret key; a random one per start when empty.")
+    secret_key: str = _setting(
+        "",
+        "Key that signs web sessions; empty: one made once and kept in the database (so "
+        "sessions outlive a restart and every instance signs alike).",
+    )
+    session_hours: float = _setting(
+        12.0, "A web login lasts this long (a shift), then the console asks to sign in again."
+    )
     ingest_batch: int = _setting(500, "Most positions written to the store in one insert.")
     ingest_flush_s: float = _setting(0.25, "Longest a received position waits before its write.")
     console_push_s: float = _setting(1.0, "How often the console gets unit position updates.")
@@ -188,6 +195,8 @@ class Settings:
                 )
         if not 0 < self.port < 65536:
             raise ConfigError(f"FIELDLINK_PORT={self.port}: not a TCP port")
+        if self.session_hours <= 0:
+            raise ConfigError(f"FIELDLINK_SESSION_HOURS={self.session_hours}: give hours above 0")
         self._check_dispatch()
 
     def _check_dispatch(self) -> None:

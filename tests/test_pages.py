@@ -4,6 +4,7 @@ console map shows the fleet and the incident."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 
@@ -11,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.conftest import DATA
-from tests.harness import UnitLink, eventually
+from tests.harness import ADMIN, ADMIN_PASSWORD, UnitLink, eventually
 from wire import Channel
 
 CHROMIUM_ARGS = [
@@ -57,6 +58,16 @@ def city(server_factory, mosquitto):
     yield server, tokens, links
     for link in links.values():
         link.close()
+
+
+def sign_in(page: Page, server, path: str = "/") -> None:
+    """A command-centre page: the login comes first, then the page asked for."""
+    page.goto(f"{server.url}{path}")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.fill("input[name=name]", ADMIN)
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.locator("form button[type=submit]").click()
+    expect(page).to_have_url(f"{server.url}{path}")
 
 
 def open_screen(page: Page, server, screen: str, unit_id: str, token: str) -> None:
@@ -122,7 +133,7 @@ def test_terminal_page_with_a_bad_token_says_so(page, city):
 def test_console_map_shows_units_and_a_new_incident(page, city, tmp_path):
     server, _tokens, links = city
     page.set_viewport_size({"width": 1280, "height": 800})
-    page.goto(server.url + "/")
+    sign_in(page, server)
     expect(page.locator("#link")).to_have_text("online")
     expect(page.locator("path.leaflet-interactive")).to_have_count(2)
     links["kiosk-1"].panic()
@@ -163,7 +174,7 @@ def test_dashboard_shows_the_days_figures_and_the_arrival_histogram(page, city):
     )
     links["car-1"].ack(order["order_id"], "on_scene")
     eventually(lambda: server.get(f"/api/v1/incidents/{incident['id']}")["on_scene_at"])
-    page.goto(f"{server.url}/dashboard")
+    sign_in(page, server, "/dashboard")
     expect(page.locator("#incidents")).to_have_text("1")
     expect(page.locator("#first")).to_have_text("100 %")
     expect(page.locator("#status")).to_contain_text("updated")
@@ -186,7 +197,7 @@ def test_console_overlays_cold_spots_and_replays_a_track(page, city, tmp_path):
 
     eventually(lambda: stored_fixes() == 4)
     page.set_viewport_size({"width": 1280, "height": 800})
-    page.goto(server.url + "/")
+    sign_in(page, server)
     expect(page.locator("#link")).to_have_text("online")
 
     expect(page.locator(".post-icon")).to_have_count(len(posts["features"]))  # the posts
@@ -284,7 +295,7 @@ def test_kiosk_shows_a_request_to_assist_a_neighbouring_post(page, server_factor
 def test_console_creates_an_incident_on_the_map_and_dispatches_it_to_a_terminal(page, city):
     server, tokens, _links = city
     page.set_viewport_size({"width": 1280, "height": 800})
-    page.goto(server.url + "/")
+    sign_in(page, server)
     expect(page.locator("#link")).to_have_text("online")
     terminal = page.context.new_page()
     open_screen(terminal, server, "terminal", "car-1", tokens["car-1"])

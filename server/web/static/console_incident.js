@@ -10,7 +10,10 @@
   fetch("/api/v1/plans").then((r) => r.json()).then((p) => { categories = p.categories; });
 
   async function api(method, path, body) {
-    const reply = await fetch(path, { method, headers: { "Content-Type": "application/json" },
+    // a change made with the login's cookie carries the page's CSRF token
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    const reply = await fetch(path, { method,
+                                      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
                                       body: body ? JSON.stringify(body) : undefined });
     const answer = await reply.json();
     if (!reply.ok) throw new Error(answer.message || `HTTP ${reply.status}`);
