@@ -144,7 +144,7 @@ def guard() -> Response | None:
         if not user.by_token and request.method not in roles.READS:
             csrf.protect()
     elif path in SIGNED_IN_PAGES and who() is None:
-        return redirect(url_for("login", next=path))
+        return redirect(url_for("login", next=request.full_path.rstrip("?")))
     return None
 
 

@@ -5,6 +5,7 @@ window.fieldlinkLanguage = function (TEXT, onLanguage = () => {}) {
   const params = new URLSearchParams(location.search);
   let lang = params.get("lang") || localStorage.getItem("fieldlink.lang") || "zh";
   if (!TEXT[lang]) lang = "zh";
+  if (params.get("lang")) localStorage.setItem("fieldlink.lang", lang);  // a link's choice stays
   const t = (key) => TEXT[lang][key] ?? TEXT.en[key] ?? key;
   const sw = document.getElementById("lang");
 
