@@ -150,13 +150,17 @@ def test_console_map_shows_units_and_a_new_incident(page, city, tmp_path):
     expect(units).to_have_count(2)
     page.get_by_label("Kind").select_option("guard_post")
     expect(units).to_have_text(["City Hospital · guard post · - · available"])
+    markers = page.locator("path.leaflet-interactive")
+    before = [markers.nth(i).bounding_box()["y"] for i in range(2)]
     links["car-1"].send(
         Channel.POSITION,
-        {"ts": time.time(), "lat": 35.4021, "lon": 116.587, "speed": 10.0, "heading": 90.0},
+        {"ts": time.time(), "lat": 35.4035, "lon": 116.587, "speed": 10.0, "heading": 90.0},
     )  # a moving car shows where it heads
     expect(page.locator(".heading-icon span")).to_have_attribute(
         "style", "transform: rotate(90deg)"
     )
+    after = [markers.nth(i).bounding_box()["y"] for i in range(2)]
+    assert sorted(b - a for a, b in zip(before, after, strict=True))[0] < -20  # moved north
     expect(alarm).to_be_hidden()
     expect(alarm).to_have_attribute("data-sounding", "no")
 

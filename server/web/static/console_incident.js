@@ -91,7 +91,8 @@
     }));
     $("incident-orders").replaceChildren(...incident.orders.map((o) => item(`${o.unit_id} · ${word("states", o.state)}`)));
     $("timeline").replaceChildren(...timeline.map((ev) =>
-      item(`${new Date(ev.ts * 1000).toLocaleTimeString()} ${ev.kind.replace(/_/g, " ")} · ${ev.actor}`)));
+      item([new Date(ev.ts * 1000).toLocaleTimeString(), word("events", ev.kind), ev.unit_id, ev.actor]
+        .filter(Boolean).join(" · "))));
   }
 
   document.addEventListener("fieldlink:select", (e) => show(e.detail.id));

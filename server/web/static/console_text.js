@@ -34,6 +34,13 @@
                     traffic: "交通", other: "其他" },
       kinds: { patrol_car: "巡逻车", motorcycle: "摩托", guard_post: "岗亭", foot: "步巡",
                volunteer: "志愿者" },
+      events: { incident_created: "新建警情", incident_updated: "警情更新", note: "备注",
+                plan: "按预案派遣", order_sent: "派出指令", order_delivered: "指令送达",
+                order_accepted: "接受指令", order_en_route: "出发", order_on_scene: "到达现场",
+                order_cleared: "处置完毕", order_declined: "拒绝", order_cancelled: "取消指令",
+                order_timed_out: "超时未接", resolved: "已处置", handed_over: "移交", closed: "结案",
+                followup: "回访", alarm: "报警", drill: "演练", escalation: "改派下一单位",
+                no_unit: "无可派单位", no_location: "缺少位置" },
     },
     en: {
       available: "available", dispatched: "dispatched", en_route: "busy / en route",
@@ -62,7 +69,7 @@
       to_after_from: "Choose a 'To' time after the 'From' time.",
       no_track: (s) => `Track not available (HTTP ${s}).`,
       no_fixes: (u) => `No positions of ${u} in that period.`, fixes: (n, u) => `${n} fixes of ${u}`,
-      statuses: {}, states: {}, categories: {}, kinds: {},
+      statuses: {}, states: {}, categories: {}, kinds: {}, events: {},
     },
   };
   const language = window.fieldlinkLanguage(TEXT, (lang) =>
