@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from flask_socketio import SocketIO
 from peewee import fn
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server import clock, metrics
 from server.arrival import ArrivalRule
@@ -223,6 +224,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     open_database(settings.db_url)
     auth.init_app(app, settings.session_hours)
     socketio.init_app(app, async_mode=settings.async_mode)
+    if settings.trusted_proxies:
+        # outside Socket.IO's middleware, so its requests are seen as the client's too
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     runtime = Runtime(settings, socketio)
     app.extensions["fieldlink"] = runtime
     runtime.consoles = ConsoleNamespace(runtime)

@@ -70,6 +70,11 @@ class Settings:
         "Key that signs web sessions; empty: one made once and kept in the database (so "
         "sessions outlive a restart and every instance signs alike).",
     )
+    trusted_proxies: int = _setting(
+        0,
+        "Reverse proxies in front of the server (nginx: 1) whose X-Forwarded-For/-Proto are "
+        "believed, so logs name the client and links know https; 0: none, headers ignored.",
+    )
     session_hours: float = _setting(
         12.0, "A web login lasts this long (a shift), then the console asks to sign in again."
     )
@@ -195,6 +200,8 @@ class Settings:
                 )
         if not 0 < self.port < 65536:
             raise ConfigError(f"FIELDLINK_PORT={self.port}: not a TCP port")
+        if self.trusted_proxies < 0:
+            raise ConfigError(f"FIELDLINK_TRUSTED_PROXIES={self.trusted_proxies}: 0 or more")
         if self.session_hours <= 0:
             raise ConfigError(f"FIELDLINK_SESSION_HOURS={self.session_hours}: give hours above 0")
         self._check_dispatch()
