@@ -16,7 +16,7 @@ from flask import Flask
 from flask_socketio import SocketIO
 from peewee import fn
 
-from server import clock, metrics
+from server import clock, instances, metrics
 from server.arrival import ArrivalRule
 from server.config import Settings
 from server.dispatch import DriveLeg, EtaModel, Recommendation, Rules
@@ -75,7 +75,25 @@ class Runtime:
         self.pipeline = Pipeline(
             self.topics, self.inbox, self.ingest, self.live, self.orders, self.writer
         )
+        self.instance_id = settings.mqtt_client_id  # unique per instance, as the broker needs
+        self.timer_lease: instances.Lease | None = None
+        self.terminal_orders: instances.TerminalOrders | None = None
+        if settings.redis_url:
+            self._share_with_other_instances(settings)
         self.running = False
+
+    def _share_with_other_instances(self, settings: Settings) -> None:
+        """Timers run where the lease is; orders reach terminals on every instance."""
+        client = instances.connect(settings.redis_url)
+        self.timer_lease = instances.Lease(
+            client, instances.TIMERS, self.instance_id, settings.redis_lease_s
+        )
+        self.terminal_orders = instances.TerminalOrders(client, self.notifier.terminals_here)
+        self.notifier.fanout = self.terminal_orders.publish
+
+    @property
+    def runs_timers(self) -> bool:
+        return self.timer_lease is None or self.timer_lease.held
 
     def start(self) -> None:
         self.load_live_state()
@@ -84,13 +102,22 @@ class Runtime:
         self.pipeline_task = self.socketio.start_background_task(self.pipeline.run)
         self.pusher_task = self.socketio.start_background_task(self._push_to_consoles)
         self.timer_task = self.socketio.start_background_task(self._run_timers)
+        if self.terminal_orders is not None:
+            self.terminal_task = self.socketio.start_background_task(
+                self.terminal_orders.run, self.socketio.sleep
+            )
         self.ingest.start()
         log.info("fieldlink started: %d units known", len(self.live.units))
 
     def stop(self) -> None:
         """Reverse order; the broker session goes last so stored positions still get acked."""
         self.running = False
+        if self.terminal_orders is not None:
+            self.terminal_orders.stop()
+            self.terminal_task.join()
         self.timer_task.join()
+        if self.timer_lease is not None:
+            self.timer_lease.release()  # the next instance need not wait for it to lapse
         self.pusher_task.join()
         self.pipeline.stop()
         self.pipeline_task.join()
@@ -175,9 +202,15 @@ class Runtime:
         self.socketio.start_background_task(ask_then_choose)
 
     def _run_timers(self) -> None:
-        """Ack deadlines and silent units, checked every `timer_tick_s` in the worker."""
+        """Ack deadlines and silent units, checked every `timer_tick_s` in the worker.
+
+        With several instances only the holder of the timers' lease checks, so an order
+        escalates once; the lease is renewed right before each check.
+        """
         while self.running:
             self.socketio.sleep(self.settings.timer_tick_s)
+            if self.timer_lease is not None and not self.timer_lease.hold():
+                continue
             try:
                 self.pipeline.call(self.orders.tick)
             except TimeoutError:
@@ -214,7 +247,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
     )
     open_database(settings.db_url)
-    socketio.init_app(app, async_mode=settings.async_mode)
+    queue = {"message_queue": settings.redis_url} if settings.redis_url else {}
+    socketio.init_app(app, async_mode=settings.async_mode, **queue)
     runtime = Runtime(settings, socketio)
     app.extensions["fieldlink"] = runtime
     socketio.on_namespace(TerminalNamespace(runtime))

@@ -1,0 +1,181 @@
+"""Several server instances on one Redis: who runs the timers, who is alive, orders to terminals.
+
+With `FIELDLINK_REDIS_URL` set, instances share the store (PostgreSQL) and Redis:
+- Socket.IO's message queue (Flask-SocketIO `message_queue`) carries every emit to the screens
+  connected to any instance.
+- Leases: a Redis key that lives while its holder renews it. `timers` names the one instance
+  that runs the timers; `instance:<id>` says that instance is alive. A holder that dies stops
+  renewing, and after `FIELDLINK_REDIS_LEASE_S` another instance takes over.
+- Orders to terminals go to every instance, and each emits to the terminals connected to it:
+  a terminal's delivery callback then runs where the terminal is, and nothing waits on the
+  instance that sent the order (which may be gone by then).
+
+Decisions are the pure functions here (`orphans`); Redis is touched only by the classes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+
+log = logging.getLogger(__name__)
+
+PREFIX = "fieldlink:"
+TIMERS = "timers"
+TERMINAL_ORDERS = PREFIX + "terminal-orders"
+MEMBERS = PREFIX + "instances"
+
+# Take the key if free, renew it if ours; one round trip, so two instances never both hold it.
+HOLD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return 1
+end
+if not holder then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 1
+end
+return 0
+"""
+# Give the key up only if ours: a lease lapsed and taken by another stays with that one.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def orphans(members: Iterable[str], alive: Iterable[str], me: str) -> list[str]:
+    """Instances that joined and have not renewed their lease: their broker sessions still
+    receive a share of the units' messages, which wait there until someone drains them."""
+    return sorted(set(members) - set(alive) - {me})
+
+
+def connect(url: str) -> redis.Redis:
+    # short timeouts: a Redis that hangs must cost a tick, never the worker
+    return redis.Redis.from_url(
+        url, socket_timeout=2.0, socket_connect_timeout=2.0, decode_responses=True
+    )
+
+
+class Lease:
+    """A key in Redis held by `holder` for `ttl_s` at a time; `hold()` takes or renews it."""
+
+    def __init__(self, client: redis.Redis, name: str, holder: str, ttl_s: float):
+        self.key = PREFIX + name
+        self.holder = holder
+        self.ttl_ms = int(ttl_s * 1000)
+        self._hold = client.register_script(HOLD)
+        self._release = client.register_script(RELEASE)
+        self.held = False
+
+    def hold(self) -> bool:
+        try:
+            held = bool(self._hold(keys=[self.key], args=[self.holder, self.ttl_ms]))
+        except redis.RedisError as exc:
+            # unsure whether we still hold it: act as if not, so nothing runs twice
+            log.warning("lease %s: Redis did not answer (%s)", self.key, exc)
+            held = False
+        if held != self.held:
+            log.info("lease %s %s by %s", self.key, "taken" if held else "lost", self.holder)
+        self.held = held
+        return held
+
+    def release(self) -> None:
+        try:
+            self._release(keys=[self.key], args=[self.holder])
+        except redis.RedisError as exc:
+            log.warning("lease %s: not released (%s); it lapses by itself", self.key, exc)
+        self.held = False
+
+
+class Membership:
+    """This instance's place among the instances: joined, alive while renewed, and the
+    members that stopped renewing (whose broker sessions must be drained by someone)."""
+
+    def __init__(self, client: redis.Redis, me: str, ttl_s: float):
+        self.client = client
+        self.me = me
+        self.ttl_s = ttl_s
+        self.alive = Lease(client, f"instance:{me}", me, ttl_s)
+
+    def renew(self) -> bool:
+        """Joined and alive for another `ttl_s`."""
+        try:
+            self.client.sadd(MEMBERS, self.me)
+        except redis.RedisError as exc:
+            log.warning("instances: Redis did not answer (%s)", exc)
+            return False
+        return self.alive.hold()
+
+    def orphans(self) -> list[str]:
+        try:
+            members = self.client.smembers(MEMBERS)
+            pipe = self.client.pipeline(transaction=False)
+            for member in members:
+                pipe.exists(f"{PREFIX}instance:{member}")
+            alive = [m for m, there in zip(members, pipe.execute(), strict=True) if there]
+        except redis.RedisError as exc:
+            log.warning("instances: Redis did not answer (%s)", exc)
+            return []
+        return orphans(members, alive, self.me)
+
+    def is_alive(self, member: str) -> bool:
+        return bool(self.client.exists(f"{PREFIX}instance:{member}"))
+
+    def drained(self, member: str) -> None:
+        """A member's sessions are drained and ended: it is no longer one of us."""
+        self.client.srem(MEMBERS, member)
+
+    def leave(self) -> None:
+        """A clean stop: its sessions are ended by itself, nobody needs to drain them."""
+        try:
+            self.client.srem(MEMBERS, self.me)
+        except redis.RedisError as exc:
+            log.warning("instances: could not leave (%s)", exc)
+        self.alive.release()
+
+
+class TerminalOrders:
+    """Orders to terminals, published to every instance; each emits to its own terminals."""
+
+    def __init__(self, client: redis.Redis, deliver: Callable[[str, dict[str, Any]], None]):
+        self.client = client
+        self.deliver = deliver
+        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self.running = False
+
+    def publish(self, unit_id: str, order: dict[str, Any]) -> None:
+        self.client.publish(TERMINAL_ORDERS, json.dumps({"unit_id": unit_id, "order": order}))
+
+    def run(self, sleep: Callable[[float], None]) -> None:
+        """Listen until stopped; a lost Redis connection is retried (a terminal's `sync` on
+        reconnect brings it whatever it missed meanwhile)."""
+        self.running = True
+        while self.running:
+            try:
+                self.pubsub.subscribe(TERMINAL_ORDERS)
+                while self.running:
+                    message = self.pubsub.get_message(timeout=0.5)
+                    if message is not None and message["type"] == "message":
+                        self._deliver(message["data"])
+            except redis.RedisError as exc:
+                log.warning("terminal orders: Redis connection lost (%s); retrying", exc)
+                sleep(1.0)
+        self.pubsub.close()
+
+    def _deliver(self, data: str) -> None:
+        try:
+            message = json.loads(data)
+            self.deliver(message["unit_id"], message["order"])
+        except Exception:
+            log.exception("an order for terminals could not be delivered")
+
+    def stop(self) -> None:
+        self.running = False
