@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 socketio = SocketIO()
 
+DRAIN_GIVE_UP_S = 30.0  # per session; what is not handled by then is drained again later
 FIX_FIELDS = ("ts", "lat", "lon", "speed", "heading", "acc", "alt", "mode")
 
 
@@ -78,6 +79,8 @@ class Runtime:
         self.instance_id = settings.mqtt_client_id  # unique per instance, as the broker needs
         self.timer_lease: instances.Lease | None = None
         self.terminal_orders: instances.TerminalOrders | None = None
+        self.membership: instances.Membership | None = None
+        self._draining: set[str] = set()
         if settings.redis_url:
             self._share_with_other_instances(settings)
         self.running = False
@@ -90,6 +93,7 @@ class Runtime:
         )
         self.terminal_orders = instances.TerminalOrders(client, self.notifier.terminals_here)
         self.notifier.fanout = self.terminal_orders.publish
+        self.membership = instances.Membership(client, self.instance_id, settings.redis_lease_s)
 
     @property
     def runs_timers(self) -> bool:
@@ -106,12 +110,17 @@ class Runtime:
             self.terminal_task = self.socketio.start_background_task(
                 self.terminal_orders.run, self.socketio.sleep
             )
+        if self.membership is not None:
+            self.membership.renew()  # a member before its broker sessions get any share
+            self.members_task = self.socketio.start_background_task(self._watch_instances)
         self.ingest.start()
         log.info("fieldlink started: %d units known", len(self.live.units))
 
     def stop(self) -> None:
         """Reverse order; the broker session goes last so stored positions still get acked."""
         self.running = False
+        if self.membership is not None:
+            self.members_task.join()
         if self.terminal_orders is not None:
             self.terminal_orders.stop()
             self.terminal_task.join()
@@ -124,6 +133,8 @@ class Runtime:
         self.writer.stop()
         self.writer_task.join()
         self.ingest.stop()
+        if self.membership is not None:
+            self.membership.stop()  # only now: a drain must not meet our own sessions
         log.info("fieldlink stopped")
 
     def load_live_state(self) -> None:
@@ -218,6 +229,32 @@ class Runtime:
             except Exception:
                 metrics.STEP_FAILURES.labels("timers").inc()
                 log.exception("timers failed")
+
+    def _watch_instances(self) -> None:
+        """Renew this instance's lease; drain the broker sessions of instances that died."""
+        assert self.membership is not None
+        while self.running:
+            self.membership.renew()
+            for member in self.membership.orphans():
+                if member in self._draining:
+                    continue
+                claim = self.membership.claim(member, 3 * DRAIN_GIVE_UP_S)
+                if claim is not None:
+                    self._draining.add(member)
+                    self.socketio.start_background_task(self._drain, member, claim)
+            self.socketio.sleep(self.settings.redis_lease_s / 3)
+
+    def _drain(self, member: str, claim: instances.Lease) -> None:
+        assert self.membership is not None
+        try:
+            log.warning("instance %s is gone: taking over its broker sessions", member)
+            if self.ingest.drain(member, give_up_s=DRAIN_GIVE_UP_S):
+                self.membership.drained(member)
+        except Exception:
+            log.exception("draining %s failed; trying again", member)
+        finally:
+            claim.release()
+            self._draining.discard(member)
 
     def _push_to_consoles(self) -> None:
         """Unit moves go to consoles at most every `console_push_s`, batched, not per fix."""

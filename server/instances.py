@@ -129,16 +129,19 @@ class Membership:
     def is_alive(self, member: str) -> bool:
         return bool(self.client.exists(f"{PREFIX}instance:{member}"))
 
+    def claim(self, member: str, ttl_s: float) -> Lease | None:
+        """The right to drain `member`'s sessions, for one instance at a time."""
+        lease = Lease(self.client, f"drain:{member}", self.me, ttl_s)
+        return lease if lease.hold() else None
+
     def drained(self, member: str) -> None:
         """A member's sessions are drained and ended: it is no longer one of us."""
         self.client.srem(MEMBERS, member)
 
-    def leave(self) -> None:
-        """A clean stop: its sessions are ended by itself, nobody needs to drain them."""
-        try:
-            self.client.srem(MEMBERS, self.me)
-        except redis.RedisError as exc:
-            log.warning("instances: could not leave (%s)", exc)
+    def stop(self) -> None:
+        """A clean stop still leaves the broker sessions, which go on getting their share: the
+        lease goes at once, so another instance drains them without waiting for it to lapse
+        (with no other instance, they wait for this one's restart, as a single server's do)."""
         self.alive.release()
 
 

@@ -2,23 +2,31 @@
 
 A terminal connected to one instance gets an order dispatched on another and confirms its
 delivery; the escalation timer runs on one instance at a time and goes on when that one is
-killed.
+killed; the units' messages are shared among the instances, and those the broker kept for a
+killed instance are taken over by another, none lost, none handled twice.
 """
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
+from server.store import Alarm, Incident, Position, db
 from tests.conftest import ROOT
 from tests.harness import (
     POSTGRES_URL,
     ServerProcess,
     Terminal,
+    UnitLink,
     eventually,
     new_postgres_database,
 )
@@ -52,7 +60,12 @@ def cluster(tmp_path, mosquitto, redis_server, postgres_url):
     db_url = f"{postgres_url}/{new_postgres_database(postgres_url)}"
     started: list[ServerProcess] = []
 
+    # a group of the test's own: members left in the session's broker by other tests'
+    # instances would otherwise get a share of this test's messages
+    group = f"test-{uuid.uuid4().hex[:8]}"
+
     def make(count: int, **settings) -> list[ServerProcess]:
+        settings.setdefault("mqtt_share_group", group)
         for _ in range(count):
             workdir: Path = tmp_path / f"instance-{len(started)}"
             workdir.mkdir()
@@ -137,3 +150,94 @@ def test_the_timers_run_on_one_instance_and_go_on_when_it_is_killed(cluster) -> 
     assert other.get("/healthz")["runs_timers"]
     timeline = other.get(f"/api/v1/incidents/{incident['id']}/timeline")
     assert [e["kind"] for e in timeline].count("order_timed_out") == 1
+
+
+def shared_member(port: int, client_id: str, group: str, got: list[str]) -> mqtt.Client:
+    """A member of a shared subscription with a persistent session, as an instance holds it."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.on_message = lambda _c, _u, m: got.append(m.payload.decode())
+    properties = mqtt.Properties(mqtt.PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 300
+    client.connect("127.0.0.1", port, clean_start=False, properties=properties)
+    client.subscribe(f"$share/{group}/{group}/#", qos=1)
+    client.loop_start()
+    return client
+
+
+def test_the_broker_keeps_a_dead_members_share_until_its_client_id_connects(mosquitto) -> None:
+    """Why a killed instance's sessions must be drained: mosquitto goes on assigning it its
+    share, and what it assigned waits in the session, not lost but not delivered either."""
+    group = f"probe-{uuid.uuid4().hex[:8]}"
+    got_a: list[str] = []
+    got_b: list[str] = []
+    a = shared_member(mosquitto.port, f"{group}-a", group, got_a)
+    b = shared_member(mosquitto.port, f"{group}-b", group, got_b)
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    publisher.connect("127.0.0.1", mosquitto.port)
+    publisher.loop_start()
+    try:
+        time.sleep(0.3)  # both subscriptions in place
+        a.loop_stop()
+        a.socket().close()  # killed: no DISCONNECT, the session stays
+        time.sleep(0.3)
+        sent = [f"m{i}" for i in range(10)]
+        for payload in sent:
+            publisher.publish(f"{group}/x", payload, qos=1).wait_for_publish(5)
+        time.sleep(0.5)
+        assert 0 < len(got_b) < len(sent)  # half went to the dead member
+        back: list[str] = []
+        again = shared_member(mosquitto.port, f"{group}-a", group, back)
+        eventually(lambda: len(back) + len(got_b) == len(sent), what="the kept share")
+        assert sorted(back + got_b) == sorted(sent)
+        again.disconnect()
+        again.loop_stop()
+    finally:
+        b.disconnect()
+        b.loop_stop()
+        publisher.disconnect()
+        publisher.loop_stop()
+
+
+def test_messages_published_while_an_instance_is_killed_all_arrive_once(cluster, mosquitto) -> None:
+    a, b = cluster(2, redis_lease_s=2)
+    cars = [f"car-{i}" for i in range(4)]
+    for car in cars:
+        a.add_unit(car)
+    start_all([a, b])
+    links = {car: UnitLink(mosquitto.port, car) for car in cars}
+    sent_fixes: list[tuple[str, float]] = []
+    alarms: list[str] = []
+    t0 = time.time() - 100
+
+    def publish(rounds: int) -> None:
+        for _ in range(rounds):
+            for car, link in links.items():
+                ts = round(t0 + len(sent_fixes) * 0.5, 3)
+                link.fix(31.23 + len(sent_fixes) * 1e-5, 121.47, ts)
+                sent_fixes.append((car, ts))
+        alarms.append(links[cars[0]].panic())
+
+    try:
+        publish(5)
+        a.stop(signal.SIGKILL)
+        publish(10)  # half of it is kept in A's sessions
+        eventually(
+            lambda: stored_count() == (len(sent_fixes), len(alarms), len(alarms)),
+            timeout=20,
+            what="every fix and alarm stored",
+        )
+        with db.connection_context():
+            stored = {(p.unit_id, round(p.ts, 3)) for p in Position.select()}
+        assert stored == set(sent_fixes)
+        # B took over what the broker kept for A (A's share of the second half)
+        taken = [int(n) for n in re.findall(r"drained (\d+) messages", b.log())]
+        assert sum(taken) >= 1, b.log()[-3000:]
+    finally:
+        for link in links.values():
+            link.close()
+
+
+def stored_count() -> tuple[int, int, int]:
+    """(positions, alarms, incidents) in the shared store."""
+    with db.connection_context():
+        return Position.select().count(), Alarm.select().count(), Incident.select().count()
