@@ -80,6 +80,7 @@ class Runtime:
         self.timer_lease: instances.Lease | None = None
         self.terminal_orders: instances.TerminalOrders | None = None
         self.membership: instances.Membership | None = None
+        self.shared_units: instances.SharedUnits | None = None
         self._draining: set[str] = set()
         if settings.redis_url:
             self._share_with_other_instances(settings)
@@ -94,6 +95,10 @@ class Runtime:
         self.terminal_orders = instances.TerminalOrders(client, self.notifier.terminals_here)
         self.notifier.fanout = self.terminal_orders.publish
         self.membership = instances.Membership(client, self.instance_id, settings.redis_lease_s)
+        self.shared_units = instances.SharedUnits(
+            client, self.instance_id, self._apply_shared, self._catch_up, clock.now
+        )
+        self.live.on_change = self.shared_units.share
 
     @property
     def runs_timers(self) -> bool:
@@ -110,6 +115,11 @@ class Runtime:
             self.terminal_task = self.socketio.start_background_task(
                 self.terminal_orders.run, self.socketio.sleep
             )
+        if self.shared_units is not None:
+            self.unit_tasks = [
+                self.socketio.start_background_task(run, self.socketio.sleep)
+                for run in (self.shared_units.run_publisher, self.shared_units.run_listener)
+            ]
         if self.membership is not None:
             self.membership.renew()  # a member before its broker sessions get any share
             self.members_task = self.socketio.start_background_task(self._watch_instances)
@@ -132,6 +142,10 @@ class Runtime:
         self.pipeline_task.join()
         self.writer.stop()
         self.writer_task.join()
+        if self.shared_units is not None:
+            self.shared_units.stop()  # after the worker: its last changes go out
+            for task in self.unit_tasks:
+                task.join()
         self.ingest.stop()
         if self.membership is not None:
             self.membership.stop()  # only now: a drain must not meet our own sessions
@@ -165,6 +179,30 @@ class Runtime:
             "incidents": [incident_public(i) for i in open_incidents.order_by(Incident.created_at)],
             "now": clock.now(),  # the server's time: ages on the console are by its clock
         }
+
+    def _apply_shared(self, unit_id: str, change: dict[str, Any], at: float) -> None:
+        """Another instance's change to a unit, applied in the worker like our own."""
+        call = Call(self.live.apply_shared, (unit_id, change, at))
+        self.inbox.put(call, urgent="fix" not in change)  # status ahead of positions
+
+    def _catch_up(self, fixes: dict[str, dict[str, Any]]) -> None:
+        """After (re)subscribing: what may have been missed, from the store and Redis."""
+        self.inbox.put(Call(self._catch_up_in_worker, (fixes,)), urgent=True)
+
+    def _catch_up_in_worker(self, fixes: dict[str, dict[str, Any]]) -> None:
+        now = clock.now()
+        for row in Unit.select(
+            Unit.id, Unit.status, Unit.status_since, Unit.online, Unit.out_of_service
+        ):
+            stored = {
+                "status": row.status,
+                "status_since": row.status_since,
+                "online": bool(row.online),
+                "out_of_service": bool(row.out_of_service),
+            }
+            self.live.apply_shared(row.id, stored, now)
+        for unit_id, fix in fixes.items():
+            self.live.apply_shared(unit_id, {"fix": fix}, fix["ts"])
 
     def _delivered(self, unit_id: str, order_id: str) -> None:
         """A terminal's callback for an order: runs in a socket thread, so it only enqueues."""

@@ -9,6 +9,10 @@ With `FIELDLINK_REDIS_URL` set, instances share the store (PostgreSQL) and Redis
 - Orders to terminals go to every instance, and each emits to the terminals connected to it:
   a terminal's delivery callback then runs where the terminal is, and nothing waits on the
   instance that sent the order (which may be gone by then).
+- Live unit state (`SharedUnits`): every instance keeps the whole picture (positions, status,
+  online) in its own memory, where recommendations read it; a change is published by the
+  instance that made it and applied by the others. Redis also keeps every unit's newest fix,
+  so an instance that (re)starts listening catches up from there and from the store.
 
 Decisions are the pure functions here (`orphans`); Redis is touched only by the classes.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,6 +33,9 @@ PREFIX = "fieldlink:"
 TIMERS = "timers"
 TERMINAL_ORDERS = PREFIX + "terminal-orders"
 MEMBERS = PREFIX + "instances"
+UNITS = PREFIX + "units"  # channel: changes of live unit state
+FIXES = PREFIX + "fixes"  # hash: unit id -> its newest fix (JSON)
+PUBLISH_BATCH = 500
 
 # Take the key if free, renew it if ours; one round trip, so two instances never both hold it.
 HOLD = """
@@ -41,6 +49,15 @@ if not holder then
     return 1
 end
 return 0
+"""
+# Keep a unit's fix only if newer than the one kept: a late fix never moves the unit.
+NEWER_FIX = """
+local kept = redis.call('HGET', KEYS[1], ARGV[1])
+if kept and cjson.decode(kept)['ts'] >= tonumber(ARGV[3]) then
+    return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
 """
 # Give the key up only if ours: a lease lapsed and taken by another stays with that one.
 RELEASE = """
@@ -179,6 +196,107 @@ class TerminalOrders:
             self.deliver(message["unit_id"], message["order"])
         except Exception:
             log.exception("an order for terminals could not be delivered")
+
+    def stop(self) -> None:
+        self.running = False
+
+
+class SharedUnits:
+    """Changes of live unit state between instances.
+
+    `share` is called in the worker and only enqueues; a publisher task sends the changes
+    in batches, so a slow Redis never holds up the worker (while Redis is away they wait
+    and go later). The listener hands other instances' changes to `apply`, and after every
+    (re)subscription hands the kept fixes to `catch_up`, for whatever it missed.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        me: str,
+        apply: Callable[[str, dict[str, Any], float], None],
+        catch_up: Callable[[dict[str, dict[str, Any]]], None],
+        clock: Callable[[], float],
+    ):
+        self.client = client
+        self.me = me
+        self.apply = apply
+        self.catch_up = catch_up
+        self.clock = clock
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._newer_fix = client.register_script(NEWER_FIX)
+        self.running = False
+
+    def share(self, unit_id: str, change: dict[str, Any]) -> None:
+        self.outbox.put((unit_id, change, self.clock()))
+
+    def run_publisher(self, sleep: Callable[[float], None]) -> None:
+        self.running = True
+        batch: list[tuple[str, dict[str, Any], float]] = []
+        while self.running or batch:
+            if not batch:
+                batch = self._take(sleep)
+                continue
+            try:
+                self._publish(batch)
+                batch = []
+            except redis.RedisError as exc:
+                if not self.running:
+                    return  # stopping: the store has it all, the others catch up from there
+                log.warning("unit changes not shared yet (%s); retrying", exc)
+                sleep(1.0)
+
+    def _take(self, sleep: Callable[[float], None]) -> list[tuple[str, dict[str, Any], float]]:
+        batch = []
+        while len(batch) < PUBLISH_BATCH:
+            try:
+                batch.append(self.outbox.get_nowait())
+            except queue.Empty:
+                break
+        if not batch:
+            sleep(0.05)
+        return batch
+
+    def _publish(self, batch: list[tuple[str, dict[str, Any], float]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for unit_id, change, at in batch:
+            fix = change.get("fix")
+            if fix is not None:
+                self._newer_fix(
+                    keys=[FIXES], args=[unit_id, json.dumps(fix), fix["ts"]], client=pipe
+                )
+            message = {"from": self.me, "unit_id": unit_id, "change": change, "at": at}
+            pipe.publish(UNITS, json.dumps(message))
+        pipe.execute()
+
+    def run_listener(self, sleep: Callable[[float], None]) -> None:
+        self.running = True
+        while self.running:
+            pubsub = self.client.pubsub()
+            try:
+                pubsub.subscribe(UNITS)
+                while self.running:
+                    message = pubsub.get_message(timeout=0.5)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        fixes = self.client.hgetall(FIXES)
+                        self.catch_up({u: json.loads(f) for u, f in fixes.items()})
+                    elif message["type"] == "message":
+                        self._apply(message["data"])
+            except redis.RedisError as exc:
+                log.warning("unit changes: Redis connection lost (%s); retrying", exc)
+                sleep(1.0)
+            finally:
+                pubsub.close()
+
+    def _apply(self, data: str) -> None:
+        try:
+            message = json.loads(data)
+            if message["from"] != self.me:
+                self.apply(message["unit_id"], message["change"], message["at"])
+        except Exception:
+            log.exception("a unit change from another instance could not be applied")
 
     def stop(self) -> None:
         self.running = False

@@ -3,12 +3,17 @@
 Only the ingest worker writes here. A fix older than the unit's latest is history: it is
 stored, but never moves the unit on the map. Positions are also kept in a spatial index per
 unit kind, so "who is nearest" reads a few cells instead of every unit in the city.
+
+With several instances, each keeps this whole picture: a change made here is handed to
+`on_change` (which shares it through Redis), and changes made elsewhere come in through
+`apply_shared`, which neither shares them again nor pushes them to consoles (the instance
+that made them did).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +97,8 @@ class LiveState:
         self.units: dict[str, UnitState] = {}
         self._changed: set[str] = set()
         self._index: dict[str, UnitIndex] = {}
+        # (unit id, what changed) for the other instances; None with one instance
+        self.on_change: Callable[[str, dict[str, Any]], None] | None = None
 
     def add(self, unit: UnitState) -> None:
         self.units[unit.unit_id] = unit
@@ -116,6 +123,7 @@ class LiveState:
         unit.fix = newest
         self._index_of(unit.kind).update(unit_id, newest["lat"], newest["lon"])
         self._changed.add(unit_id)
+        self._share(unit_id, {"fix": newest})
         return True
 
     def heard(self, unit_id: str, at: float) -> None:
@@ -127,6 +135,7 @@ class LiveState:
             return False
         unit.status, unit.status_since = status, now
         self._changed.add(unit_id)
+        self._share(unit_id, {"status": status, "status_since": now})
         return True
 
     def set_online(self, unit_id: str, online: bool) -> bool:
@@ -135,7 +144,37 @@ class LiveState:
             return False
         unit.online = online
         self._changed.add(unit_id)
+        self._share(unit_id, {"online": online})
         return True
+
+    def set_out_of_service(self, unit_id: str, out: bool) -> None:
+        self.units[unit_id].out_of_service = out
+        self._share(unit_id, {"out_of_service": out})
+
+    def _share(self, unit_id: str, change: dict[str, Any]) -> None:
+        if self.on_change is not None:
+            self.on_change(unit_id, change)
+
+    def apply_shared(self, unit_id: str, change: dict[str, Any], heard_at: float) -> None:
+        """A change another instance made: a newer fix moves the unit (and says it was heard
+        at `heard_at`), a status, online or service flag is taken as it is."""
+        unit = self.units.get(unit_id)
+        if unit is None:
+            return  # provisioned since start-up: the store has it when it is first needed
+        fix = change.get("fix")
+        if fix is not None:
+            if unit.fix is None or fix["ts"] > unit.fix["ts"]:
+                unit.fix = fix
+                self._index_of(unit.kind).update(unit_id, fix["lat"], fix["lon"])
+            unit.last_heard = max(unit.last_heard or heard_at, heard_at)
+        if "status" in change and change["status_since"] >= unit.status_since:
+            unit.status, unit.status_since = change["status"], change["status_since"]
+        if "online" in change:
+            unit.online = change["online"]
+            if unit.online:
+                unit.last_heard = max(unit.last_heard or heard_at, heard_at)
+        if "out_of_service" in change:
+            unit.out_of_service = change["out_of_service"]
 
     def take_changed(self) -> list[dict[str, Any]]:
         """Units changed since the last call, for a throttled console push."""

@@ -241,3 +241,50 @@ def stored_count() -> tuple[int, int, int]:
     """(positions, alarms, incidents) in the shared store."""
     with db.connection_context():
         return Position.select().count(), Alarm.select().count(), Incident.select().count()
+
+
+def recommended(server: ServerProcess, incident_id: str) -> dict[str, bool]:
+    recs = server.get(f"/api/v1/incidents/{incident_id}/recommendations")["recommendations"]
+    return {r["unit_id"]: r["recommendable"] for r in recs}
+
+
+def test_a_fix_taken_in_by_one_instance_makes_the_unit_recommendable_on_every_one(
+    cluster, mosquitto
+) -> None:
+    a, b = cluster(2)
+    a.add_unit("car-1")
+    start_all([a, b])
+    link = UnitLink(mosquitto.port, "car-1")
+    try:
+        link.online()
+        link.fix(SCENE["lat"] + 0.002, SCENE["lon"])
+        # one instance took the fix in; the other knows it only through Redis
+        eventually(
+            lambda: (
+                [s.metric("fieldlink_messages_total", channel="position") for s in (a, b)]
+                in ([1, 0], [0, 1])
+            ),
+            what="the fix taken in once",
+        )
+        incidents = {}
+        for server in (a, b):
+            status, incident = server.call(
+                "POST",
+                "/api/v1/incidents",
+                {"category": "dispute", "priority": 2, "location": SCENE},
+            )
+            assert status == 201, incident
+            incidents[server] = incident["id"]
+            eventually(
+                lambda s=server: recommended(s, incidents[s]) == {"car-1": True},
+                what=f"car-1 recommendable on {server.url}",
+            )
+        # sent on A: B no longer recommends it, as the store says it is dispatched
+        status, _ = a.call(
+            "POST", f"/api/v1/incidents/{incidents[a]}/orders", {"unit_ids": ["car-1"]}
+        )
+        assert status in (200, 201)
+        eventually(lambda: recommended(b, incidents[b]) == {"car-1": False}, what="car-1 busy on B")
+        assert b.get("/api/v1/units/car-1")["status"] == "dispatched"
+    finally:
+        link.close()
