@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from server.instances import Lease, connect, orphans
 from server.store import Alarm, Incident, Position, db
 from tests.conftest import ROOT
 from tests.harness import (
@@ -102,6 +103,25 @@ def incident_with_order(server: ServerProcess, unit_id: str, priority: int = 2) 
 
 def order_of(server: ServerProcess, incident_id: str) -> Callable[[], dict]:
     return lambda: server.get(f"/api/v1/incidents/{incident_id}")["orders"][0]
+
+
+def test_orphans_are_the_members_that_stopped_renewing_other_than_me() -> None:
+    assert orphans({"a", "b", "c"}, {"a"}, "a") == ["b", "c"]
+    assert orphans({"a", "b"}, {"a", "b"}, "a") == []
+    assert orphans({"a", "b"}, set(), "a") == ["b"]  # my own lapse is not for me to drain
+
+
+def test_a_lease_is_held_by_one_at_a_time_and_lapses_when_not_renewed(redis_server) -> None:
+    client = connect(redis_server.url)
+    mine, theirs = (Lease(client, "timers", who, ttl_s=0.3) for who in ("a", "b"))
+    assert mine.hold() and not theirs.hold()
+    assert mine.hold()  # renewed
+    theirs.release()  # not theirs to give up
+    assert not theirs.hold()
+    time.sleep(0.4)
+    assert theirs.hold() and not mine.hold()  # lapsed, taken over
+    theirs.release()
+    assert mine.hold()
 
 
 def test_a_terminal_on_one_instance_gets_an_order_dispatched_on_another(cluster) -> None:
@@ -198,8 +218,10 @@ def test_the_broker_keeps_a_dead_members_share_until_its_client_id_connects(mosq
         publisher.loop_stop()
 
 
-def test_messages_published_while_an_instance_is_killed_all_arrive_once(cluster, mosquitto) -> None:
-    a, b = cluster(2, redis_lease_s=2)
+def test_messages_published_while_an_instance_is_killed_all_arrive_once(
+    cluster, mosquitto, async_mode
+) -> None:
+    a, b = cluster(2, async_mode=async_mode, redis_lease_s=2)
     cars = [f"car-{i}" for i in range(4)]
     for car in cars:
         a.add_unit(car)
