@@ -47,7 +47,8 @@ class Runtime:
         self.socketio = sio
         self.topics = Topics(settings.topic_root)
         self.inbox = Inbox()
-        self.live = LiveState()
+        # the timers' instance judges silence also by what the others heard
+        self.live = LiveState(heard_share_s=settings.offline_after_s / 4)
         self.ingest = MqttIngest(settings, self.inbox)
         self.notifier = Notifier(sio, self.topics, self.ingest.publish, self._delivered)
         clock.run_at(settings.clock_speedup, settings.clock_anchor)
@@ -182,8 +183,20 @@ class Runtime:
 
     def _apply_shared(self, unit_id: str, change: dict[str, Any], at: float) -> None:
         """Another instance's change to a unit, applied in the worker like our own."""
-        call = Call(self.live.apply_shared, (unit_id, change, at))
+        call = Call(self._apply_shared_in_worker, (unit_id, change, at))
         self.inbox.put(call, urgent="fix" not in change)  # status ahead of positions
+
+    def _apply_shared_in_worker(self, unit_id: str, change: dict[str, Any], at: float) -> None:
+        self.live.apply_shared(unit_id, change, at)
+        unit = self.live.get(unit_id)
+        # the scenes a unit was sent to are watched where the order was sent: that instance
+        # must see the fixes the others took in as well
+        if "fix" in change and unit is not None and unit.targets:
+            try:
+                self.orders.on_fixes(unit, [change["fix"]])
+            except Exception:
+                metrics.STEP_FAILURES.labels("arrival").inc()
+                log.exception("arrival of %s failed", unit_id)
 
     def _catch_up(self, fixes: dict[str, dict[str, Any]]) -> None:
         """After (re)subscribing: what may have been missed, from the store and Redis."""

@@ -93,12 +93,15 @@ class UnitState:
 
 
 class LiveState:
-    def __init__(self) -> None:
+    def __init__(self, heard_share_s: float = 5.0) -> None:
         self.units: dict[str, UnitState] = {}
         self._changed: set[str] = set()
         self._index: dict[str, UnitIndex] = {}
         # (unit id, what changed) for the other instances; None with one instance
         self.on_change: Callable[[str, dict[str, Any]], None] | None = None
+        # when a unit was last heard is shared this often: enough to judge its silence
+        self.heard_share_s = heard_share_s
+        self._heard_shared: dict[str, float] = {}
 
     def add(self, unit: UnitState) -> None:
         self.units[unit.unit_id] = unit
@@ -128,6 +131,9 @@ class LiveState:
 
     def heard(self, unit_id: str, at: float) -> None:
         self.units[unit_id].last_heard = at
+        if at - self._heard_shared.get(unit_id, -self.heard_share_s) >= self.heard_share_s:
+            self._heard_shared[unit_id] = at
+            self._share(unit_id, {"heard": at})
 
     def set_status(self, unit_id: str, status: str, now: float) -> bool:
         unit = self.units[unit_id]
@@ -175,6 +181,8 @@ class LiveState:
                 unit.last_heard = max(unit.last_heard or heard_at, heard_at)
         if "out_of_service" in change:
             unit.out_of_service = change["out_of_service"]
+        if "heard" in change:
+            unit.last_heard = max(unit.last_heard or change["heard"], change["heard"])
 
     def take_changed(self) -> list[dict[str, Any]]:
         """Units changed since the last call, for a throttled console push."""

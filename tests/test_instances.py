@@ -21,7 +21,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from server.instances import Lease, connect, orphans
-from server.store import Alarm, Incident, Position, db
+from server.store import Alarm, Event, Incident, Position, db
 from tests.conftest import ROOT
 from tests.harness import (
     POSTGRES_URL,
@@ -32,6 +32,7 @@ from tests.harness import (
     new_postgres_database,
 )
 from tests.redis_process import RedisProcess
+from wire import Channel
 
 SCENE = {"lat": 31.23, "lon": 121.47, "address": "100 Nanjing Rd E"}
 
@@ -308,5 +309,54 @@ def test_a_fix_taken_in_by_one_instance_makes_the_unit_recommendable_on_every_on
         assert status in (200, 201)
         eventually(lambda: recommended(b, incidents[b]) == {"car-1": False}, what="car-1 busy on B")
         assert b.get("/api/v1/units/car-1")["status"] == "dispatched"
+    finally:
+        link.close()
+
+
+def test_a_unit_arrives_on_scene_though_its_fixes_were_taken_in_by_two_instances(
+    cluster, mosquitto
+) -> None:
+    """The scene is watched where the order was sent; of two fixes at the scene, the broker
+    gives one to each instance, and both are needed for the dwell."""
+    a, b = cluster(2, arrival_dwell_s=1.5)
+    a.add_unit("car-1")
+    start_all([a, b])
+    link = UnitLink(mosquitto.port, "car-1")
+    try:
+        link.online()
+        incident = incident_with_order(a, "car-1")
+        t0 = time.time()
+        link.fix(SCENE["lat"], SCENE["lon"], t0)
+        time.sleep(0.5)
+        link.fix(SCENE["lat"], SCENE["lon"], t0 + 2)
+        order = eventually(
+            lambda: (o := order_of(b, incident["id"])())["state"] == "on_scene" and o,
+            what="on scene",
+        )
+        assert order["on_scene_at"] == pytest.approx(t0, abs=0.01)
+        assert [s.metric("fieldlink_messages_total", channel="position") for s in (a, b)] == [1, 1]
+    finally:
+        link.close()
+
+
+def test_a_unit_heard_only_by_the_other_instance_stays_online(cluster, mosquitto) -> None:
+    """Silence is judged where the timers run, and that instance hears only its share."""
+    a, b = cluster(2, offline_after_s=1.2, timer_tick_s=0.1)
+    a.add_unit("kiosk-1", "guard_post")
+    start_all([a, b])
+    link = UnitLink(mosquitto.port, "kiosk-1")
+    try:
+        link.online()
+        until = time.monotonic() + 5
+        while time.monotonic() < until:
+            link.send(
+                Channel.HEALTH,
+                {"ts": time.time(), "fix_mode": 3, "sats": 9, "outbox": 0, "uptime_s": 60},
+            )
+            time.sleep(0.7)  # the timers' instance alone hears it every 1.4 s
+        assert all(s.get("/api/v1/units/kiosk-1")["online"] for s in (a, b))
+        with db.connection_context():
+            kinds = [e.kind for e in Event.select().where(Event.unit_id == "kiosk-1")]
+        assert "offline" not in kinds
     finally:
         link.close()
