@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from typing import Any
 
 from flask import Flask
@@ -293,7 +294,9 @@ class Runtime:
                 if claim is not None:
                     self._draining.add(member)
                     self.socketio.start_background_task(self._drain, member, claim)
-            self.socketio.sleep(self.settings.redis_lease_s / 3)
+            renew_at = time.monotonic() + self.settings.redis_lease_s / 3
+            while self.running and time.monotonic() < renew_at:
+                self.socketio.sleep(0.1)  # a stop need not wait for the next renewal
 
     def _drain(self, member: str, claim: instances.Lease) -> None:
         assert self.membership is not None

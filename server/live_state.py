@@ -131,7 +131,10 @@ class LiveState:
 
     def heard(self, unit_id: str, at: float) -> None:
         self.units[unit_id].last_heard = at
-        if at - self._heard_shared.get(unit_id, -self.heard_share_s) >= self.heard_share_s:
+        if (
+            self.on_change is not None
+            and at - self._heard_shared.get(unit_id, -self.heard_share_s) >= self.heard_share_s
+        ):
             self._heard_shared[unit_id] = at
             self._share(unit_id, {"heard": at})
 

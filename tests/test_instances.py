@@ -25,6 +25,7 @@ from server.store import Alarm, Event, Incident, Position, db
 from tests.conftest import ROOT
 from tests.harness import (
     POSTGRES_URL,
+    Console,
     ServerProcess,
     Terminal,
     UnitLink,
@@ -125,11 +126,14 @@ def test_a_lease_is_held_by_one_at_a_time_and_lapses_when_not_renewed(redis_serv
     assert mine.hold()
 
 
-def test_a_terminal_on_one_instance_gets_an_order_dispatched_on_another(cluster) -> None:
-    a, b = cluster(2)
+def test_a_terminal_on_one_instance_gets_an_order_dispatched_on_another(
+    cluster, async_mode
+) -> None:
+    a, b = cluster(2, async_mode=async_mode)
     token = a.add_unit("car-1")
     start_all([a, b])
     terminal = Terminal(a.url, token)
+    console = Console(a.url)
     try:
         incident = incident_with_order(b, "car-1")
         terminal.received.wait(10)
@@ -140,8 +144,15 @@ def test_a_terminal_on_one_instance_gets_an_order_dispatched_on_another(cluster)
         )
         assert delivered >= terminal.orders[0]["ts"]
         assert order_of(b, incident["id"])()["state"] == "delivered"
+        # and the console on A saw B's incident and order
+        eventually(
+            lambda: {o["state"] for o in console.of("order")} >= {"sent", "delivered"},
+            what="the order's states on A's console",
+        )
+        assert incident["id"] in {i["id"] for i in console.of("incident")}
     finally:
         terminal.close()
+        console.close()
 
 
 def test_the_timers_run_on_one_instance_and_go_on_when_it_is_killed(cluster) -> None:
@@ -358,5 +369,26 @@ def test_a_unit_heard_only_by_the_other_instance_stays_online(cluster, mosquitto
         with db.connection_context():
             kinds = [e.kind for e in Event.select().where(Event.unit_id == "kiosk-1")]
         assert "offline" not in kinds
+    finally:
+        link.close()
+
+
+def test_an_instance_restarted_as_itself_gets_what_was_kept_for_it(cluster, mosquitto) -> None:
+    """Before its lease lapses nobody drains a killed instance: what the broker kept for it
+    waits, and comes to it when it is back with its client id."""
+    a, b = cluster(2, redis_lease_s=30)
+    a.add_unit("car-1")
+    start_all([a, b])
+    link = UnitLink(mosquitto.port, "car-1")
+    try:
+        a.stop(signal.SIGKILL)
+        t0 = time.time() - 60
+        for i in range(10):
+            link.fix(31.23, 121.47 + i * 1e-4, t0 + i)
+        eventually(lambda: stored_count()[0] >= 5, what="B's share stored")
+        time.sleep(0.5)
+        assert stored_count()[0] < 10  # A's share waits in its session
+        a.start()
+        eventually(lambda: stored_count()[0] == 10, what="A's share, once A is back")
     finally:
         link.close()
