@@ -275,7 +275,7 @@ class Runtime:
             if self.timer_lease is not None and not self.timer_lease.hold():
                 continue
             try:
-                self.pipeline.call(self.orders.tick)
+                self.pipeline.call(self._tick_if_ours)
             except TimeoutError:
                 log.warning("timers: the worker is busy; checking again next tick")
             except Exception:
@@ -302,13 +302,23 @@ class Runtime:
         assert self.membership is not None
         try:
             log.warning("instance %s is gone: taking over its broker sessions", member)
-            if self.ingest.drain(member, give_up_s=DRAIN_GIVE_UP_S):
+            membership = self.membership
+            if self.ingest.drain(
+                member, lambda: not membership.is_alive(member), give_up_s=DRAIN_GIVE_UP_S
+            ):
                 self.membership.drained(member)
         except Exception:
             log.exception("draining %s failed; trying again", member)
         finally:
             claim.release()
             self._draining.discard(member)
+
+    def _tick_if_ours(self) -> int:
+        """In the worker: the timers' check, unless the lease lapsed while this waited in the
+        queue (another instance may be running them by now)."""
+        if self.timer_lease is not None and not self.timer_lease.valid():
+            return 0
+        return self.orders.tick()
 
     def _push_to_consoles(self) -> None:
         """Unit moves go to consoles at most every `console_push_s`, batched, not per fix."""

@@ -145,7 +145,7 @@ class Drain:
         self.taken = 0
         self.last = time.monotonic()
 
-    def run(self, idle_s: float, give_up_s: float) -> bool:
+    def run(self, still_gone: Callable[[], bool], idle_s: float, give_up_s: float) -> bool:
         """True once the session is drained and ended; False if not (try again later)."""
         address = self.ingest.address
         client = new_client(address, self.options, manual_ack=True)
@@ -171,6 +171,8 @@ class Drain:
             log.warning("drain of %s: messages not handled in time", self.options.client_id)
             return False
         log.info("drained %d messages from %s", self.taken, self.options.client_id)
+        if not still_gone():
+            return False  # back meanwhile: the session is its own again
         return end_session(address, self.options)
 
     def _on_message(self, client, _userdata, message: mqtt.MQTTMessage) -> None:
@@ -224,6 +226,12 @@ class MqttIngest:
         protocol = negotiate_protocol(self.address, self.settings.mqtt_protocol)
         bulk_protocol = negotiate_protocol(self.address, self.settings.mqtt_bulk_protocol)
         self.protocols = {"urgent": protocol, "bulk": bulk_protocol}
+        if self.share_group and protocol != "5":
+            log.error(
+                "the broker refused MQTT v5: it may not know shared subscriptions, and then "
+                "every instance would handle every message; use mosquitto 2 for several "
+                "instances"
+            )
         for session, suffix, version in (
             (self.urgent, "-urgent", protocol),
             (self.bulk, "", bulk_protocol),
@@ -249,7 +257,13 @@ class MqttIngest:
         rule = CHANNELS[channel]
         self.urgent.client.publish(topic, payload, qos=rule.qos, retain=rule.retain)
 
-    def drain(self, instance_id: str, idle_s: float = 1.0, give_up_s: float = 60.0) -> bool:
+    def drain(
+        self,
+        instance_id: str,
+        still_gone: Callable[[], bool],
+        idle_s: float = 1.0,
+        give_up_s: float = 60.0,
+    ) -> bool:
         """Take over what the broker kept for a dead instance's two sessions (see `Drain`)."""
         drained = True
         for suffix, channels, urgent, protocol in (
@@ -261,7 +275,8 @@ class MqttIngest:
                 protocol=protocol,
                 session_expiry_s=self.settings.mqtt_session_expiry_s,
             )
-            drained = Drain(self, options, channels, urgent).run(idle_s, give_up_s) and drained
+            drain = Drain(self, options, channels, urgent)
+            drained = drain.run(still_gone, idle_s, give_up_s) and drained
         return drained
 
     @staticmethod

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -91,8 +92,10 @@ class Lease:
         self._hold = client.register_script(HOLD)
         self._release = client.register_script(RELEASE)
         self.held = False
+        self.valid_until = 0.0  # monotonic; the lease is surely ours until then
 
     def hold(self) -> bool:
+        asked_at = time.monotonic()  # the key's time starts no earlier than this
         try:
             held = bool(self._hold(keys=[self.key], args=[self.holder, self.ttl_ms]))
         except redis.RedisError as exc:
@@ -102,7 +105,12 @@ class Lease:
         if held != self.held:
             log.info("lease %s %s by %s", self.key, "taken" if held else "lost", self.holder)
         self.held = held
+        self.valid_until = asked_at + self.ttl_ms / 1000 if held else 0.0
         return held
+
+    def valid(self) -> bool:
+        """Held and not lapsed since: work done under the lease checks this right before."""
+        return self.held and time.monotonic() < self.valid_until
 
     def release(self) -> None:
         try:
@@ -110,6 +118,7 @@ class Lease:
         except redis.RedisError as exc:
             log.warning("lease %s: not released (%s); it lapses by itself", self.key, exc)
         self.held = False
+        self.valid_until = 0.0
 
 
 class Membership:
