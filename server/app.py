@@ -188,11 +188,13 @@ class Runtime:
         self.inbox.put(call, urgent="fix" not in change)  # status ahead of positions
 
     def _apply_shared_in_worker(self, unit_id: str, change: dict[str, Any], at: float) -> None:
+        unit = self.pipeline.known_unit(unit_id)  # provisioned since start-up: from the store
+        if unit is None:
+            return
         self.live.apply_shared(unit_id, change, at)
-        unit = self.live.get(unit_id)
         # the scenes a unit was sent to are watched where the order was sent: that instance
         # must see the fixes the others took in as well
-        if "fix" in change and unit is not None and unit.targets:
+        if "fix" in change and unit.targets:
             try:
                 self.orders.on_fixes(unit, [change["fix"]])
             except Exception:

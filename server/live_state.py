@@ -169,7 +169,7 @@ class LiveState:
         at `heard_at`), a status, online or service flag is taken as it is."""
         unit = self.units.get(unit_id)
         if unit is None:
-            return  # provisioned since start-up: the store has it when it is first needed
+            return  # not provisioned when this instance loaded the store
         fix = change.get("fix")
         if fix is not None:
             if unit.fix is None or fix["ts"] > unit.fix["ts"]:

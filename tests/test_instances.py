@@ -288,17 +288,18 @@ def test_a_fix_taken_in_by_one_instance_makes_the_unit_recommendable_on_every_on
     a, b = cluster(2)
     a.add_unit("car-1")
     start_all([a, b])
-    link = UnitLink(mosquitto.port, "car-1")
+    a.add_unit("car-2")  # provisioned while the instances run
+    links = [UnitLink(mosquitto.port, car) for car in ("car-1", "car-2")]
     try:
-        link.online()
-        link.fix(SCENE["lat"] + 0.002, SCENE["lon"])
-        # one instance took the fix in; the other knows it only through Redis
+        for north, link in enumerate(links, start=1):
+            link.online()
+            link.fix(SCENE["lat"] + 0.002 * north, SCENE["lon"])
+        # each instance took one fix in; the other knows it only through Redis
         eventually(
             lambda: (
-                [s.metric("fieldlink_messages_total", channel="position") for s in (a, b)]
-                in ([1, 0], [0, 1])
+                [s.metric("fieldlink_messages_total", channel="position") for s in (a, b)] == [1, 1]
             ),
-            what="the fix taken in once",
+            what="one fix taken in by each instance",
         )
         incidents = {}
         for server in (a, b):
@@ -310,18 +311,22 @@ def test_a_fix_taken_in_by_one_instance_makes_the_unit_recommendable_on_every_on
             assert status == 201, incident
             incidents[server] = incident["id"]
             eventually(
-                lambda s=server: recommended(s, incidents[s]) == {"car-1": True},
-                what=f"car-1 recommendable on {server.url}",
+                lambda s=server: recommended(s, incidents[s]) == {"car-1": True, "car-2": True},
+                what=f"both cars recommendable on {server.url}",
             )
         # sent on A: B no longer recommends it, as the store says it is dispatched
         status, _ = a.call(
             "POST", f"/api/v1/incidents/{incidents[a]}/orders", {"unit_ids": ["car-1"]}
         )
         assert status in (200, 201)
-        eventually(lambda: recommended(b, incidents[b]) == {"car-1": False}, what="car-1 busy on B")
+        eventually(
+            lambda: recommended(b, incidents[b]) == {"car-1": False, "car-2": True},
+            what="car-1 busy on B",
+        )
         assert b.get("/api/v1/units/car-1")["status"] == "dispatched"
     finally:
-        link.close()
+        for link in links:
+            link.close()
 
 
 def test_a_unit_arrives_on_scene_though_its_fixes_were_taken_in_by_two_instances(
