@@ -94,11 +94,14 @@ class Runtime:
         self.timer_lease = instances.Lease(
             client, instances.TIMERS, self.instance_id, settings.redis_lease_s
         )
-        self.terminal_orders = instances.TerminalOrders(client, self.notifier.terminals_here)
+        self.outbox = instances.Outbox(client)
+        self.terminal_orders = instances.TerminalOrders(
+            client, self.outbox, self.notifier.terminals_here
+        )
         self.notifier.fanout = self.terminal_orders.publish
         self.membership = instances.Membership(client, self.instance_id, settings.redis_lease_s)
         self.shared_units = instances.SharedUnits(
-            client, self.instance_id, self._apply_shared, self._catch_up, clock.now
+            client, self.outbox, self.instance_id, self._apply_shared, self._catch_up, clock.now
         )
         self.live.on_change = self.shared_units.share
 
@@ -118,9 +121,9 @@ class Runtime:
                 self.terminal_orders.run, self.socketio.sleep
             )
         if self.shared_units is not None:
-            self.unit_tasks = [
+            self.shared_tasks = [
                 self.socketio.start_background_task(run, self.socketio.sleep)
-                for run in (self.shared_units.run_publisher, self.shared_units.run_listener)
+                for run in (self.outbox.run, self.shared_units.run_listener)
             ]
         if self.membership is not None:
             self.membership.renew()  # a member before its broker sessions get any share
@@ -145,8 +148,9 @@ class Runtime:
         self.writer.stop()
         self.writer_task.join()
         if self.shared_units is not None:
-            self.shared_units.stop()  # after the worker: its last changes go out
-            for task in self.unit_tasks:
+            self.shared_units.stop()
+            self.outbox.stop()  # after the worker: its last changes go out
+            for task in self.shared_tasks:
                 task.join()
         self.ingest.stop()
         if self.membership is not None:

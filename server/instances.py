@@ -171,22 +171,82 @@ class Membership:
         self.alive.release()
 
 
+class Outbox:
+    """What the worker publishes to the other instances, sent by a task of its own in batches
+    and in order: a slow Redis never holds up the worker, and while Redis is away the
+    messages wait and go later."""
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._newer_fix = client.register_script(NEWER_FIX)
+        self.running = True  # until stopped, also if stopped before its task starts
+
+    def put(self, channel: str, message: dict[str, Any], fix_of: str | None = None) -> None:
+        """Publish `message` on `channel`; with `fix_of`, also keep its fix as that unit's."""
+        self.queue.put((channel, message, fix_of))
+
+    def run(self, sleep: Callable[[float], None]) -> None:
+        batch: list[tuple[str, dict[str, Any], str | None]] = []
+        while self.running or batch:
+            if not batch:
+                batch = self._take(sleep)
+                continue
+            try:
+                self._publish(batch)
+                batch = []
+            except redis.RedisError as exc:
+                if not self.running:
+                    return  # stopping: the store has it all, the others catch up from there
+                log.warning("not yet published to the other instances (%s); retrying", exc)
+                sleep(1.0)
+
+    def _take(self, sleep: Callable[[float], None]) -> list[tuple[str, dict[str, Any], str | None]]:
+        batch = []
+        while len(batch) < PUBLISH_BATCH:
+            try:
+                batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        if not batch:
+            sleep(0.05)
+        return batch
+
+    def _publish(self, batch: list[tuple[str, dict[str, Any], str | None]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for channel, message, fix_of in batch:
+            if fix_of is not None:
+                fix = message["change"]["fix"]
+                self._newer_fix(
+                    keys=[FIXES], args=[fix_of, json.dumps(fix), fix["ts"]], client=pipe
+                )
+            pipe.publish(channel, json.dumps(message))
+        pipe.execute()
+
+    def stop(self) -> None:
+        self.running = False
+
+
 class TerminalOrders:
     """Orders to terminals, published to every instance; each emits to its own terminals."""
 
-    def __init__(self, client: redis.Redis, deliver: Callable[[str, dict[str, Any]], None]):
-        self.client = client
+    def __init__(
+        self,
+        client: redis.Redis,
+        outbox: Outbox,
+        deliver: Callable[[str, dict[str, Any]], None],
+    ):
+        self.outbox = outbox
         self.deliver = deliver
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self.running = False
+        self.running = True  # until stopped, also if stopped before its task starts
 
     def publish(self, unit_id: str, order: dict[str, Any]) -> None:
-        self.client.publish(TERMINAL_ORDERS, json.dumps({"unit_id": unit_id, "order": order}))
+        self.outbox.put(TERMINAL_ORDERS, {"unit_id": unit_id, "order": order})
 
     def run(self, sleep: Callable[[float], None]) -> None:
         """Listen until stopped; a lost Redis connection is retried (a terminal's `sync` on
         reconnect brings it whatever it missed meanwhile)."""
-        self.running = True
         while self.running:
             try:
                 self.pubsub.subscribe(TERMINAL_ORDERS)
@@ -213,73 +273,33 @@ class TerminalOrders:
 class SharedUnits:
     """Changes of live unit state between instances.
 
-    `share` is called in the worker and only enqueues; a publisher task sends the changes
-    in batches, so a slow Redis never holds up the worker (while Redis is away they wait
-    and go later). The listener hands other instances' changes to `apply`, and after every
-    (re)subscription hands the kept fixes to `catch_up`, for whatever it missed.
+    `share` is called in the worker and only enqueues (`Outbox`). The listener hands other
+    instances' changes to `apply`, and after every (re)subscription hands the kept fixes to
+    `catch_up`, for whatever it missed.
     """
 
     def __init__(
         self,
         client: redis.Redis,
+        outbox: Outbox,
         me: str,
         apply: Callable[[str, dict[str, Any], float], None],
         catch_up: Callable[[dict[str, dict[str, Any]]], None],
         clock: Callable[[], float],
     ):
         self.client = client
+        self.outbox = outbox
         self.me = me
         self.apply = apply
         self.catch_up = catch_up
         self.clock = clock
-        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
-        self._newer_fix = client.register_script(NEWER_FIX)
-        self.running = False
+        self.running = True  # until stopped, also if stopped before its task starts
 
     def share(self, unit_id: str, change: dict[str, Any]) -> None:
-        self.outbox.put((unit_id, change, self.clock()))
-
-    def run_publisher(self, sleep: Callable[[float], None]) -> None:
-        self.running = True
-        batch: list[tuple[str, dict[str, Any], float]] = []
-        while self.running or batch:
-            if not batch:
-                batch = self._take(sleep)
-                continue
-            try:
-                self._publish(batch)
-                batch = []
-            except redis.RedisError as exc:
-                if not self.running:
-                    return  # stopping: the store has it all, the others catch up from there
-                log.warning("unit changes not shared yet (%s); retrying", exc)
-                sleep(1.0)
-
-    def _take(self, sleep: Callable[[float], None]) -> list[tuple[str, dict[str, Any], float]]:
-        batch = []
-        while len(batch) < PUBLISH_BATCH:
-            try:
-                batch.append(self.outbox.get_nowait())
-            except queue.Empty:
-                break
-        if not batch:
-            sleep(0.05)
-        return batch
-
-    def _publish(self, batch: list[tuple[str, dict[str, Any], float]]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for unit_id, change, at in batch:
-            fix = change.get("fix")
-            if fix is not None:
-                self._newer_fix(
-                    keys=[FIXES], args=[unit_id, json.dumps(fix), fix["ts"]], client=pipe
-                )
-            message = {"from": self.me, "unit_id": unit_id, "change": change, "at": at}
-            pipe.publish(UNITS, json.dumps(message))
-        pipe.execute()
+        message = {"from": self.me, "unit_id": unit_id, "change": change, "at": self.clock()}
+        self.outbox.put(UNITS, message, fix_of=unit_id if "fix" in change else None)
 
     def run_listener(self, sleep: Callable[[float], None]) -> None:
-        self.running = True
         while self.running:
             pubsub = self.client.pubsub()
             try:
