@@ -397,3 +397,23 @@ def test_an_instance_restarted_as_itself_gets_what_was_kept_for_it(cluster, mosq
         eventually(lambda: stored_count()[0] == 10, what="A's share, once A is back")
     finally:
         link.close()
+
+
+def test_instances_work_together_again_after_redis_restarts(cluster, redis_server) -> None:
+    a, b = cluster(2, redis_lease_s=2, ack_timeouts_s="1=2,2=2,3=2,4=2", timer_tick_s=0.2)
+    token = a.add_unit("car-1")
+    start_all([a, b])
+    redis_server.stop()
+    time.sleep(1)
+    redis_server.start()  # empty: no leases, no kept fixes
+    eventually(
+        lambda: [s.get("/healthz")["runs_timers"] for s in (a, b)].count(True) == 1,
+        what="one instance running the timers again",
+    )
+    terminal = Terminal(a.url, token)
+    try:
+        incident = incident_with_order(b, "car-1")
+        eventually(lambda: terminal.orders, what="the order on A's terminal")
+        eventually(lambda: order_of(b, incident["id"])()["state"] == "timed_out", what="escalation")
+    finally:
+        terminal.close()
