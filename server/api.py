@@ -860,7 +860,13 @@ def metrics_view():
 def health_view():
     rt = runtime()
     ok = rt.running
-    body = {"ok": ok, "broker": rt.ingest.connected, "units": len(rt.live.units)}
+    body = {
+        "ok": ok,
+        "broker": rt.ingest.connected,
+        "units": len(rt.live.units),
+        "instance": rt.instance_id,
+        "runs_timers": rt.runs_timers,
+    }
     return body, 200 if ok else 503
 
 
