@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -22,65 +20,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from server.instances import Lease, connect, orphans
 from server.store import Alarm, Event, Incident, Position, db
-from tests.conftest import ROOT
 from tests.harness import (
-    POSTGRES_URL,
     ServerProcess,
     Terminal,
     UnitLink,
     eventually,
-    new_postgres_database,
 )
-from tests.redis_process import RedisProcess
 from wire import Channel
 
 SCENE = {"lat": 31.23, "lon": 121.47, "address": "100 Nanjing Rd E"}
-
-
-@pytest.fixture
-def redis_server(tmp_path) -> Iterator[RedisProcess]:
-    """A Redis per test: Socket.IO's channel and the leases are the same names in every
-    deployment, so tests sharing one Redis would hear each other's instances."""
-    server = RedisProcess(tmp_path / "redis").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """The local PostgreSQL the suite runs on (scripts/postgres.sh makes sure of it)."""
-    if POSTGRES_URL:
-        return POSTGRES_URL
-    script = ROOT / "scripts" / "postgres.sh"
-    return subprocess.run([script], check=True, capture_output=True, text=True).stdout.strip()
-
-
-@pytest.fixture
-def cluster(tmp_path, mosquitto, redis_server, postgres_url):
-    """`make(n, **settings)`: n instances on one new PostgreSQL database and the test's Redis,
-    not yet started (units are provisioned first, as each instance loads them at start)."""
-    db_url = f"{postgres_url}/{new_postgres_database(postgres_url)}"
-    started: list[ServerProcess] = []
-
-    # a group of the test's own: members left in the session's broker by other tests'
-    # instances would otherwise get a share of this test's messages
-    group = f"test-{uuid.uuid4().hex[:8]}"
-
-    def make(count: int, **settings) -> list[ServerProcess]:
-        settings.setdefault("mqtt_share_group", group)
-        for _ in range(count):
-            workdir: Path = tmp_path / f"instance-{len(started)}"
-            workdir.mkdir()
-            started.append(
-                ServerProcess(
-                    workdir, mosquitto.url, db_url=db_url, redis_url=redis_server.url, **settings
-                )
-            )
-        return started[-count:]
-
-    yield make
-    for server in started:
-        server.stop()
 
 
 def start_all(servers: list[ServerProcess]) -> None:

@@ -1,5 +1,6 @@
-"""deploy/nginx/fieldlink.conf in a real nginx in front of the server: TLS, the login, the
-REST API and both Socket.IO namespaces over WebSocket through the proxy."""
+"""deploy/nginx/fieldlink.conf in a real nginx in front of two server instances: TLS, the
+login, the REST API and both Socket.IO namespaces over WebSocket through the proxy, and an
+order dispatched on the instance the terminal is not connected to."""
 
 from __future__ import annotations
 
@@ -90,17 +91,23 @@ class Nginx:
 
 
 @pytest.fixture
-def proxied(server_factory, tmp_path):
-    server = server_factory(trusted_proxies=1)
-    token = server.add_unit("car-1")
-    server.start()
-    nginx = Nginx(tmp_path, [server.port]).start()
-    yield server, nginx, token
+def proxied(cluster, tmp_path):
+    instances = cluster(2, trusted_proxies=1)
+    token = instances[0].add_unit("car-1")
+    for instance in instances:
+        instance.start()
+    nginx = Nginx(tmp_path, [i.port for i in instances]).start()
+    yield instances, nginx, token
     nginx.stop()
 
 
+def holding(instances: list, unit_id: str):
+    """The instance a unit's terminal is connected to (nginx chose it), by its log."""
+    return next(i for i in instances if f"terminal for {unit_id} connected" in i.log())
+
+
 def test_the_console_and_a_terminal_work_through_nginx_over_tls(proxied, mosquitto):
-    server, nginx, token = proxied
+    instances, nginx, token = proxied
     plain = requests.get(f"http://127.0.0.1:{nginx.http_port}/", timeout=5, allow_redirects=False)
     assert plain.status_code == 301 and plain.headers["Location"].startswith("https://")
 
@@ -118,7 +125,7 @@ def test_the_console_and_a_terminal_work_through_nginx_over_tls(proxied, mosquit
     )
     # the server believes nginx: the redirect stays on https, the log names the client
     assert signed.url == nginx.url + "/" and signed.history[0].status_code == 302
-    assert "signed in from 127.0.0.1" in server.log()
+    assert any("signed in from 127.0.0.1" in i.log() for i in instances)
     cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.get_dict().items())
 
     # the Socket.IO clients take the test certificate unchecked (requests above checks it)
@@ -152,14 +159,16 @@ def test_the_console_and_a_terminal_work_through_nginx_over_tls(proxied, mosquit
         nginx.url + "/api/v1/incidents", json=body, headers={"X-CSRFToken": page_csrf}, timeout=5
     )
     assert made.status_code == 201, made.text
-    sent = browser.post(
-        f"{nginx.url}/api/v1/incidents/{made.json()['id']}/orders",
-        json={"unit_ids": ["car-1"]},
-        headers={"X-CSRFToken": page_csrf},
-        timeout=5,
+    # dispatched on the instance the terminal is not connected to: the order still reaches it
+    other = next(i for i in instances if i is not holding(instances, "car-1"))
+    status, _ = other.call(
+        "POST", f"/api/v1/incidents/{made.json()['id']}/orders", {"unit_ids": ["car-1"]}
     )
-    assert sent.status_code == 201, sent.text
+    assert status == 201
     eventually(lambda: orders and orders[0]["incident_id"] == made.json()["id"])
+    eventually(
+        lambda: other.get(f"/api/v1/incidents/{made.json()['id']}")["orders"][0]["delivered_at"]
+    )  # the terminal's callback, on its own instance, confirmed the delivery
     time.sleep(0.2)
     assert terminal.connected and console.connected
     for client in (terminal, console):
