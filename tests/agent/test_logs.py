@@ -99,7 +99,10 @@ def test_ublox_neo_m9n_on_a_desk_is_stationary_and_accurate(nmea_dir, replay):
     assert len(run.published) >= 10 and run.stage.filtered == 0
     assert_clean(run.published)
     assert spread_m(run.published) < 5
-    assert all(f["speed"] < 0.5 and f["acc"] < 5 for f in run.published)
+    # gpsd may send a cycle's first fix before its error estimate (more often on a busy
+    # machine): such a fix carries no accuracy, and every one that does is within 5 m
+    assert all(f["speed"] < 0.5 and f.get("acc", 0) < 5 for f in run.published)
+    assert sum("acc" in f for f in run.published) >= len(run.published) * 0.8
 
 
 def test_quectel_eg25_g_reports_nothing_until_its_first_fix(nmea_dir, replay):
