@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import heapq
 import itertools
+import json
 import logging
 import math
 import multiprocessing as mp
@@ -57,11 +58,13 @@ from typing import Any
 
 import requests
 import socketio
+import websocket
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.load import (
     CITY,
+    Profiler,
     ServerProcess,
     cpu_seconds,
     mosquitto,
@@ -77,6 +80,7 @@ log = logging.getLogger(__name__)
 TARGET_P99_MS = 50.0
 TERMINAL_NS = "/terminal"
 CONSOLE_NS = "/console"
+EVENT_FRAME = f"42{CONSOLE_NS},"  # Engine.IO message + Socket.IO event, then [name, data]
 READY_TIMEOUT_S = 180.0  # 500 terminals connecting on a busy machine
 SETTLE_S = 15.0  # longest wait for the last acks after the last order
 SLICES = 5  # the window in parts, to see whether latency grows over it
@@ -90,9 +94,18 @@ def rest_session() -> requests.Session:
     return requests.Session()
 
 
-def connect_console(client: socketio.Client, url: str) -> None:
-    """A dispatcher's console joining `/console`."""
-    client.connect(url, namespaces=[CONSOLE_NS], transports=["websocket"], wait_timeout=30)
+def connect_console(url: str) -> websocket.WebSocket:
+    """A dispatcher's console joining `/console` (Engine.IO 4 over a websocket)."""
+    ws = websocket.create_connection(
+        url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket", timeout=30
+    )
+    ws.recv()  # Engine.IO's open packet
+    ws.send(f"40{CONSOLE_NS},")  # the namespace's connect packet (it carries the auth)
+    answer = ws.recv()
+    if not answer.startswith(f"40{CONSOLE_NS},"):
+        ws.close()
+        raise RuntimeError(f"the console was refused: {answer}")
+    return ws
 
 
 # -- what the servers under test are ------------------------------------------------------------
@@ -475,35 +488,58 @@ class TerminalProcesses:
 
 
 # -- consoles, in one process --------------------------------------------------------------------
+class ConsoleFeed:
+    """A dispatcher's console reading Socket.IO frames straight off its websocket: it counts
+    every event and decodes only `order` events (for their lag). python-socketio's client
+    starts a thread per message: ten of them, at thousands of events a second, would take
+    more of this machine than the server under test gets."""
+
+    def __init__(self, url: str):
+        self.ws = connect_console(url)
+        self.tally: Counter[str] = Counter()
+        self.lags: list[float] = []  # `order` events: arrival - the newest step time in them
+
+    def run(self, stop: Any) -> None:
+        self.ws.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                frame = self.ws.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
+            except websocket.WebSocketException:
+                return
+            if frame == "2":  # the server's ping
+                self.ws.send("3")
+            elif frame.startswith(EVENT_FRAME):
+                event = frame[len(EVENT_FRAME) + 2 : frame.find('"', len(EVENT_FRAME) + 2)]
+                self.tally[event] += 1
+                if event == "order":
+                    self._lag(json.loads(frame[len(EVENT_FRAME) :])[1])
+
+    def _lag(self, order: dict[str, Any]) -> None:
+        steps = [v for k, v in order.items() if k.endswith("_at") and v is not None]
+        if steps:
+            self.lags.append(time.time() - max(steps))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ws.close()
+
+
 def _console_process(url: str, count: int, ready: Any, stop: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tallies = [Counter() for _ in range(count)]
-    lags: list[float] = []  # `order` events: arrival - the newest step time in them
-
-    def listener(tally: Counter) -> Callable[..., None]:
-        def on_event(event: str, data: Any = None) -> None:
-            tally[event] += 1
-            if event == "order" and isinstance(data, dict):
-                steps = [v for k, v in data.items() if k.endswith("_at") and v is not None]
-                if steps:
-                    lags.append(time.time() - max(steps))
-
-        return on_event
-
-    clients = []
-    try:
-        for tally in tallies:
-            client = socketio.Client(reconnection=False)
-            client.on("*", listener(tally), namespace=CONSOLE_NS)
-            connect_console(client, url)
-            clients.append(client)
-        ready.set()
-        stop.wait()
-    finally:
-        for client in clients:
-            with contextlib.suppress(Exception):
-                client.disconnect()
-        results.put({"tallies": [dict(t) for t in tallies], "lag": summary_ms(lags)})
+    feeds = [ConsoleFeed(url) for _ in range(count)]
+    readers = [threading.Thread(target=f.run, args=(stop,), daemon=True) for f in feeds]
+    for reader in readers:
+        reader.start()
+    ready.set()
+    stop.wait()
+    for reader in readers:
+        reader.join(timeout=5)
+    for feed in feeds:
+        feed.close()
+    lags = [lag for f in feeds for lag in f.lags]
+    results.put({"tallies": [dict(f.tally) for f in feeds], "lag": summary_ms(lags)})
 
 
 class ConsoleProcess:
@@ -611,6 +647,7 @@ def send_orders(
 class RunResult:
     mode: str
     target: str
+    rate: float
     offered: int = 0
     dispatched: list[Dispatched] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
@@ -618,6 +655,7 @@ class RunResult:
     consoles: dict[str, Any] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)  # % of one core over the window
     window_s: float = math.nan
+    profile: str = ""
 
     @property
     def sent_ok(self) -> list[Dispatched]:
@@ -668,6 +706,8 @@ class RunResult:
         problems = []
         if len(self.sent_ok) < 0.95 * self.offered:
             problems.append(f"dispatched {len(self.sent_ok)}/{self.offered}")
+        if not self.orders_per_s() >= 0.95 * self.rate:
+            problems.append(f"{self.orders_per_s():.0f} orders/s acked of {self.rate:g}")
         if self.acked() < len(self.sent_ok):
             problems.append(f"{len(self.sent_ok) - self.acked()} orders without an ack")
         refused = len(self.dispatched) - len(self.sent_ok)
@@ -680,9 +720,10 @@ class RunResult:
 
 
 def run_target(args: argparse.Namespace, target: FieldlinkTarget | EchoTarget) -> RunResult:
-    result = RunResult(target.mode, target.name, offered=int(args.rate * args.seconds))
+    result = RunResult(target.mode, target.name, args.rate, int(args.rate * args.seconds))
     terminals: TerminalProcesses | None = None
     consoles: ConsoleProcess | None = None
+    profiler: Profiler | None = None
     err = Console(stderr=True)
     try:
         with err.status(f"{target.name} ({target.mode}): starting"):
@@ -697,6 +738,9 @@ def run_target(args: argparse.Namespace, target: FieldlinkTarget | EchoTarget) -
             "consoles": [consoles.pid] if consoles.pid else [],
             "bench": [os.getpid()],
         }
+        if args.profile and isinstance(target, FieldlinkTarget):
+            out = target.here / f"py-spy-{target.mode}.txt"
+            profiler = Profiler(target.pid, out, args.seconds).start()
         cpu0 = _cpu(pids)
         started = time.perf_counter()
         columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
@@ -723,11 +767,15 @@ def run_target(args: argparse.Namespace, target: FieldlinkTarget | EchoTarget) -
         result.window_s = time.perf_counter() - started
         cpu1 = _cpu(pids)
         result.cpu = {k: 100 * (cpu1[k] - cpu0[k]) / result.window_s for k in cpu0}
+        if profiler is not None:
+            result.profile = profiler.summary()
         time.sleep(args.hold_s + 0.5)  # the last clears, so the store is as the run left it
         result.consoles = consoles.stop()
         result.seen = terminals.stop()
         result.times = target.order_times()
     finally:
+        if profiler is not None:
+            profiler.stop()
         if consoles is not None:
             consoles.close()
         if terminals is not None:
@@ -763,6 +811,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--senders", type=int, default=16, help="REST sender threads [16]")
     parser.add_argument("--workdir", type=Path, help="keep databases and logs here")
+    parser.add_argument("--profile", action="store_true", help="py-spy the fieldlink server")
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -896,6 +945,9 @@ def main(argv: list[str] | None = None) -> int:
             f"bare Socket.IO {base:.1f} ms), {r.orders_per_s():.0f} orders/s acked of "
             f"{args.rate:g} offered, collapse: {'none' if ok else why}"
         )
+    for r in results:
+        if r.profile:
+            print(f"\npy-spy of the server, {r.mode}, during the orders:\n{r.profile}")
     print(f"\n({time.monotonic() - begun:.0f} s)")
     return 0
 
