@@ -588,6 +588,7 @@ class ConsoleProcess:
 @dataclass(slots=True)
 class Dispatched:
     incident_id: str
+    due: float  # when the schedule wanted the call to start
     started: float
     answered: float
     status: int  # HTTP status, 0 when the call failed
@@ -605,12 +606,13 @@ def send_orders(
     cannot start on time waits for a free sender (so an overloaded server lowers the rate)."""
     schedule = [u for u, _ in fleet.units]
     random.Random(5).shuffle(schedule)
-    due: queue.Queue[int | None] = queue.Queue()
+    due: queue.Queue[tuple[int, float] | None] = queue.Queue()
     done: list[Dispatched] = []
 
     def sender() -> None:
         session = rest_session()
-        while (i := due.get()) is not None:
+        while (item := due.get()) is not None:
+            i, when = item
             incident = fleet.incidents[i]
             path, body = target.dispatch(incident, schedule[i % len(schedule)])
             started = time.time()
@@ -619,19 +621,19 @@ def send_orders(
             except requests.RequestException as exc:
                 log.warning("dispatch failed: %s", exc)
                 status = 0
-            done.append(Dispatched(incident, started, time.time(), status))
+            done.append(Dispatched(incident, when, started, time.time(), status))
 
     threads = [threading.Thread(target=sender, daemon=True) for _ in range(senders)]
     for thread in threads:
         thread.start()
     total = min(int(rate * seconds), len(fleet.incidents))
-    t0 = time.perf_counter()
+    t0, wall0 = time.perf_counter(), time.time()
     shown = 0.0
     for i in range(total):
         delay = t0 + i / rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-        due.put(i)
+        due.put((i, wall0 + i / rate))
         elapsed = time.perf_counter() - t0
         if elapsed - shown >= 0.25:
             progress(elapsed)
@@ -681,6 +683,10 @@ class RunResult:
 
     def rest_call(self) -> list[float]:
         return [d.answered - d.started for d in self.sent_ok]
+
+    def start_late(self) -> list[float]:
+        """How late the dispatch calls started: every sender was waiting for an answer."""
+        return [max(d.started - d.due, 0.0) for d in self.dispatched]
 
     def acked(self) -> int:
         return len(self.made_to_ack())
@@ -861,6 +867,7 @@ def render_load(results: list[RunResult]) -> str:
                 r.target,
                 f"{len(r.sent_ok):,}/{r.offered:,}",
                 r.orders_per_s(),
+                summary_ms(r.start_late())["p99"],
                 " ".join(f"{v:.0f}" for v in r.slices_p99()),
                 " ".join(f"{k} {v / n:,.0f}" for k, v in sorted(per_console.items())) or "-",
                 r.consoles.get("lag", {}).get("p99", math.nan),
@@ -876,6 +883,7 @@ def render_load(results: list[RunResult]) -> str:
             "server",
             "dispatched",
             "acked/s",
+            "calls late p99 ms",
             "p99 ms by fifth",
             "per console",
             "console lag p99 ms",
