@@ -702,6 +702,12 @@ class RunResult:
             return math.nan
         return len(acks) / max(max(acks) - min(d.started for d in self.dispatched), 1e-9)
 
+    def server_ms_per_order(self) -> float:
+        """The server's CPU over the window per order acked: 1000 / this is what one core
+        of this machine could take, in orders a second."""
+        used_s = self.cpu.get("server", math.nan) / 100 * self.window_s
+        return 1000 * used_s / self.acked() if self.acked() else math.nan
+
     def slices_p99(self) -> list[float]:
         """p99 of made -> ack per part of the window, in the order the orders were made."""
         acked = [t for t in self.times if t.get("accepted_at")]
@@ -876,6 +882,7 @@ def render_load(results: list[RunResult]) -> str:
                 " ".join(f"{k} {v / n:,.0f}" for k, v in sorted(per_console.items())) or "-",
                 r.consoles.get("lag", {}).get("p99", math.nan),
                 r.cpu.get("server", math.nan),
+                r.server_ms_per_order(),
                 r.cpu.get("terminals", math.nan),
                 r.cpu.get("consoles", math.nan),
                 r.cpu.get("bench", math.nan),
@@ -892,6 +899,7 @@ def render_load(results: list[RunResult]) -> str:
             "per console",
             "console lag p99 ms",
             "CPU % server",
+            "server CPU ms/order",
             "terminals",
             "consoles",
             "bench",
