@@ -3,7 +3,7 @@
 N units (a city's patrol cars and, one in five, guard posts) each hold a python-socketio
 terminal on `/terminal` (websocket), spread over a few processes; C consoles listen on
 `/console`. The bench dispatches R orders a second, each one unit to its own incident, by
-the dispatcher's REST call `POST /api/v1/incidents/{id}/orders`, from a few sender threads,
+the dispatcher's REST call `POST /api/v1/incidents/{id}/orders`, from sender threads,
 round robin over the units (each unit gets an order every N/R seconds). The incidents are
 made in bulk in the store before the server starts, as `create_incident` would make them,
 so the window holds only the order path. Each terminal answers an order as the real one
@@ -15,9 +15,9 @@ server stored them: both on the server's clock, from the moment the order is mad
 before it is stored and emitted to the terminal) to the moment the worker applies the
 terminal's `accepted` ack. It is split on this machine's wall clock (the terminals live in
 other processes on the same host): order made -> at the terminal, and the terminal's ack
--> its answer. The consoles count what they get (`units` pushed every
-FIELDLINK_CONSOLE_PUSH_S, `order` and `incident` on every change) and how late the
-`order` events are.
+-> its answer. The consoles, in one process, read their websockets' frames directly and
+count what they get (`units` pushed every FIELDLINK_CONSOLE_PUSH_S, `order` and `incident`
+on every change) and how late the `order` events are.
 
 Baseline in the same run, per async mode: the same terminals, consoles and senders against
 `bench.sio_echo`, a bare Flask-SocketIO server that emits each order and records its acks
