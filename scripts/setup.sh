@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Installs everything fieldlink needs on a fresh Debian machine with Python 3.11: the
-# system packages (broker, gpsd, gpsfake, Node for the web assets, Chromium for the page
-# tests), a virtualenv in .venv with the server, agent and dev extras, and the browser
-# assets from npm.
+# system packages (broker, Redis, gpsd, gpsfake, Node for the web assets, Chromium for
+# the page tests, nginx for the proxy tests), a virtualenv in .venv with the server,
+# agent and dev extras, and the browser assets from npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
 command -v mosquitto_pub >/dev/null || need_pkgs+=(mosquitto-clients)
+# several server instances share a Redis; the tests start their own redis-server
+command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || need_pkgs+=(redis-server)
+# the proxy tests run deploy/nginx/fieldlink.conf in a real nginx
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx-light)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v gpsd >/dev/null || [ -x /usr/sbin/gpsd ] || need_pkgs+=(gpsd)
 command -v gpsfake >/dev/null || need_pkgs+=(gpsd-clients)
 command -v npm >/dev/null || need_pkgs+=(nodejs npm)

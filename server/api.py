@@ -18,7 +18,7 @@ from flask_smorest import Api, Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server import clock, metrics
+from server import auth, clock, metrics
 from server.coverage import summary
 from server.dispatch import ECHELONS, with_drive_times
 from server.export import incidents_csv, kpis_csv, track_geojson, track_gpx
@@ -194,7 +194,10 @@ class ActionIn(Schema):
     by = fields.String(
         load_default="",
         validate=validate.Length(max=48),
-        metadata={"description": "who does it, for the timeline"},
+        metadata={
+            "description": "the person at the desk, for the timeline, where one account "
+            "serves several; the signed-in account is always recorded"
+        },
     )
 
 
@@ -321,8 +324,11 @@ def in_worker(fn, *args: Any, **kwargs: Any) -> Any:
 
 
 def actor(body: dict) -> str:
+    """Who does it, for the timeline: the signed-in account, and the person at its desk
+    where one account serves several (`by`)."""
+    user = auth.who()
     by = body.pop("by", "")
-    return f"dispatcher:{by}" if by else "dispatcher"
+    return (f"{user.actor}/{by}" if by and by != user.name else user.actor)[:64]
 
 
 def incident_detail(incident: Incident) -> dict[str, Any]:
@@ -854,12 +860,38 @@ def metrics_view():
 def health_view():
     rt = runtime()
     ok = rt.running
-    body = {"ok": ok, "broker": rt.ingest.connected, "units": len(rt.live.units)}
+    body = {
+        "ok": ok,
+        "broker": rt.ingest.connected,
+        "units": len(rt.live.units),
+        "instance": rt.instance_id,
+        "runs_timers": rt.runs_timers,
+    }
     return body, 200 if ok else 503
 
 
 def init_app(app: Flask) -> None:
+    # every operation needs an account (server/auth.py); the document says how to send it
+    app.config["API_SPEC_OPTIONS"] = {"security": [{"bearer": []}, {"session": []}]}
     api = Api(app)
+    api.spec.components.security_scheme(
+        "bearer",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An account's API token (`fieldlink users add NAME --role R`).",
+        },
+    )
+    api.spec.components.security_scheme(
+        "session",
+        {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "session",
+            "description": "The web login's session; a change also needs the page's "
+            "X-CSRFToken header.",
+        },
+    )
     api.register_blueprint(blp)
     app.add_url_rule("/api/v1/units/<unit_id>/track.gpx", view_func=track_gpx_view)
     app.add_url_rule("/api/v1/incidents.csv", view_func=incidents_csv_view)

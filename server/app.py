@@ -9,14 +9,15 @@ outside it (`drive_times`) so a slow router never holds up positions and acks.
 from __future__ import annotations
 
 import logging
-import secrets
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from flask_socketio import SocketIO
 from peewee import fn
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from server import clock, metrics
+from server import clock, instances, metrics
 from server.arrival import ArrivalRule
 from server.config import Settings
 from server.dispatch import DriveLeg, EtaModel, Recommendation, Rules
@@ -31,10 +32,14 @@ from server.store import Incident, Position, Unit, db, load_grids, open_database
 from server.store_writer import StoreWriter
 from wire import Topics
 
+if TYPE_CHECKING:
+    from server.sockets import ConsoleNamespace
+
 log = logging.getLogger(__name__)
 
 socketio = SocketIO()
 
+DRAIN_GIVE_UP_S = 30.0  # per session; what is not handled by then is drained again later
 FIX_FIELDS = ("ts", "lat", "lon", "speed", "heading", "acc", "alt", "mode")
 
 
@@ -46,7 +51,8 @@ class Runtime:
         self.socketio = sio
         self.topics = Topics(settings.topic_root)
         self.inbox = Inbox()
-        self.live = LiveState()
+        # the timers' instance judges silence also by what the others heard
+        self.live = LiveState(heard_share_s=settings.offline_after_s / 4)
         self.ingest = MqttIngest(settings, self.inbox)
         self.notifier = Notifier(sio, self.topics, self.ingest.publish, self._delivered)
         clock.run_at(settings.clock_speedup, settings.clock_anchor)
@@ -75,7 +81,37 @@ class Runtime:
         self.pipeline = Pipeline(
             self.topics, self.inbox, self.ingest, self.live, self.orders, self.writer
         )
+        self.instance_id = settings.mqtt_client_id  # unique per instance, as the broker needs
+        self.timer_lease: instances.Lease | None = None
+        self.terminal_orders: instances.TerminalOrders | None = None
+        self.membership: instances.Membership | None = None
+        self.shared_units: instances.SharedUnits | None = None
+        self._draining: set[str] = set()
+        if settings.redis_url:
+            self._share_with_other_instances(settings)
         self.running = False
+        self.consoles: ConsoleNamespace | None = None  # set by create_app
+
+    def _share_with_other_instances(self, settings: Settings) -> None:
+        """Timers run where the lease is; orders reach terminals on every instance."""
+        client = instances.connect(settings.redis_url)
+        self.timer_lease = instances.Lease(
+            client, instances.TIMERS, self.instance_id, settings.redis_lease_s
+        )
+        self.outbox = instances.Outbox(client)
+        self.terminal_orders = instances.TerminalOrders(
+            client, self.outbox, self.notifier.terminals_here
+        )
+        self.notifier.fanout = self.terminal_orders.publish
+        self.membership = instances.Membership(client, self.instance_id, settings.redis_lease_s)
+        self.shared_units = instances.SharedUnits(
+            client, self.outbox, self.instance_id, self._apply_shared, self._catch_up, clock.now
+        )
+        self.live.on_change = self.shared_units.share
+
+    @property
+    def runs_timers(self) -> bool:
+        return self.timer_lease is None or self.timer_lease.held
 
     def start(self) -> None:
         self.load_live_state()
@@ -84,19 +120,45 @@ class Runtime:
         self.pipeline_task = self.socketio.start_background_task(self.pipeline.run)
         self.pusher_task = self.socketio.start_background_task(self._push_to_consoles)
         self.timer_task = self.socketio.start_background_task(self._run_timers)
+        if self.terminal_orders is not None:
+            self.terminal_task = self.socketio.start_background_task(
+                self.terminal_orders.run, self.socketio.sleep
+            )
+        if self.shared_units is not None:
+            self.shared_tasks = [
+                self.socketio.start_background_task(run, self.socketio.sleep)
+                for run in (self.outbox.run, self.shared_units.run_listener)
+            ]
+        if self.membership is not None:
+            self.membership.renew()  # a member before its broker sessions get any share
+            self.members_task = self.socketio.start_background_task(self._watch_instances)
         self.ingest.start()
         log.info("fieldlink started: %d units known", len(self.live.units))
 
     def stop(self) -> None:
         """Reverse order; the broker session goes last so stored positions still get acked."""
         self.running = False
+        if self.membership is not None:
+            self.members_task.join()
+        if self.terminal_orders is not None:
+            self.terminal_orders.stop()
+            self.terminal_task.join()
         self.timer_task.join()
+        if self.timer_lease is not None:
+            self.timer_lease.release()  # the next instance need not wait for it to lapse
         self.pusher_task.join()
         self.pipeline.stop()
         self.pipeline_task.join()
         self.writer.stop()
         self.writer_task.join()
+        if self.shared_units is not None:
+            self.shared_units.stop()
+            self.outbox.stop()  # after the worker: its last changes go out
+            for task in self.shared_tasks:
+                task.join()
         self.ingest.stop()
+        if self.membership is not None:
+            self.membership.stop()  # only now: a drain must not meet our own sessions
         log.info("fieldlink stopped")
 
     def load_live_state(self) -> None:
@@ -127,6 +189,44 @@ class Runtime:
             "incidents": [incident_public(i) for i in open_incidents.order_by(Incident.created_at)],
             "now": clock.now(),  # the server's time: ages on the console are by its clock
         }
+
+    def _apply_shared(self, unit_id: str, change: dict[str, Any], at: float) -> None:
+        """Another instance's change to a unit, applied in the worker like our own."""
+        call = Call(self._apply_shared_in_worker, (unit_id, change, at))
+        self.inbox.put(call, urgent="fix" not in change)  # status ahead of positions
+
+    def _apply_shared_in_worker(self, unit_id: str, change: dict[str, Any], at: float) -> None:
+        unit = self.pipeline.known_unit(unit_id)  # provisioned since start-up: from the store
+        if unit is None:
+            return
+        self.live.apply_shared(unit_id, change, at)
+        # the scenes a unit was sent to are watched where the order was sent: that instance
+        # must see the fixes the others took in as well
+        if "fix" in change and unit.targets:
+            try:
+                self.orders.on_fixes(unit, [change["fix"]])
+            except Exception:
+                metrics.STEP_FAILURES.labels("arrival").inc()
+                log.exception("arrival of %s failed", unit_id)
+
+    def _catch_up(self, fixes: dict[str, dict[str, Any]]) -> None:
+        """After (re)subscribing: what may have been missed, from the store and Redis."""
+        self.inbox.put(Call(self._catch_up_in_worker, (fixes,)), urgent=True)
+
+    def _catch_up_in_worker(self, fixes: dict[str, dict[str, Any]]) -> None:
+        now = clock.now()
+        for row in Unit.select(
+            Unit.id, Unit.status, Unit.status_since, Unit.online, Unit.out_of_service
+        ):
+            stored = {
+                "status": row.status,
+                "status_since": row.status_since,
+                "online": bool(row.online),
+                "out_of_service": bool(row.out_of_service),
+            }
+            self.live.apply_shared(row.id, stored, now)
+        for unit_id, fix in fixes.items():
+            self.live.apply_shared(unit_id, {"fix": fix}, fix["ts"])
 
     def _delivered(self, unit_id: str, order_id: str) -> None:
         """A terminal's callback for an order: runs in a socket thread, so it only enqueues."""
@@ -175,16 +275,60 @@ class Runtime:
         self.socketio.start_background_task(ask_then_choose)
 
     def _run_timers(self) -> None:
-        """Ack deadlines and silent units, checked every `timer_tick_s` in the worker."""
+        """Ack deadlines and silent units, checked every `timer_tick_s` in the worker.
+
+        With several instances only the holder of the timers' lease checks, so an order
+        escalates once; the lease is renewed right before each check.
+        """
         while self.running:
             self.socketio.sleep(self.settings.timer_tick_s)
+            if self.timer_lease is not None and not self.timer_lease.hold():
+                continue
             try:
-                self.pipeline.call(self.orders.tick)
+                self.pipeline.call(self._tick_if_ours)
             except TimeoutError:
                 log.warning("timers: the worker is busy; checking again next tick")
             except Exception:
                 metrics.STEP_FAILURES.labels("timers").inc()
                 log.exception("timers failed")
+
+    def _watch_instances(self) -> None:
+        """Renew this instance's lease; drain the broker sessions of instances that died."""
+        assert self.membership is not None
+        while self.running:
+            self.membership.renew()
+            for member in self.membership.orphans():
+                if member in self._draining:
+                    continue
+                claim = self.membership.claim(member, 3 * DRAIN_GIVE_UP_S)
+                if claim is not None:
+                    self._draining.add(member)
+                    self.socketio.start_background_task(self._drain, member, claim)
+            renew_at = time.monotonic() + self.settings.redis_lease_s / 3
+            while self.running and time.monotonic() < renew_at:
+                self.socketio.sleep(0.1)  # a stop need not wait for the next renewal
+
+    def _drain(self, member: str, claim: instances.Lease) -> None:
+        assert self.membership is not None
+        try:
+            log.warning("instance %s is gone: taking over its broker sessions", member)
+            membership = self.membership
+            if self.ingest.drain(
+                member, lambda: not membership.is_alive(member), give_up_s=DRAIN_GIVE_UP_S
+            ):
+                self.membership.drained(member)
+        except Exception:
+            log.exception("draining %s failed; trying again", member)
+        finally:
+            claim.release()
+            self._draining.discard(member)
+
+    def _tick_if_ours(self) -> int:
+        """In the worker: the timers' check, unless the lease lapsed while this waited in the
+        queue (another instance may be running them by now)."""
+        if self.timer_lease is not None and not self.timer_lease.valid():
+            return 0
+        return self.orders.tick()
 
     def _push_to_consoles(self) -> None:
         """Unit moves go to consoles at most every `console_push_s`, batched, not per fix."""
@@ -192,20 +336,24 @@ class Runtime:
             self.socketio.sleep(self.settings.console_push_s)
             try:
                 changed = self.pipeline.call(self.live.take_changed)
+                if changed:
+                    self.notifier.console("units", changed)
+                if self.consoles is not None:
+                    self.consoles.end_expired()
             except TimeoutError:
                 continue
-            if changed:
-                self.notifier.console("units", changed)
+            except Exception:
+                metrics.STEP_FAILURES.labels("console_push").inc()
+                log.exception("pushing to consoles failed")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from server import api, web
+    from server import api, auth, web
     from server.sockets import ConsoleNamespace, TerminalNamespace
 
     settings = settings or Settings.from_env()
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.update(
-        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
         FIELDLINK=settings,
         API_TITLE="fieldlink",
         API_VERSION="v1",
@@ -214,11 +362,18 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
     )
     open_database(settings.db_url)
-    socketio.init_app(app, async_mode=settings.async_mode)
+    auth.init_app(app, settings.session_hours)
+    queue = {"message_queue": settings.redis_url} if settings.redis_url else {}
+    socketio.init_app(app, async_mode=settings.async_mode, **queue)
+    if settings.trusted_proxies:
+        # outside Socket.IO's middleware, so its requests are seen as the client's too
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     runtime = Runtime(settings, socketio)
     app.extensions["fieldlink"] = runtime
+    runtime.consoles = ConsoleNamespace(runtime)
     socketio.on_namespace(TerminalNamespace(runtime))
-    socketio.on_namespace(ConsoleNamespace(runtime))
+    socketio.on_namespace(runtime.consoles)
     api.init_app(app)
     web.init_app(app)
     return app

@@ -51,6 +51,23 @@ class Settings:
     mqtt_max_inflight: int = _setting(
         1000, "Outgoing QoS 1 messages in flight at once (paho's ids wrap at 65,535)."
     )
+    mqtt_share_group: str = _setting(
+        "fieldlink",
+        "With FIELDLINK_REDIS_URL: the MQTT v5 shared-subscription group the instances take "
+        "the units' messages in ($share/<group>/...), so each message is handled once. Each "
+        "instance needs its own FIELDLINK_MQTT_CLIENT_ID.",
+    )
+    redis_url: str = _setting(
+        "",
+        "Redis for several server instances, e.g. redis://127.0.0.1:6379/0: Socket.IO "
+        "messages between instances, who runs the timers, which instances are alive. Empty: "
+        "one instance, nothing shared.",
+    )
+    redis_lease_s: float = _setting(
+        5.0,
+        "With FIELDLINK_REDIS_URL: an instance not heard of for this long is dead; its timers "
+        "and its share of the broker's messages are taken over by another one.",
+    )
     topic_root: str = _setting(DEFAULT_ROOT, "Root of every MQTT topic.")
     unit_mqtt_url: str = _setting(
         "",
@@ -65,7 +82,19 @@ class Settings:
     async_mode: str = _setting(
         "threading", "Socket.IO async mode: threading or gevent (see docs/benchmarks.md)."
     )
-    secret_key: str = _setting("", "Flask secret key; a random one per start when empty.")
+    secret_key: str = _setting(
+        "",
+        "Key that signs web sessions; empty: one made once and kept in the database (so "
+        "sessions outlive a restart and every instance signs alike).",
+    )
+    trusted_proxies: int = _setting(
+        0,
+        "Reverse proxies in front of the server (nginx: 1) whose X-Forwarded-For/-Proto are "
+        "believed, so logs name the client and links know https; 0: none, headers ignored.",
+    )
+    session_hours: float = _setting(
+        12.0, "A web login lasts this long (a shift), then the console asks to sign in again."
+    )
     ingest_batch: int = _setting(500, "Most positions written to the store in one insert.")
     ingest_flush_s: float = _setting(0.25, "Longest a received position waits before its write.")
     console_push_s: float = _setting(1.0, "How often the console gets unit position updates.")
@@ -188,6 +217,16 @@ class Settings:
                 )
         if not 0 < self.port < 65536:
             raise ConfigError(f"FIELDLINK_PORT={self.port}: not a TCP port")
+        if self.trusted_proxies < 0:
+            raise ConfigError(f"FIELDLINK_TRUSTED_PROXIES={self.trusted_proxies}: 0 or more")
+        if self.session_hours <= 0:
+            raise ConfigError(f"FIELDLINK_SESSION_HOURS={self.session_hours}: give hours above 0")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                f"FIELDLINK_REDIS_URL={self.redis_url!r}: use redis://host:port/db or rediss://"
+            )
+        if self.redis_lease_s <= 0:
+            raise ConfigError(f"FIELDLINK_REDIS_LEASE_S={self.redis_lease_s}: must be > 0")
         self._check_dispatch()
 
     def _check_dispatch(self) -> None:

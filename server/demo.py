@@ -27,11 +27,12 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 from urllib.error import URLError
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 import socketio
 from rich.console import Console
 
+from server import accounts
 from server.broker import (
     BROKER_CHOICES,
     LocalBroker,
@@ -50,6 +51,8 @@ STOP_TIMEOUT_S = 15.0
 STATUS_EVERY_S = 5.0
 LOG_TAIL_LINES = 20
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# the command centre's account in a demo's database: an admin, its password printed
+DESK_ACCOUNT = "demo"
 
 
 class DemoError(Exception):
@@ -123,17 +126,22 @@ def fieldlink_command() -> list[str]:
     return [found]
 
 
-def provision(db_url: str, city: City, specs: list[UnitSpec]) -> dict[str, str]:
-    """Create the city's grids and the units in a fresh database; tokens by unit id."""
+def provision(
+    db_url: str, city: City, specs: list[UnitSpec]
+) -> tuple[dict[str, str], accounts.Credentials]:
+    """Create the city's grids, the units and the command centre's account in a fresh
+    database: the units' tokens by id, and the account's password and API token."""
     open_database(db_url)
     with db.connection_context(), db.atomic():
         save_grids(city.grid_shapes())
         units = [create_unit(s.unit_id, s.kind, grid=s.grid, name=s.name) for s in specs]
-    return {u.id: u.terminal_token for u in units}
+        desk = accounts.add(DESK_ACCOUNT, "admin")
+    return {u.id: u.terminal_token for u in units}, desk
 
 
-def get_json(url: str) -> Any:
-    with urlopen(url, timeout=2) as response:
+def get_json(url: str, token: str = "") -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urlopen(Request(url, headers=headers), timeout=2) as response:
         return json.load(response)
 
 
@@ -177,7 +185,7 @@ class Demo:
     def start(self, cars: int, kiosks: int, panic_every: float, broker_choice: str) -> None:
         """The checklist: database, broker, server, fleet; each one's stop goes on the stack."""
         specs = layout_fleet(self.city, cars, kiosks, random.Random())
-        tokens = provision(self.db_url, self.city, specs)
+        tokens, self.desk = provision(self.db_url, self.city, specs)
         broker = self.start_broker(broker_choice)
         self.start_server(broker)
         self.wait_ready()
@@ -270,7 +278,7 @@ class Demo:
             f"[bold]fieldlink demo[/]: {len(cars)} patrol cars, {len(kiosks)} guard kiosks "
             f"around ({self.city.lat}, {self.city.lon})"
         )
-        print_(f"  console   {self.url}/")
+        print_(f"  console   {self.url}/  (sign in: {self.desk.name} / {self.desk.password})")
         for unit in cars[:1] + kiosks[:1]:
             page = "terminal" if unit.kind == "patrol_car" else "kiosk"
             print_(f"  {unit.unit_id:<9} {self.url}/{page}?token={tokens[unit.unit_id]}")
@@ -288,8 +296,8 @@ class Demo:
     def status_line(self) -> str:
         assert self.fleet is not None
         try:
-            units = get_json(f"{self.url}/api/v1/units")
-            incidents = get_json(f"{self.url}/api/v1/incidents")
+            units = get_json(f"{self.url}/api/v1/units", self.desk.api_token)
+            incidents = get_json(f"{self.url}/api/v1/incidents", self.desk.api_token)
         except (URLError, OSError, ValueError) as exc:
             return f"[yellow]server not answering: {exc}[/]"
         online = sum(1 for u in units if u["online"])

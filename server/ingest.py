@@ -5,12 +5,20 @@ sends), one for positions and health. A broker delivers a session's messages in 
 with one session an alarm would wait behind every fix queued ahead of it; with two it never
 does. paho runs each session's network thread; a callback that did real work there would
 hold up every unit's messages, so each one is a queue put and nothing more.
+
+Several instances (FIELDLINK_REDIS_URL) take the units' messages as members of one MQTT
+shared subscription, so each message goes to one of them. A member's persistent session
+keeps getting its share while the member is down; `Drain` is how another instance takes
+that share over.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -21,7 +29,9 @@ from wire import CHANNELS, Channel, Topics
 from wire.mqtt import (
     BrokerAddress,
     SessionOptions,
+    connect_options,
     connect_persistent,
+    end_session,
     negotiate_protocol,
     new_client,
 )
@@ -40,6 +50,7 @@ class Inbound:
     mid: int = 0
     qos: int = 0
     session: mqtt.Client | None = None
+    acked: Callable[[], None] | None = None  # told when the broker has been acknowledged
 
 
 class BrokerConnected:
@@ -66,7 +77,7 @@ class Session:
 
     def __init__(self, name: str, channels: tuple[Channel, ...], ingest: MqttIngest):
         self.name = name
-        self.filters = ingest.topics.upstream_filters(channels)
+        self.filters = ingest.filters(channels)
         self.urgent = channels == URGENT
         self.ingest = ingest
         self.connected = False
@@ -112,14 +123,100 @@ class Session:
         )
 
 
+class Drain:
+    """A dead instance's broker session, taken over until what the broker kept for it is handled.
+
+    The broker goes on assigning shares of a shared subscription to a member whose session
+    persists, also while the member is disconnected: they wait in that session until its
+    client id connects again. So a surviving instance connects with that client id,
+    unsubscribes at once (no new share comes to it), hands every kept message to its own
+    worker, and once all are acknowledged ends the session, so that the broker stops
+    counting it as a member. If the dead instance comes back meanwhile, it takes its session
+    back (the broker disconnects the drain) and gets the rest itself.
+    """
+
+    def __init__(self, ingest: MqttIngest, options: SessionOptions, channels: tuple, urgent: bool):
+        self.ingest = ingest
+        self.options = options
+        self.filters = ingest.filters(channels)
+        self.urgent = urgent
+        self.lock = threading.Lock()
+        self.pending = 0
+        self.taken = 0
+        self.last = time.monotonic()
+
+    def run(self, still_gone: Callable[[], bool], idle_s: float, give_up_s: float) -> bool:
+        """True once the session is drained and ended; False if not (try again later)."""
+        address = self.ingest.address
+        client = new_client(address, self.options, manual_ack=True)
+        client.on_message = self._on_message
+        try:
+            client.connect(address.host, address.port, **connect_options(self.options))
+        except OSError as exc:
+            log.warning("drain of %s: %s", self.options.client_id, exc)
+            return False
+        client.unsubscribe(self.filters)
+        started = self.last = time.monotonic()
+        drained = False
+        while time.monotonic() - started < give_up_s:
+            if client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS:
+                log.info("drain of %s: the session was taken back", self.options.client_id)
+                return False
+            with self.lock:
+                drained = not self.pending and time.monotonic() - self.last >= idle_s
+            if drained:
+                break
+        client.disconnect()
+        if not drained:
+            log.warning("drain of %s: messages not handled in time", self.options.client_id)
+            return False
+        log.info("drained %d messages from %s", self.taken, self.options.client_id)
+        if not still_gone():
+            return False  # back meanwhile: the session is its own again
+        return end_session(address, self.options)
+
+    def _on_message(self, client, _userdata, message: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.last = time.monotonic()
+            if message.qos:
+                self.pending += 1
+                self.taken += 1
+        self.ingest.inbox.put(
+            Inbound(
+                message.topic,
+                message.payload,
+                clock.now(),
+                message.mid,
+                message.qos,
+                client,
+                self._acked if message.qos else None,
+            ),
+            urgent=self.urgent,
+        )
+
+    def _acked(self) -> None:
+        with self.lock:
+            self.pending -= 1
+            self.last = time.monotonic()
+
+
 class MqttIngest:
     def __init__(self, settings: Settings, inbox: Inbox):
         self.settings = settings
         self.inbox = inbox
         self.topics = Topics(settings.topic_root)
         self.address = BrokerAddress.parse(settings.mqtt_url)
+        # one of several instances: the units' messages are shared among them
+        self.share_group = settings.mqtt_share_group if settings.redis_url else ""
         self.urgent = Session("urgent", URGENT, self)
         self.bulk = Session("bulk", BULK, self)
+        self.protocols = {"urgent": settings.mqtt_protocol, "bulk": settings.mqtt_bulk_protocol}
+
+    def filters(self, channels: tuple[Channel, ...]) -> list[str]:
+        plain = self.topics.upstream_filters(channels)
+        if not self.share_group:
+            return plain
+        return [f"$share/{self.share_group}/{f}" for f in plain]
 
     @property
     def connected(self) -> bool:
@@ -128,6 +225,13 @@ class MqttIngest:
     def start(self) -> None:
         protocol = negotiate_protocol(self.address, self.settings.mqtt_protocol)
         bulk_protocol = negotiate_protocol(self.address, self.settings.mqtt_bulk_protocol)
+        self.protocols = {"urgent": protocol, "bulk": bulk_protocol}
+        if self.share_group and protocol != "5":
+            log.error(
+                "the broker refused MQTT v5: it may not know shared subscriptions, and then "
+                "every instance would handle every message; use mosquitto 2 for several "
+                "instances"
+            )
         for session, suffix, version in (
             (self.urgent, "-urgent", protocol),
             (self.bulk, "", bulk_protocol),
@@ -153,8 +257,32 @@ class MqttIngest:
         rule = CHANNELS[channel]
         self.urgent.client.publish(topic, payload, qos=rule.qos, retain=rule.retain)
 
+    def drain(
+        self,
+        instance_id: str,
+        still_gone: Callable[[], bool],
+        idle_s: float = 1.0,
+        give_up_s: float = 60.0,
+    ) -> bool:
+        """Take over what the broker kept for a dead instance's two sessions (see `Drain`)."""
+        drained = True
+        for suffix, channels, urgent, protocol in (
+            ("-urgent", URGENT, True, self.protocols["urgent"]),
+            ("", BULK, False, self.protocols["bulk"]),
+        ):
+            options = SessionOptions(
+                client_id=instance_id + suffix,
+                protocol=protocol,
+                session_expiry_s=self.settings.mqtt_session_expiry_s,
+            )
+            drain = Drain(self, options, channels, urgent)
+            drained = drain.run(still_gone, idle_s, give_up_s) and drained
+        return drained
+
     @staticmethod
     def ack(message: Inbound) -> None:
         """Tell the broker a message is handled (stored, or rejected for good)."""
         if message.qos and message.session is not None:
             message.session.ack(message.mid, message.qos)
+            if message.acked is not None:
+                message.acked()

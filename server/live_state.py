@@ -3,12 +3,17 @@
 Only the ingest worker writes here. A fix older than the unit's latest is history: it is
 stored, but never moves the unit on the map. Positions are also kept in a spatial index per
 unit kind, so "who is nearest" reads a few cells instead of every unit in the city.
+
+With several instances, each keeps this whole picture: a change made here is handed to
+`on_change` (which shares it through Redis), and changes made elsewhere come in through
+`apply_shared`, which neither shares them again nor pushes them to consoles (the instance
+that made them did).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,10 +93,15 @@ class UnitState:
 
 
 class LiveState:
-    def __init__(self) -> None:
+    def __init__(self, heard_share_s: float = 5.0) -> None:
         self.units: dict[str, UnitState] = {}
         self._changed: set[str] = set()
         self._index: dict[str, UnitIndex] = {}
+        # (unit id, what changed) for the other instances; None with one instance
+        self.on_change: Callable[[str, dict[str, Any]], None] | None = None
+        # when a unit was last heard is shared this often: enough to judge its silence
+        self.heard_share_s = heard_share_s
+        self._heard_shared: dict[str, float] = {}
 
     def add(self, unit: UnitState) -> None:
         self.units[unit.unit_id] = unit
@@ -116,10 +126,17 @@ class LiveState:
         unit.fix = newest
         self._index_of(unit.kind).update(unit_id, newest["lat"], newest["lon"])
         self._changed.add(unit_id)
+        self._share(unit_id, {"fix": newest})
         return True
 
     def heard(self, unit_id: str, at: float) -> None:
         self.units[unit_id].last_heard = at
+        if (
+            self.on_change is not None
+            and at - self._heard_shared.get(unit_id, -self.heard_share_s) >= self.heard_share_s
+        ):
+            self._heard_shared[unit_id] = at
+            self._share(unit_id, {"heard": at})
 
     def set_status(self, unit_id: str, status: str, now: float) -> bool:
         unit = self.units[unit_id]
@@ -127,6 +144,7 @@ class LiveState:
             return False
         unit.status, unit.status_since = status, now
         self._changed.add(unit_id)
+        self._share(unit_id, {"status": status, "status_since": now})
         return True
 
     def set_online(self, unit_id: str, online: bool) -> bool:
@@ -135,7 +153,39 @@ class LiveState:
             return False
         unit.online = online
         self._changed.add(unit_id)
+        self._share(unit_id, {"online": online})
         return True
+
+    def set_out_of_service(self, unit_id: str, out: bool) -> None:
+        self.units[unit_id].out_of_service = out
+        self._share(unit_id, {"out_of_service": out})
+
+    def _share(self, unit_id: str, change: dict[str, Any]) -> None:
+        if self.on_change is not None:
+            self.on_change(unit_id, change)
+
+    def apply_shared(self, unit_id: str, change: dict[str, Any], heard_at: float) -> None:
+        """A change another instance made: a newer fix moves the unit (and says it was heard
+        at `heard_at`), a status, online or service flag is taken as it is."""
+        unit = self.units.get(unit_id)
+        if unit is None:
+            return  # not provisioned when this instance loaded the store
+        fix = change.get("fix")
+        if fix is not None:
+            if unit.fix is None or fix["ts"] > unit.fix["ts"]:
+                unit.fix = fix
+                self._index_of(unit.kind).update(unit_id, fix["lat"], fix["lon"])
+            unit.last_heard = max(unit.last_heard or heard_at, heard_at)
+        if "status" in change and change["status_since"] >= unit.status_since:
+            unit.status, unit.status_since = change["status"], change["status_since"]
+        if "online" in change:
+            unit.online = change["online"]
+            if unit.online:
+                unit.last_heard = max(unit.last_heard or heard_at, heard_at)
+        if "out_of_service" in change:
+            unit.out_of_service = change["out_of_service"]
+        if "heard" in change:
+            unit.last_heard = max(unit.last_heard or change["heard"], change["heard"])
 
     def take_changed(self) -> list[dict[str, Any]]:
         """Units changed since the last call, for a throttled console push."""

@@ -32,6 +32,8 @@ class Notifier:
         self.topics = topics
         self.publish = publish
         self.on_delivered = on_delivered
+        # With several instances: hands an order to every instance's `terminals_here`.
+        self.fanout: Callable[[str, dict[str, Any]], None] | None = None
 
     def order_to_agent(self, unit_id: str, order: dict[str, Any]) -> None:
         self.publish(
@@ -40,10 +42,19 @@ class Notifier:
 
     def order_to_terminals(
         self, unit_id: str, order: dict[str, Any], sid: str | None = None
-    ) -> int:
-        """Emit to each of the unit's terminals (or one); each terminal's callback = delivered.
+    ) -> None:
+        """To each of the unit's terminals, wherever connected (or to one, connected here)."""
+        if sid is None and self.fanout is not None:
+            self.fanout(unit_id, order)
+        else:
+            self.terminals_here(unit_id, order, sid)
 
-        Socket.IO callbacks need one addressee, so the room is walked sid by sid.
+    def terminals_here(self, unit_id: str, order: dict[str, Any], sid: str | None = None) -> int:
+        """Emit to the unit's terminals connected to this instance; a terminal's callback =
+        delivered.
+
+        Socket.IO callbacks need one addressee, so the room is walked sid by sid; the emit
+        skips the message queue, as every instance is doing the same for its own terminals.
         """
         sids = [sid] if sid else self.terminal_sids(unit_id)
         order_id = order["order_id"]
@@ -54,6 +65,7 @@ class Notifier:
                 to=each,
                 namespace=TERMINAL_NS,
                 callback=lambda *_: self.on_delivered(unit_id, order_id),
+                ignore_queue=True,
             )
         return len(sids)
 

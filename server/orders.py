@@ -785,7 +785,7 @@ class OrderService:
     def set_out_of_service(self, unit_id: str, out: bool, actor: str) -> UnitState:
         unit = self._unit(unit_id)
         if unit.out_of_service != out:
-            unit.out_of_service = out
+            self.live.set_out_of_service(unit_id, out)
             with db.atomic():
                 Unit.update(out_of_service=out).where(Unit.id == unit_id).execute()
                 record_event(actor, "out_of_service" if out else "in_service", unit_id=unit_id)

@@ -200,7 +200,8 @@ class CityDay:
         lead = 8 + len(specs) / 40
         self.clock = clock_for(self.start, o.speedup, lead, time.time())
         with self.console.status("database, broker, street router, server, fleet") as status:
-            tokens = provision(self.rig.db_url, self.city, specs)
+            tokens, desk = provision(self.rig.db_url, self.city, specs)
+            self.http.headers["Authorization"] = f"Bearer {desk.api_token}"
             broker = self.rig.start_broker(os.environ.get("FIELDLINK_DEMO_BROKER") or "auto")
             router = StreetRouter(self.city).start()
             self.stack.callback(router.stop)

@@ -14,7 +14,8 @@ from flask import request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from server import clock, metrics
+from server import clock, metrics, roles
+from server.auth import SignedIn, signed_in_by_token, who
 from server.notify import CONSOLE_NS, TERMINAL_NS, unit_room
 from server.orders import OrderRefused
 from server.store import Unit, db
@@ -120,11 +121,44 @@ class TerminalNamespace(Namespace):
 
 
 class ConsoleNamespace(Namespace):
-    """Dispatchers' live view: a snapshot on `sync`, then pushed changes."""
+    """Dispatchers' live view: a snapshot on `sync`, then pushed changes.
+
+    Only a signed-in account may connect: the web login's session cookie (sent with the
+    handshake) or `auth={"token": <api_token>}`. A connection ends with its session.
+    """
 
     def __init__(self, runtime: Runtime):
         super().__init__(CONSOLE_NS)
         self.runtime = runtime
+        self.user_of: dict[str, SignedIn] = {}
+
+    def on_connect(self, auth: dict | None = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        user = signed_in_by_token(token) if isinstance(token, str) else who()
+        if user is None or not user.may("view"):
+            metrics.REJECTED.labels("socketio", "auth").inc()
+            raise ConnectionRefusedError("sign in first: the console's login or an API token")
+        self.user_of[request.sid] = user
+        log.info("console for %s connected (%s)", user.actor, request.sid)
+
+    def on_disconnect(self, *_: Any) -> None:
+        self.user_of.pop(request.sid, None)
+
+    def end_expired(self) -> None:
+        """Pushed changes go to every console: one whose login has ended is let go."""
+        for sid, user in list(self.user_of.items()):
+            if user.expired():
+                log.info("console for %s: the session ended", user.actor)
+                self.disconnect(sid, namespace=CONSOLE_NS)
+
+    def _may(self, permission: str) -> dict[str, Any] | None:
+        user = self.user_of.get(request.sid)
+        if user is None or user.expired():
+            return refuse("socketio", "auth", "the session has ended: sign in again")
+        if not user.may(permission):
+            return refuse("socketio", "role", f"{roles.a_role(user.role)} may not do this")
+        return None
 
     def on_sync(self, *_: Any) -> dict[str, Any]:
-        return {"ok": True, **self.runtime.pipeline.call(self.runtime.snapshot)}
+        refused = self._may("view")
+        return refused or {"ok": True, **self.runtime.pipeline.call(self.runtime.snapshot)}

@@ -186,6 +186,22 @@ class Setting(BaseModel):
     changed_by = CharField(default="", max_length=64)
 
 
+class Account(BaseModel):
+    """A command-centre user: a role, a password for the web login, an API token for REST.
+
+    Only hashes are kept: the password's (werkzeug's scrypt) and the token's SHA-256 (a random
+    token needs no slow hash, and its hash can be looked up). `session_key` is part of every
+    web session's id: a new one ends the account's open sessions.
+    """
+
+    name = CharField(primary_key=True, max_length=48)
+    role = CharField(max_length=16)
+    password_hash = CharField(max_length=255)
+    token_hash = CharField(unique=True, max_length=64)
+    session_key = CharField(max_length=32)
+    created_at = DoubleField(default=clock.now)
+
+
 class Event(BaseModel):
     """Append-only audit log: every change, who made it, and when."""
 
@@ -198,7 +214,7 @@ class Event(BaseModel):
     data = TextField(default="{}")
 
 
-MODELS = (Unit, Position, Incident, Alarm, Order, Event, Grid, Post, Setting)
+MODELS = (Unit, Position, Incident, Alarm, Order, Event, Grid, Post, Setting, Account)
 
 
 def open_database(url: str) -> None:

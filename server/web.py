@@ -1,5 +1,7 @@
 """Web pages: the dispatcher console (`/`), the in-car terminal (`/terminal`), the guard
-post's kiosk (`/kiosk`) and the response-figures dashboard (`/dashboard`).
+post's kiosk (`/kiosk`) and the response-figures dashboard (`/dashboard`); the console and
+the dashboard need the command centre's login (`server/auth.py`), the unit's screens their
+device token.
 
 Browser libraries come from npm (`scripts/setup.sh` installs them into node_modules) and are
 served from `/vendor/`; only their distribution folders are exposed.
@@ -11,6 +13,8 @@ from pathlib import Path
 
 from flask import Flask, abort, current_app, render_template, send_from_directory
 
+from server.auth import who
+
 # only the distribution folder of each browser library is served
 VENDOR = {
     "socket.io": ("socket.io-client", "dist"),
@@ -20,7 +24,9 @@ VENDOR = {
 
 
 def console_page():
-    return render_template("console.html", tile_url=current_app.config["FIELDLINK"].tile_url)
+    return render_template(
+        "console.html", tile_url=current_app.config["FIELDLINK"].tile_url, user=who()
+    )
 
 
 def terminal_page():

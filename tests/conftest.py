@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,14 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from server.broker import MosquittoProcess
-from tests.harness import GpsFake, drop_test_databases
+from tests.harness import (
+    POSTGRES_URL,
+    GpsFake,
+    ServerProcess,
+    drop_test_databases,
+    new_postgres_database,
+)
+from tests.redis_process import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -57,7 +66,6 @@ def async_mode(request) -> str:
 @pytest.fixture
 def server_factory(tmp_path, mosquitto):
     """Starts `fieldlink server` processes on the session broker; stops them after the test."""
-    from tests.harness import ServerProcess
 
     started: list[ServerProcess] = []
 
@@ -95,3 +103,49 @@ def mock_gpio() -> Iterator[MockFactory]:
     yield factory
     factory.reset()
     Device.pin_factory = None
+
+
+@pytest.fixture
+def redis_server(tmp_path) -> Iterator[RedisProcess]:
+    """A Redis per test: Socket.IO's channel and the leases are the same names in every
+    deployment, so tests sharing one Redis would hear each other's instances."""
+    server = RedisProcess(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The local PostgreSQL the suite runs on (scripts/postgres.sh makes sure of it)."""
+    if POSTGRES_URL:
+        return POSTGRES_URL
+    script = ROOT / "scripts" / "postgres.sh"
+    return subprocess.run([script], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def cluster(tmp_path, mosquitto, redis_server, postgres_url):
+    """`make(n, **settings)`: n instances on one new PostgreSQL database and the test's Redis,
+    not yet started (units are provisioned first, as each instance loads them at start)."""
+    db_url = f"{postgres_url}/{new_postgres_database(postgres_url)}"
+    started: list[ServerProcess] = []
+
+    # a group of the test's own: members left in the session's broker by other tests'
+    # instances would otherwise get a share of this test's messages
+    group = f"test-{uuid.uuid4().hex[:8]}"
+
+    def make(count: int, **settings) -> list[ServerProcess]:
+        settings.setdefault("mqtt_share_group", group)
+        for _ in range(count):
+            workdir: Path = tmp_path / f"instance-{len(started)}"
+            workdir.mkdir()
+            started.append(
+                ServerProcess(
+                    workdir, mosquitto.url, db_url=db_url, redis_url=redis_server.url, **settings
+                )
+            )
+        return started[-count:]
+
+    yield make
+    for server in started:
+        server.stop()

@@ -19,9 +19,11 @@ import psycopg
 import requests
 import socketio
 from paho.mqtt.enums import CallbackAPIVersion
+from werkzeug.security import generate_password_hash
 
+from server.accounts import token_hash
 from server.broker import end_process, free_port, wait_for_port
-from server.store import create_unit, db, open_database
+from server.store import Account, create_unit, db, open_database
 from wire import Channel, Topics, encode
 
 FIELDLINK = str(Path(sys.executable).parent / "fieldlink")
@@ -78,6 +80,21 @@ def eventually(
     )
 
 
+# every test server has this admin account (the console's login in the page tests)
+ADMIN, ADMIN_PASSWORD, ADMIN_TOKEN = "admin", "test-admin-password", "test-admin-token"
+
+
+def sign_up(name: str, role: str, password: str, token: str) -> None:
+    """An account with a known password and token, made once per database."""
+    Account.insert(
+        name=name,
+        role=role,
+        password_hash=generate_password_hash(password),
+        token_hash=token_hash(token),
+        session_key="test",
+    ).on_conflict_ignore().execute()
+
+
 class ServerProcess:
     """`fieldlink server` as it runs in production, in its own process."""
 
@@ -104,6 +121,9 @@ class ServerProcess:
         )
         self.proc: subprocess.Popen | None = None
         open_database(self.db_url)
+        with db.connection_context():
+            sign_up(ADMIN, "admin", ADMIN_PASSWORD, ADMIN_TOKEN)
+        self.token = ADMIN_TOKEN
 
     @property
     def url(self) -> str:
@@ -128,13 +148,22 @@ class ServerProcess:
         self.proc = None
         return code
 
-    def get(self, path: str) -> Any:
-        return requests.get(self.url + path, timeout=5).json()
+    def request(self, method: str, path: str, token: str | None = None, **kw: Any):
+        """An HTTP request as an account (the admin's by default; "" for none)."""
+        token = self.token if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.request(method, self.url + path, headers=headers, timeout=10, **kw)
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def get(self, path: str) -> Any:
+        return self.request("GET", path).json()
+
+    def call(self, method: str, path: str, body: Any = None, token: str | None = None):
         """A REST call: (status, JSON answer)."""
-        reply = requests.request(method, self.url + path, json=body, timeout=10)
+        reply = self.request(method, path, token, json=body)
         return reply.status_code, reply.json()
+
+    def console(self, token: str | None = None) -> Console:
+        return Console(self.url, self.token if token is None else token)
 
     def metric(self, name: str, **labels: str) -> float:
         text = requests.get(self.url + "/metrics", timeout=5).text
@@ -228,13 +257,15 @@ class Terminal:
 class Console:
     """A dispatcher's console: a real python-socketio client on `/console`, keeping events."""
 
-    def __init__(self, server_url: str):
+    def __init__(self, server_url: str, token: str):
         self.events: list[tuple[str, Any]] = []
         self.sio = socketio.Client(reconnection=False)
         self.sio.on(
             "*", lambda event, data: self.events.append((event, data)), namespace="/console"
         )
-        self.sio.connect(server_url, namespaces=["/console"], wait_timeout=10)
+        self.sio.connect(
+            server_url, namespaces=["/console"], auth={"token": token}, wait_timeout=10
+        )
 
     def of(self, event: str) -> list[Any]:
         return [data for name, data in list(self.events) if name == event]

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from urllib.request import urlopen
 
 import paho.mqtt.client as mqtt
 import pytest
+import requests
 
 from server.broker import EmbeddedBroker, free_port, local_broker
 from wire.mqtt import (
@@ -139,14 +139,25 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def get_json(url: str):
-    with urlopen(url, timeout=2) as response:
-        return json.load(response)
+def signed_in(base: str, banner: str) -> requests.Session | None:
+    """The console's login with the account the demo printed, as a dispatcher's browser."""
+    printed = re.search(r"sign in: (\S+) / (\S+)\)", banner)
+    if printed is None:
+        return None  # not printed yet
+    browser = requests.Session()
+    form = browser.get(f"{base}/login", timeout=5).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    name, password = printed.groups()
+    reply = browser.post(
+        f"{base}/login", data={"name": name, "password": password, "csrf_token": csrf}, timeout=5
+    )
+    assert reply.ok and reply.url == f"{base}/", reply.text
+    return browser
 
 
-def an_accepted_order(base: str) -> dict | None:
-    for incident in get_json(f"{base}/api/v1/incidents"):
-        detail = get_json(f"{base}/api/v1/incidents/{incident['id']}")
+def an_accepted_order(browser: requests.Session, base: str) -> dict | None:
+    for incident in browser.get(f"{base}/api/v1/incidents", timeout=5).json():
+        detail = browser.get(f"{base}/api/v1/incidents/{incident['id']}", timeout=5).json()
         for order in detail["orders"]:
             if order["state"] in ACCEPTED_OR_LATER:
                 return order
@@ -170,15 +181,13 @@ def test_demo_dispatches_and_officers_accept_then_sigint_stops_everything(tmp_pa
         )
     children: set[int] = set()
     try:
-        order = None
+        order, browser = None, None
         deadline = time.monotonic() + 40
         while order is None and time.monotonic() < deadline and demo.poll() is None:
             time.sleep(1)
             children |= descendants(demo.pid)
-            try:
-                order = an_accepted_order(base)
-            except OSError:
-                continue  # not serving yet
+            browser = browser or signed_in(base, output.read_text())
+            order = browser and an_accepted_order(browser, base)
         assert order is not None, output.read_text()
         assert order["accepted_at"] is not None or order["state"] != "accepted"
         assert children, "the demo started no server"

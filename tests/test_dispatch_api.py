@@ -13,12 +13,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-import requests
 
 from server.geo import GridMap, parse_grids
 from server.store import db, save_grids
 from tests.conftest import DATA
-from tests.harness import FIELDLINK, Console, UnitLink, eventually
+from tests.harness import FIELDLINK, UnitLink, eventually
 from tests.osrm_fake import OsrmFake
 from wire import Channel
 
@@ -161,7 +160,7 @@ def test_recommendations_rank_by_eta_and_say_why_units_are_passed_over(town) -> 
 
 def test_dispatcher_actions_reach_the_units_and_fill_the_timeline(town) -> None:
     server, links = town({**CARS, "car-4": ("patrol_car", 1500)})
-    console = Console(server.url)
+    console = server.console()
     incident = new_incident(server)
     iid = incident["id"]
 
@@ -236,14 +235,14 @@ def test_dispatcher_actions_reach_the_units_and_fill_the_timeline(town) -> None:
 
     kinds = [(e["actor"], e["kind"]) for e in server.get(f"/api/v1/incidents/{iid}/timeline")]
     for expected in [
-        ("dispatcher:alice", "incident_created"),
-        ("dispatcher:bo", "order_sent"),
-        ("dispatcher", "note"),
-        ("dispatcher", "incident_updated"),
-        ("dispatcher", "order_cancelled"),
-        ("dispatcher", "handed_over"),
-        ("dispatcher:bo", "closed"),
-        ("dispatcher", "followup"),
+        ("admin:admin/alice", "incident_created"),
+        ("admin:admin/bo", "order_sent"),
+        ("admin:admin", "note"),
+        ("admin:admin", "incident_updated"),
+        ("admin:admin", "order_cancelled"),
+        ("admin:admin", "handed_over"),
+        ("admin:admin/bo", "closed"),
+        ("admin:admin", "followup"),
     ]:
         assert expected in kinds
     console.close()
@@ -293,7 +292,7 @@ def test_an_order_not_accepted_in_time_goes_to_the_next_unit_and_a_decline_too(t
         plans_file=DATA / "one_unit_plans.toml",
         ack_timeouts_s="1=1.5,2=60,3=60,4=60",
     )
-    console = Console(server.url)
+    console = server.console()
     links["kiosk-1"].panic()
     incident = eventually(lambda: server.get("/api/v1/incidents"))[0]
     first = eventually(lambda: orders_of(server, incident["id"]))[0]
@@ -594,19 +593,19 @@ def test_a_track_replays_and_exports_and_incidents_and_figures_download(town) ->
         )
     )
     assert track["features"][0]["properties"]["times"][0] == pytest.approx(t0)
-    gpx = requests.get(f"{server.url}/api/v1/units/car-mid/track.gpx?{period}", timeout=5)
+    gpx = server.request("GET", f"/api/v1/units/car-mid/track.gpx?{period}")
     assert gpx.headers["Content-Type"].startswith("application/gpx+xml")
     assert gpx.text.count("<trkpt") == 5
     new_incident(server)
-    incidents = requests.get(f"{server.url}/api/v1/incidents.csv", timeout=5)
+    incidents = server.request("GET", "/api/v1/incidents.csv")
     assert incidents.headers["Content-Disposition"] == "attachment; filename=incidents.csv"
     assert incidents.text.splitlines()[0].startswith("id,category,priority,state,grid")
     assert len(incidents.text.splitlines()) == 2
-    figures = requests.get(f"{server.url}/api/v1/kpis.csv?group_by=category", timeout=5)
+    figures = server.request("GET", "/api/v1/kpis.csv?group_by=category")
     assert [line.split(",")[0] for line in figures.text.splitlines()[1:]] == ["all", "dispute"]
-    bad = requests.get(f"{server.url}/api/v1/kpis.csv?group_by=moon", timeout=5)
+    bad = server.request("GET", "/api/v1/kpis.csv?group_by=moon")
     assert bad.status_code == 422 and "group_by" in bad.text
-    assert requests.get(f"{server.url}/api/v1/units/ghost/track.gpx", timeout=5).status_code == 404
+    assert server.request("GET", "/api/v1/units/ghost/track.gpx").status_code == 404
 
 
 def test_a_plan_sent_after_the_call_and_the_nearest_policy_asks_no_router(town) -> None:
@@ -626,7 +625,7 @@ def test_a_plan_sent_after_the_call_and_the_nearest_policy_asks_no_router(town) 
         assert osrm.requests == []
         eventually(lambda: links["car-near"].orders)
         timeline = server.get(f"/api/v1/incidents/{incident['id']}/timeline")
-        assert ("plan", "dispatcher") in [(e["kind"], e["actor"]) for e in timeline]
+        assert ("plan", "admin:admin") in [(e["kind"], e["actor"]) for e in timeline]
 
         status, _ = server.call("POST", f"/api/v1/incidents/{incident['id']}/resolve", {})
         assert status == 200

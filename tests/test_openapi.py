@@ -59,7 +59,9 @@ def test_every_operation_answers_by_its_document(live_server) -> None:
             # ids are generated at random: a valid body for a unit that does not exist is
             # rightly a 404, so "valid data must be accepted" does not apply
             case.call_and_validate(
-                base_url=live_server.url, excluded_checks=[positive_data_acceptance]
+                base_url=live_server.url,
+                headers={"Authorization": f"Bearer {live_server.token}"},
+                excluded_checks=[positive_data_acceptance],
             )
 
         answers_by_the_document()

@@ -4,6 +4,7 @@ console map shows the fleet and the incident."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 
@@ -11,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.conftest import DATA
-from tests.harness import UnitLink, eventually
+from tests.harness import ADMIN, ADMIN_PASSWORD, UnitLink, eventually
 from wire import Channel
 
 CHROMIUM_ARGS = [
@@ -57,6 +58,16 @@ def city(server_factory, mosquitto):
     yield server, tokens, links
     for link in links.values():
         link.close()
+
+
+def sign_in(page: Page, server, path: str = "/?lang=en") -> None:
+    """A command-centre page: the login comes first, then the page asked for."""
+    page.goto(f"{server.url}{path}")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.fill("input[name=name]", ADMIN)
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.locator("form button[type=submit]").click()
+    expect(page).to_have_url(f"{server.url}{path}")
 
 
 def open_screen(page: Page, server, screen: str, unit_id: str, token: str) -> None:
@@ -122,7 +133,7 @@ def test_terminal_page_with_a_bad_token_says_so(page, city):
 def test_console_map_shows_units_and_a_new_incident(page, city, tmp_path):
     server, _tokens, links = city
     page.set_viewport_size({"width": 1280, "height": 800})
-    page.goto(server.url + "/")
+    sign_in(page, server)
     expect(page.locator("#link")).to_have_text("online")
     expect(page.locator("path.leaflet-interactive")).to_have_count(2)
     links["kiosk-1"].panic()
@@ -138,14 +149,18 @@ def test_console_map_shows_units_and_a_new_incident(page, city, tmp_path):
     units = page.locator("#unit-list li")
     expect(units).to_have_count(2)
     page.get_by_label("Kind").select_option("guard_post")
-    expect(units).to_have_text(["City Hospital · guard_post · - · available"])
+    expect(units).to_have_text(["City Hospital · guard post · - · available"])
+    markers = page.locator("path.leaflet-interactive")
+    before = [markers.nth(i).bounding_box()["y"] for i in range(2)]
     links["car-1"].send(
         Channel.POSITION,
-        {"ts": time.time(), "lat": 35.4021, "lon": 116.587, "speed": 10.0, "heading": 90.0},
+        {"ts": time.time(), "lat": 35.4035, "lon": 116.587, "speed": 10.0, "heading": 90.0},
     )  # a moving car shows where it heads
     expect(page.locator(".heading-icon span")).to_have_attribute(
         "style", "transform: rotate(90deg)"
     )
+    after = [markers.nth(i).bounding_box()["y"] for i in range(2)]
+    assert sorted(b - a for a, b in zip(before, after, strict=True))[0] < -20  # moved north
     expect(alarm).to_be_hidden()
     expect(alarm).to_have_attribute("data-sounding", "no")
 
@@ -163,7 +178,7 @@ def test_dashboard_shows_the_days_figures_and_the_arrival_histogram(page, city):
     )
     links["car-1"].ack(order["order_id"], "on_scene")
     eventually(lambda: server.get(f"/api/v1/incidents/{incident['id']}")["on_scene_at"])
-    page.goto(f"{server.url}/dashboard")
+    sign_in(page, server, "/dashboard?lang=en")
     expect(page.locator("#incidents")).to_have_text("1")
     expect(page.locator("#first")).to_have_text("100 %")
     expect(page.locator("#status")).to_contain_text("updated")
@@ -186,7 +201,7 @@ def test_console_overlays_cold_spots_and_replays_a_track(page, city, tmp_path):
 
     eventually(lambda: stored_fixes() == 4)
     page.set_viewport_size({"width": 1280, "height": 800})
-    page.goto(server.url + "/")
+    sign_in(page, server)
     expect(page.locator("#link")).to_have_text("online")
 
     expect(page.locator(".post-icon")).to_have_count(len(posts["features"]))  # the posts
@@ -284,7 +299,7 @@ def test_kiosk_shows_a_request_to_assist_a_neighbouring_post(page, server_factor
 def test_console_creates_an_incident_on_the_map_and_dispatches_it_to_a_terminal(page, city):
     server, tokens, _links = city
     page.set_viewport_size({"width": 1280, "height": 800})
-    page.goto(server.url + "/")
+    sign_in(page, server)
     expect(page.locator("#link")).to_have_text("online")
     terminal = page.context.new_page()
     open_screen(terminal, server, "terminal", "car-1", tokens["car-1"])
@@ -304,3 +319,108 @@ def test_console_creates_an_incident_on_the_map_and_dispatches_it_to_a_terminal(
     expect(page.locator("#timeline li").first).to_contain_text("incident created")
     [incident] = server.get("/api/v1/incidents")
     assert incident["state"] == "dispatched" and incident["summary"].startswith("Elderly")
+
+
+def test_console_speaks_chinese_first_and_works_from_the_keyboard(page, city):
+    server, _tokens, _links = city
+    page.set_viewport_size({"width": 1280, "height": 800})
+    sign_in(page, server, "/")
+    expect(page.locator("#link")).to_have_text("在线")
+    expect(page.get_by_role("heading", name="警情队列")).to_be_visible()
+
+    page.locator("body").press("n")  # a new incident at the map's centre, from the keyboard
+    form = page.locator(".new-incident")
+    expect(form.get_by_label("类别")).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.type("路口两车相撞")
+    page.keyboard.press("Enter")
+    expect(page.locator("#incident-head")).to_contain_text("P2 紧急 · 新建 · 路口两车相撞")
+    dispatch = page.get_by_role("button", name="派遣 car-1")
+    dispatch.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#incident-orders li")).to_have_text("car-1 · 已派")
+    page.keyboard.press("Escape")
+    expect(page.locator("#incident")).to_be_hidden()
+
+    # the queue: by priority, each with its clock running since the call
+    server.call(
+        "POST",
+        "/api/v1/incidents",
+        {"category": "help", "priority": 1, "location": {"lat": 35.404, "lon": 116.588}},
+    )
+    queue = page.locator("#incidents li")
+    expect(queue).to_have_count(2)
+    expect(queue.first).to_contain_text("P1 求助")
+    expect(queue.nth(1)).to_contain_text("P2 紧急 · 已派")
+    expect(queue.first.locator(".timer")).to_have_text(re.compile(r"^0:\d\d$"))
+    expect(page.locator("#queue-count")).to_have_text("(2)")
+    queue.first.focus()  # a pushed change re-renders the queue and keeps the focus
+    page.wait_for_timeout(1500)
+    expect(queue.first).to_be_focused()
+
+    page.get_by_role("button", name="Language / 语言").click()
+    expect(page.get_by_role("heading", name="Incident queue")).to_be_visible()
+    expect(queue.first).to_contain_text("P1 help · new")
+    # every control on the panel can be reached with Tab
+    unreachable = page.evaluate(
+        """() => [...document.querySelectorAll(
+                    'aside button, aside select, aside input, aside a, aside li[tabindex]')]
+              .filter((el) => el.offsetParent !== null && el.tabIndex < 0)
+              .map((el) => el.outerHTML)"""
+    )
+    assert unreachable == []
+
+
+# WCAG 2 AA: 4.5:1 for text, 3:1 for large text (24 px, or 18.66 px bold)
+CONTRAST = """(selector) => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || c[3] > 0.5) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const el of document.querySelectorAll(selector)) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || el.offsetParent === null) continue;
+    const style = getComputedStyle(el);
+    const [a, b] = [lum(rgb(style.color)), lum(background(el))].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) low.push(`${el.outerHTML.slice(0, 80)}: ${ratio.toFixed(2)}`);
+  }
+  return low;
+}"""
+
+
+def test_console_and_login_text_meets_the_contrast_norm(page, city):
+    server, _tokens, links = city
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{server.url}/login?next=/")
+    page.fill("input[name=password]", "wrong-password")
+    page.fill("input[name=name]", ADMIN)
+    page.locator("form button[type=submit]").click()
+    expect(page.locator("#error")).to_be_visible()
+    assert page.evaluate(CONTRAST, "body *") == []
+    sign_in(page, server)
+    expect(page.locator("#link")).to_have_text("online")  # alarms reach connected consoles
+    for priority in (1, 2, 3, 4):
+        server.call(
+            "POST",
+            "/api/v1/incidents",
+            {"category": "help", "priority": priority, "location": {"lat": 35.404, "lon": 116.588}},
+        )
+    links["kiosk-1"].panic()
+    expect(page.locator("#alarm")).to_be_visible()
+    expect(page.locator(".incident-icon")).to_have_count(5)
+    assert page.evaluate(CONTRAST, "aside *, .incident-icon") == []
+    page.get_by_role("button", name="Acknowledge (Enter)").focus()
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"  # the keyboard's focus shows

@@ -56,19 +56,20 @@ class SessionOptions:
 
 
 def new_client(
-    address: BrokerAddress, options: SessionOptions, manual_ack: bool = False
+    address: BrokerAddress, options: SessionOptions, manual_ack: bool = False, clean: bool = False
 ) -> mqtt.Client:
     """A paho client for a persistent session (connect it with `connect_persistent`).
 
     With `manual_ack`, a received QoS 1 message is acknowledged only when the caller says
     so, after it has been stored: a crash before that gets it redelivered, not lost.
+    With `clean`, the session is a fresh one that ends with the connection (`end_session`).
     """
     v5 = options.protocol == "5"
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=options.client_id,
         protocol=PROTOCOLS[options.protocol],
-        clean_session=None if v5 else False,
+        clean_session=None if v5 else clean,
         manual_ack=manual_ack,
     )
     if address.username:
@@ -84,12 +85,41 @@ def connect_persistent(
     client: mqtt.Client, address: BrokerAddress, options: SessionOptions
 ) -> None:
     """Start connecting without blocking (the network loop retries until the broker is up)."""
+    client.connect_async(address.host, address.port, **connect_options(options))
+
+
+def connect_options(options: SessionOptions, clean: bool = False) -> dict:
+    """paho's `connect` arguments: the session kept (or, `clean`, ended) by the broker."""
     kwargs: dict = {"keepalive": options.keepalive_s}
     if options.protocol == "5":
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = options.session_expiry_s
-        kwargs.update(clean_start=False, properties=props)
-    client.connect_async(address.host, address.port, **kwargs)
+        props.SessionExpiryInterval = 0 if clean else options.session_expiry_s
+        kwargs.update(clean_start=clean, properties=props)
+    return kwargs
+
+
+def end_session(address: BrokerAddress, options: SessionOptions, timeout: float = 5.0) -> bool:
+    """Make the broker forget the session of `options.client_id`, with its subscriptions and
+    queued messages: a clean connect ends it, and the clean session ends with the disconnect."""
+    client = new_client(address, options, clean=True)
+    answered = threading.Event()
+    outcome: dict = {}
+
+    def on_connect(_c, _u, _f, reason_code, _p) -> None:
+        outcome["ok"] = not reason_code.is_failure
+        answered.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(address.host, address.port, **connect_options(options, clean=True))
+    except OSError as exc:
+        log.warning("session %s not ended: %s", options.client_id, exc)
+        return False
+    client.loop_start()
+    answered.wait(timeout)
+    client.disconnect()
+    client.loop_stop()
+    return outcome.get("ok", False)
 
 
 def negotiate_protocol(address: BrokerAddress, wanted: str, timeout: float = 5.0) -> str:

@@ -1,5 +1,7 @@
-// Dispatcher console: one live map of units and incidents, fed by the /console namespace.
+// Dispatcher console: one live map of units and incidents, fed by the /console namespace;
+// the incident queue with running timers, the alarm until acknowledged, the unit list.
 (function () {
+  const { t, word } = window.fieldlinkText;
   const COLORS = { available: "#2e9d57", dispatched: "#f0a202", busy: "#2d7ff9", en_route: "#2d7ff9",
                    on_scene: "#8e44ad", out_of_service: "#4a4f57", offline: "#8a949e" };
   const STALE_S = 60;
@@ -19,7 +21,7 @@
       keyboard: false,
       icon: L.divIcon({ className: `post-icon t${f.properties.tier_min}`, html: `${f.properties.tier_min}′`,
                         iconSize: [22, 22], iconAnchor: [11, 11] }),
-    }).bindTooltip(`${f.properties.name || f.properties.id} · ${f.properties.tier_min}-minute post`) }).addTo(map);
+    }).bindTooltip(() => t("post")(f.properties.name || f.properties.id, f.properties.tier_min)) }).addTo(map);
   });
   const unitMarkers = new Map();
   const headings = new Map();  // an arrow beside each moving unit, pointing where it heads
@@ -59,6 +61,10 @@
       const known = new Set([...select.options].map((o) => o.value));
       [...new Set([...units.values()].map(read))].filter((v) => v && !known.has(v)).sort()
         .forEach((v) => select.add(new Option(v, v)));
+      // the words follow the language; the values stay the ids
+      [...select.options].slice(1).forEach((o) => {
+        o.text = key === "grid" ? o.value : word(key === "kind" ? "kinds" : "statuses", o.value);
+      });
     }
     const shown = [...units.values()].filter((u) => (!want.grid || u.grid === want.grid)
       && (!want.kind || u.kind === want.kind) && (!want.status || statusOf(u) === want.status))
@@ -68,13 +74,13 @@
       li.tabIndex = 0;
       li.innerHTML = "<i></i>";
       li.firstChild.className = statusOf(u);
-      li.append(`${u.name || u.id} · ${u.kind} · ${u.grid || "-"} · ${statusOf(u)}`);
+      li.append(`${u.name || u.id} · ${word("kinds", u.kind)} · ${u.grid || "-"} · ${word("statuses", statusOf(u))}`);
       const go = () => { if (u.position) map.setView([u.position.lat, u.position.lon], 17); };
       li.addEventListener("click", go);
       li.addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });
       return li;
     }), ...(shown.length > UNIT_LIST_MAX ? [Object.assign(document.createElement("li"),
-      { textContent: `and ${shown.length - UNIT_LIST_MAX} more: narrow the filters` })] : []));
+      { textContent: t("more")(shown.length - UNIT_LIST_MAX) })] : []));
   }
   ["f-grid", "f-kind", "f-status"].forEach((id) => $(id).addEventListener("change", renderUnits));
 
@@ -92,7 +98,7 @@
     } else {
       m.setLatLng(at).setStyle(style);
     }
-    m.bindTooltip(`${u.name || u.id} · ${u.kind} · ${u.online ? u.status : "offline"}`);
+    m.bindTooltip(() => `${u.name || u.id} · ${word("kinds", u.kind)} · ${word("statuses", statusOf(units.get(u.id)))}`);
     showHeading(u, at, stale);
   }
 
@@ -121,21 +127,50 @@
     renderIncidents();
   }
 
+  // The queue: open incidents by priority, oldest first, each with its clock running since
+  // the call; amber past 3 minutes and red past 5 without a unit on scene (the arrival
+  // norm). Handled ones follow, most recent first.
+  const WAITING = new Set(["new", "dispatched"]);
+  const HANDLED = new Set(["resolved", "handed_over", "closed"]);
   function renderIncidents() {
-    const list = document.getElementById("incidents");
-    list.replaceChildren(...[...incidents.values()].sort((a, b) => b.created_at - a.created_at).slice(0, 50).map((i) => {
+    const list = $("incidents");
+    const focused = document.activeElement && document.activeElement.dataset.id;
+    const shown = [...incidents.values()].filter((i) => i.state !== "closed");
+    const open = shown.filter((i) => !HANDLED.has(i.state))
+      .sort((a, b) => a.priority - b.priority || a.created_at - b.created_at);
+    const done = shown.filter((i) => HANDLED.has(i.state))
+      .sort((a, b) => b.created_at - a.created_at).slice(0, 20);
+    $("queue-count").textContent = `(${open.length})`;
+    list.replaceChildren(...[...open, ...done].map((i) => {
       const li = document.createElement("li");
-      li.className = i.state;
-      const age = Math.round(nowS() - i.created_at);
-      li.innerHTML = `<strong></strong><small></small>`;
-      li.querySelector("strong").textContent = `P${i.priority} ${i.category} · ${i.state}`;
-      li.querySelector("small").textContent = `${i.summary} · ${age}s ago`;
+      li.className = `${i.state} p${i.priority}`;
+      li.dataset.id = i.id;
+      li.innerHTML = `<strong></strong> <span class="timer"></span><small></small>`;
+      li.querySelector("strong").textContent = `P${i.priority} ${word("categories", i.category)} · ${word("states", i.state)}`;
+      const timer = li.querySelector(".timer");
+      timer.dataset.since = i.created_at;
+      timer.dataset.waiting = WAITING.has(i.state) ? "yes" : "no";
+      timer.dataset.handled = HANDLED.has(i.state) ? "yes" : "no";
+      li.querySelector("small").textContent = [i.summary, i.location && i.location.address].filter(Boolean).join(" · ");
       li.tabIndex = 0;  // reachable and opened from the keyboard too
       const open = () => { if (i.location.lat != null) map.setView([i.location.lat, i.location.lon], 16); select(i.id); };
       li.addEventListener("click", open);
       li.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
       return li;
     }));
+    tickTimers();
+    // a re-render keeps the keyboard where it was
+    if (focused) { const again = list.querySelector(`li[data-id="${focused}"]`); if (again) again.focus(); }
+  }
+
+  function tickTimers() {
+    document.querySelectorAll("#incidents .timer").forEach((el) => {
+      if (el.dataset.handled === "yes") { el.textContent = t("handled"); el.className = "timer"; return; }
+      const s = Math.max(0, Math.floor(nowS() - Number(el.dataset.since)));
+      el.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+      const late = el.dataset.waiting === "yes" ? (s >= 300 ? " late5" : s >= 180 ? " late3" : "") : "";
+      el.className = `timer${late}`;
+    });
   }
 
   function fitOnce() {
@@ -147,8 +182,9 @@
   const socket = io("/console");
   window.fieldlinkSocket = socket;  // the incident panel listens too
   const link = document.getElementById("link");
+  function linkState(state) { link.dataset.t = state; link.textContent = t(state); link.className = state; }
   socket.on("connect", () => {
-    link.textContent = "online"; link.className = "online";
+    linkState("online");
     socket.emit("sync", (snap) => {
       skew = snap.now - Date.now() / 1000;
       document.dispatchEvent(new CustomEvent("fieldlink:clock", { detail: { now: snap.now } }));
@@ -156,7 +192,8 @@
       document.getElementById("counts").textContent = `(${snap.units.length})`;
     });
   });
-  socket.on("disconnect", () => { link.textContent = "offline"; link.className = "offline"; });
+  socket.on("disconnect", () => linkState("offline"));
+  socket.on("connect_error", () => linkState("offline"));
   socket.on("units", (changed) => { changed.forEach(showUnit); fitOnce(); renderUnits(); });
   socket.on("incident", showIncident);
   // An alarm stays up, flashing and beeping, until a dispatcher acknowledges it.
@@ -181,7 +218,7 @@
     box.dataset.sounding = alarms.length ? "yes" : "no";
     document.getElementById("alarm-list").replaceChildren(...alarms.map((a) => {
       const li = document.createElement("li");
-      li.textContent = `${a.kind === "test" ? "Drill" : "PANIC"} from ${a.unit_id}`;
+      li.textContent = t("alarm")(a.kind, a.unit_id);
       return li;
     }));
     if (alarms.length && !beeper) { beep(); beeper = setInterval(beep, 1500); }
@@ -195,5 +232,16 @@
     showAlarms();
     document.getElementById("alarm-ack").focus();
   });
-  setInterval(renderIncidents, 1000);
+  setInterval(tickTimers, 1000);
+  // keys: N a new incident at the map's centre (console_incident.js), Escape closes panels
+  document.addEventListener("keydown", (e) => {
+    if (e.target.closest("input, select, textarea, .leaflet-popup") || e.ctrlKey || e.altKey || e.metaKey) return;
+    if (e.key === "n" || e.key === "N") { e.preventDefault(); newIncidentHere(); }
+  });
+  function newIncidentHere() {
+    document.dispatchEvent(new CustomEvent("fieldlink:new-incident", { detail: { at: map.getCenter() } }));
+  }
+  $("new-here").addEventListener("click", newIncidentHere);
+  document.addEventListener("fieldlink:language", () => { renderUnits(); renderIncidents(); showAlarms(); });
+  window.fieldlinkText.translate();
 })();

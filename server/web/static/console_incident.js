@@ -2,6 +2,7 @@
 // first (the recommendation, with ETAs), dispatch with one click, follow the units sent and
 // the timeline live.
 (function () {
+  const { t, word } = window.fieldlinkText;
   const map = window.fieldlinkMap;
   const socket = window.fieldlinkSocket;
   const $ = (id) => document.getElementById(id);
@@ -10,7 +11,10 @@
   fetch("/api/v1/plans").then((r) => r.json()).then((p) => { categories = p.categories; });
 
   async function api(method, path, body) {
-    const reply = await fetch(path, { method, headers: { "Content-Type": "application/json" },
+    // a change made with the login's cookie carries the page's CSRF token
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    const reply = await fetch(path, { method,
+                                      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
                                       body: body ? JSON.stringify(body) : undefined });
     const answer = await reply.json();
     if (!reply.ok) throw new Error(answer.message || `HTTP ${reply.status}`);
@@ -23,33 +27,44 @@
     return li;
   }
 
-  // -- creating: a click on the map opens a small form there ------------------------------
-  map.on("click", (e) => {
+  // -- creating: a click on the map (or N, at its centre) opens a small form there -------------
+  function newIncident(at) {
     const form = document.createElement("form");
     form.className = "new-incident";
-    form.innerHTML = `<strong>New incident</strong>
-      <select name="category" aria-label="Category"></select>
-      <select name="priority" aria-label="Priority"><option value="1">P1</option><option value="2" selected>P2</option>
+    form.innerHTML = `<strong></strong>
+      <select name="category"></select>
+      <select name="priority"><option value="1">P1</option><option value="2" selected>P2</option>
         <option value="3">P3</option><option value="4">P4</option></select>
-      <input name="summary" aria-label="Summary" placeholder="What happened">
-      <input name="address" aria-label="Address" placeholder="Address">
-      <button type="submit">Create</button>`;
-    form.category.replaceChildren(...categories.map((c) => new Option(c, c)));
-    const popup = L.popup().setLatLng(e.latlng).setContent(form).openOn(map);
+      <input name="summary">
+      <input name="address">
+      <button type="submit"></button>`;
+    form.querySelector("strong").textContent = t("new_incident");
+    form.category.setAttribute("aria-label", t("category"));
+    form.priority.setAttribute("aria-label", t("priority"));
+    form.summary.placeholder = t("summary_hint");
+    form.address.placeholder = t("address");
+    for (const name of ["summary", "address"]) form[name].setAttribute("aria-label", t(name));
+    form.querySelector("button").textContent = t("create");
+    form.category.replaceChildren(...categories.map((c) => new Option(word("categories", c), c)));
+    const popup = L.popup().setLatLng(at).setContent(form).openOn(map);
+    form.category.focus();
+    form.addEventListener("keydown", (ev) => { if (ev.key === "Escape") map.closePopup(popup); });
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       try {
         const incident = await api("POST", "/api/v1/incidents", {
           category: form.category.value, priority: Number(form.priority.value), summary: form.summary.value,
-          location: { lat: e.latlng.lat, lon: e.latlng.lng, address: form.address.value },
+          location: { lat: at.lat, lon: at.lng, address: form.address.value },
         });
         map.closePopup(popup);
         show(incident.id);
       } catch (err) {
-        form.querySelector("button").textContent = `Not created: ${err.message}`;
+        form.querySelector("button").textContent = t("not_created")(err.message);
       }
     });
-  });
+  }
+  map.on("click", (e) => newIncident(e.latlng));
+  document.addEventListener("fieldlink:new-incident", (e) => newIncident(e.detail.at));
 
   // -- the panel ----------------------------------------------------------------------------
   async function show(id) {
@@ -61,26 +76,30 @@
       api("GET", `/api/v1/incidents/${id}/timeline`),
     ]);
     if (selected !== id) return;  // another one was chosen meanwhile
-    $("incident-head").textContent =
-      `P${incident.priority} ${incident.category} · ${incident.state} · ${incident.summary || ""} ${incident.location.address || ""}`;
+    $("incident-head").textContent = [`P${incident.priority} ${word("categories", incident.category)}`,
+      word("states", incident.state), incident.summary, incident.location.address].filter(Boolean).join(" · ");
     $("recommendations").replaceChildren(...recs.recommendations.filter((r) => r.recommendable).map((r) => {
       const send = document.createElement("button");
-      send.textContent = `Dispatch ${r.unit_id}`;
+      send.textContent = t("dispatch")(r.unit_id);
       send.addEventListener("click", async () => {
         send.disabled = true;
         try { await api("POST", `/api/v1/incidents/${id}/orders`, { unit_ids: [r.unit_id] }); }
         catch (err) { send.textContent = err.message; }
         show(id);
       });
-      return item(`${r.name || r.unit_id} · ${Math.round(r.eta_s / 6) / 10} min · ${(r.distance_m / 1000).toFixed(1)} km `, send);
+      return item(t("eta")(r.name || r.unit_id, Math.round(r.eta_s / 6) / 10, (r.distance_m / 1000).toFixed(1)), send);
     }));
-    $("incident-orders").replaceChildren(...incident.orders.map((o) => item(`${o.unit_id} · ${o.state}`)));
+    $("incident-orders").replaceChildren(...incident.orders.map((o) => item(`${o.unit_id} · ${word("states", o.state)}`)));
     $("timeline").replaceChildren(...timeline.map((ev) =>
-      item(`${new Date(ev.ts * 1000).toLocaleTimeString()} ${ev.kind.replace(/_/g, " ")} · ${ev.actor}`)));
+      item([new Date(ev.ts * 1000).toLocaleTimeString(), word("events", ev.kind), ev.unit_id, ev.actor]
+        .filter(Boolean).join(" · "))));
   }
 
   document.addEventListener("fieldlink:select", (e) => show(e.detail.id));
-  $("incident-close").addEventListener("click", () => { selected = null; $("incident").hidden = true; });
+  function closePanel() { selected = null; $("incident").hidden = true; }
+  $("incident-close").addEventListener("click", closePanel);
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && selected) closePanel(); });
+  document.addEventListener("fieldlink:language", () => { if (selected) show(selected); });
   // what the units answer shows at once in the panel of the incident it concerns
   socket.on("order", (o) => { if (o.incident_id === selected) show(selected); });
   socket.on("incident", (i) => { if (i.id === selected) show(selected); });

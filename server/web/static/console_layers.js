@@ -1,6 +1,7 @@
 // Console layers over the live map: the cold-spot overlay (/api/v1/coverage) and the replay
 // of a unit's track for a period (/api/v1/units/{id}/track, GeoJSON with the fix times).
 (function () {
+  const { t } = window.fieldlinkText;
   const map = window.fieldlinkMap;
   const $ = (id) => document.getElementById(id);
   const COLOURS = { green: "#2e9d57", blue: "#2d7ff9", red: "#d93025", black: "#111" };
@@ -24,10 +25,9 @@
       }).addTo(map);
       cells.bringToBack();
       const c = body.counts;
-      status.textContent = `${c.green || 0} green · ${c.blue || 0} blue · ${c.red || 0} red · ` +
-        `${c.black || 0} black cells of ${body.cell_m} m; updated ${new Date().toLocaleTimeString()}`;
+      status.textContent = t("cells")(c, body.cell_m, new Date().toLocaleTimeString());
     } catch (err) {
-      status.textContent = `Cold spots not available (${err.message}); retrying in 30 s`;
+      status.textContent = t("no_coverage")(err.message);
     }
   }
 
@@ -69,16 +69,21 @@
     $("replay-time").textContent = new Date(track.times[i] * 1000).toLocaleString();
   }
 
+  function playButton(key) {  // data-t: a language switch keeps what it says
+    $("replay-play").dataset.t = key;
+    $("replay-play").textContent = t(key);
+  }
+
   function stop() {
     clearInterval(track.timer);
     track.timer = null;
-    $("replay-play").textContent = "Play";
+    playButton("play");
   }
 
   function play() {
     if (track.timer) { stop(); return; }
     const tickMs = 100;
-    $("replay-play").textContent = "Pause";
+    playButton("pause");
     let i = Number($("replay-pos").value);
     if (i >= track.times.length - 1) i = 0;
     let at = track.times[i];
@@ -96,17 +101,17 @@
     const since = new Date($("replay-from").value).getTime() / 1000;
     const until = new Date($("replay-to").value).getTime() / 1000;
     const status = $("replay-status");
-    if (!(until > since)) { status.textContent = "Choose a 'To' time after the 'From' time."; return; }
+    if (!(until > since)) { status.textContent = t("to_after_from"); return; }
     const query = `since=${since}&until=${until}`;
     const base = `/api/v1/units/${encodeURIComponent(unit)}/track`;
     clearTrack();
     const reply = await fetch(`${base}?${query}`);
-    if (!reply.ok) { status.textContent = `Track not available (HTTP ${reply.status}).`; return; }
+    if (!reply.ok) { status.textContent = t("no_track")(reply.status); return; }
     const feature = (await reply.json()).features[0];
     track.times = feature.properties.times;
     track.points = feature.geometry.coordinates.map(([lon, lat]) => [lat, lon]);
     $("replay-player").hidden = track.points.length === 0;
-    if (!track.points.length) { status.textContent = `No positions of ${unit} in that period.`; return; }
+    if (!track.points.length) { status.textContent = t("no_fixes")(unit); return; }
     track.line = L.polyline(track.points, { className: "track", color: "#f0a202", weight: 4 }).addTo(map);
     track.marker = L.circleMarker(track.points[0], { className: "track-head", radius: 9, color: "#fff",
                                                       weight: 3, fillColor: "#f0a202", fillOpacity: 1 }).addTo(map);
@@ -115,7 +120,7 @@
     $("replay-gpx").href = `${base}.gpx?${query}`;
     $("replay-geojson").href = `${base}?${query}`;
     showAt(0);
-    status.textContent = `${track.points.length} fixes of ${unit}`;
+    status.textContent = t("fixes")(track.points.length, unit);
   });
 
   $("replay-pos").addEventListener("input", (e) => { stop(); showAt(Number(e.target.value)); });

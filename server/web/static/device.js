@@ -1,25 +1,12 @@
 // What a unit's own screens (the in-car terminal, the guard kiosk) share: the device token
-// (from ?token= once, then kept), the language (Chinese first; ?lang= or the switch, kept),
+// (from ?token= once, then kept), the language (i18n.js),
 // and the link to /terminal with its online/offline state.
 window.fieldlinkDevice = function (TEXT, onLanguage) {
   const params = new URLSearchParams(location.search);
   const token = params.get("token") || localStorage.getItem("fieldlink.token");
   if (token) localStorage.setItem("fieldlink.token", token);
-  let lang = params.get("lang") || localStorage.getItem("fieldlink.lang") || "zh";
   const $ = (id) => document.getElementById(id);
-  const t = (key) => TEXT[lang][key];
-
-  function translate() {
-    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-    document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
-    $("lang").textContent = lang === "zh" ? "EN" : "中文";
-    onLanguage();
-  }
-  $("lang").addEventListener("click", () => {
-    lang = lang === "zh" ? "en" : "zh";
-    localStorage.setItem("fieldlink.lang", lang);
-    translate();
-  });
+  const { t, translate } = window.fieldlinkLanguage(TEXT, onLanguage);
 
   function link(state) {
     $("link").dataset.t = state;

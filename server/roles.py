@@ -1,0 +1,52 @@
+"""Who may do what: the command centre's roles and the permission each request needs.
+
+Pure rules over plain values; `server/auth.py` applies them to every REST route and every
+`/console` event. Terminals and kiosks are not accounts: their device token binds them to
+their own unit (`server/sockets.py`).
+"""
+
+from __future__ import annotations
+
+ROLES = ("dispatcher", "commander", "admin")
+
+# view: read the map, incidents, figures; dispatch: the everyday work of a dispatcher
+# (incidents, orders, unit status); command: the duty level; admin: grids, posts, accounts
+PERMISSIONS = ("view", "dispatch", "command", "admin")
+
+GRANTS: dict[str, frozenset[str]] = {
+    "dispatcher": frozenset({"view", "dispatch"}),
+    "commander": frozenset({"view", "dispatch", "command"}),
+    "admin": frozenset(PERMISSIONS),
+}
+
+# changes that are not a dispatcher's to make; every other change is "dispatch"
+RESERVED_CHANGES = {
+    ("PUT", "/api/v1/duty"): "command",
+    ("PUT", "/api/v1/grids"): "admin",
+    ("PUT", "/api/v1/posts"): "admin",
+}
+
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def permission_for(method: str, path: str) -> str:
+    """The permission a REST request needs: reading is "view"; a change "dispatch" unless
+    it is reserved to a higher role."""
+    method = method.upper()
+    if method in READS:
+        return "view"
+    return RESERVED_CHANGES.get((method, path.rstrip("/")), "dispatch")
+
+
+def allowed(role: str, permission: str) -> bool:
+    return permission in GRANTS.get(role, frozenset())
+
+
+def lowest_role_with(permission: str) -> str:
+    """For refusals that say what to do: the least role that may."""
+    return next((r for r in ROLES if allowed(r, permission)), "admin")
+
+
+def a_role(role: str) -> str:
+    """ "a dispatcher", "an admin": for messages."""
+    return f"{'an' if role[:1] in 'aeiou' else 'a'} {role}"

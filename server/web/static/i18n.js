@@ -1,0 +1,33 @@
+// Every screen's language: Chinese first, English on the switch (#lang); ?lang= or the
+// switch choose, and the browser keeps the choice for every screen. Elements with data-t
+// take their text from TEXT[lang], data-t-title their title, data-t-placeholder theirs.
+window.fieldlinkLanguage = function (TEXT, onLanguage = () => {}) {
+  const params = new URLSearchParams(location.search);
+  let lang = params.get("lang") || localStorage.getItem("fieldlink.lang") || "zh";
+  if (!TEXT[lang]) lang = "zh";
+  if (params.get("lang")) localStorage.setItem("fieldlink.lang", lang);  // a link's choice stays
+  const t = (key) => TEXT[lang][key] ?? TEXT.en[key] ?? key;
+  const sw = document.getElementById("lang");
+
+  function translate() {
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+    document.querySelectorAll("[data-t-title]").forEach((el) => { el.title = t(el.dataset.tTitle); });
+    document.querySelectorAll("[data-t-label]").forEach((el) => {
+      el.setAttribute("aria-label", t(el.dataset.tLabel));
+    });
+    document.querySelectorAll("[data-t-placeholder]").forEach((el) => {
+      el.placeholder = t(el.dataset.tPlaceholder);
+    });
+    if (sw) sw.textContent = lang === "zh" ? "EN" : "中文";
+    onLanguage(lang);
+  }
+  if (sw) {
+    sw.addEventListener("click", () => {
+      lang = lang === "zh" ? "en" : "zh";
+      localStorage.setItem("fieldlink.lang", lang);
+      translate();
+    });
+  }
+  return { t, translate, lang: () => lang };
+};
