@@ -89,12 +89,14 @@ INCIDENT_PRIORITY = 4  # the longest ack timeout: a slow terminal is measured, n
 
 
 # -- the one place each kind of connection is made --------------------------------------------
-def rest_session() -> requests.Session:
-    """A session for REST calls to the server under test."""
-    return requests.Session()
+def rest_session(api_token: str) -> requests.Session:
+    """A session for REST calls to the server under test, signed in with an API token."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {api_token}"
+    return session
 
 
-def connect_console(url: str) -> websocket.WebSocket:
+def connect_console(url: str, api_token: str) -> websocket.WebSocket:
     """A dispatcher's console joining `/console` (Engine.IO 4 over a websocket)."""
     ws = websocket.create_connection(
         url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket",
@@ -102,7 +104,7 @@ def connect_console(url: str) -> websocket.WebSocket:
         skip_utf8_validation=True,  # in pure Python it would be most of a frame's cost
     )
     ws.recv()  # Engine.IO's open packet
-    ws.send(f"40{CONSOLE_NS},")  # the namespace's connect packet (it carries the auth)
+    ws.send(f"40{CONSOLE_NS},{json.dumps({'token': api_token})}")  # connect, with its auth
     answer = ws.recv()
     if not answer.startswith(f"40{CONSOLE_NS},"):
         ws.close()
@@ -115,6 +117,7 @@ def connect_console(url: str) -> websocket.WebSocket:
 class Fleet:
     units: list[tuple[str, str]]  # (unit id, terminal token)
     incidents: list[str]  # one per order, in sending order
+    api_token: str  # the dispatcher's, for REST calls and consoles
 
 
 class FieldlinkTarget:
@@ -137,13 +140,14 @@ class FieldlinkTarget:
         fixes = {u: _near_city(rng) for u, _ in units}
         made = provision_units(self.db_url, units, fixes=fixes)
         incidents = provision_incidents(self.db_url, orders, rng)
+        api_token = provision_dispatcher(self.db_url)
         broker = self.stack.enter_context(mosquitto(self.here / "mq"))
         # Units here send no fixes: without this they would go offline after 120 s.
         env = {"FIELDLINK_OFFLINE_AFTER_S": "86400"}
         self.server = ServerProcess(self.here, self.db_url, broker.url, self.mode, extra_env=env)
         self.stack.callback(self.server.stop)
         self.server.start()
-        return Fleet([(u, made[u].token) for u, _ in units], incidents)
+        return Fleet([(u, made[u].token) for u, _ in units], incidents, api_token)
 
     @property
     def base_url(self) -> str:
@@ -201,7 +205,8 @@ class EchoTarget:
                 raise RuntimeError(f"the echo server did not start; see {self.here}")
             time.sleep(0.1)
         units = unit_ids("unit", terminals)
-        return Fleet([(u, u) for u in units], [f"incident{i:06d}" for i in range(orders)])
+        incidents = [f"incident{i:06d}" for i in range(orders)]
+        return Fleet([(u, u) for u in units], incidents, "unchecked")  # it checks no token
 
     @property
     def base_url(self) -> str:
@@ -255,6 +260,19 @@ def provision_incidents(db_url: str, count: int, rng: random.Random) -> list[str
             Incident.insert_many(rows[start : start + 500]).execute()
     db.close()
     return [r["id"] for r in rows]
+
+
+def provision_dispatcher(db_url: str) -> str:
+    """A dispatcher's account; its API token."""
+    from server import accounts
+    from server.store import db, open_database
+
+    open_database(db_url)
+    with db.connection_context():
+        token = accounts.add("bench-dispatcher", "dispatcher").api_token
+    db.close()
+    assert token is not None
+    return token
 
 
 # -- terminals, in their own processes -------------------------------------------------------
@@ -496,8 +514,8 @@ class ConsoleFeed:
     starts a thread per message: ten of them, at thousands of events a second, would take
     more of this machine than the server under test gets."""
 
-    def __init__(self, url: str):
-        self.ws = connect_console(url)
+    def __init__(self, url: str, api_token: str):
+        self.ws = connect_console(url, api_token)
         self.tally: Counter[str] = Counter()
         self.lags: list[float] = []  # `order` events: arrival - the newest step time in them
 
@@ -528,9 +546,11 @@ class ConsoleFeed:
             self.ws.close()
 
 
-def _console_process(url: str, count: int, ready: Any, stop: Any, results: Any) -> None:
+def _console_process(
+    url: str, api_token: str, count: int, ready: Any, stop: Any, results: Any
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    feeds = [ConsoleFeed(url) for _ in range(count)]
+    feeds = [ConsoleFeed(url, api_token) for _ in range(count)]
     readers = [threading.Thread(target=f.run, args=(stop,), daemon=True) for f in feeds]
     for reader in readers:
         reader.start()
@@ -545,14 +565,14 @@ def _console_process(url: str, count: int, ready: Any, stop: Any, results: Any) 
 
 
 class ConsoleProcess:
-    def __init__(self, url: str, count: int):
+    def __init__(self, url: str, api_token: str, count: int):
         self.ctx = mp.get_context("spawn")
         self.ready = self.ctx.Event()
         self.halt = self.ctx.Event()
         self.results = self.ctx.Queue()
         self.proc = self.ctx.Process(
             target=_console_process,
-            args=(url, count, self.ready, self.halt, self.results),
+            args=(url, api_token, count, self.ready, self.halt, self.results),
             daemon=True,
         )
 
@@ -611,7 +631,7 @@ def send_orders(
     done: list[Dispatched] = []
 
     def sender() -> None:
-        session = rest_session()
+        session = rest_session(fleet.api_token)
         while (item := due.get()) is not None:
             i, when = item
             if time.time() > window_end:
@@ -749,7 +769,7 @@ def run_target(args: argparse.Namespace, target: FieldlinkTarget | EchoTarget) -
             terminals = TerminalProcesses(
                 target.base_url, [t for _, t in fleet.units], args.terminal_processes, args.hold_s
             ).start()
-            consoles = ConsoleProcess(target.base_url, args.consoles).start()
+            consoles = ConsoleProcess(target.base_url, fleet.api_token, args.consoles).start()
         pids = {
             "server": target.pid,
             "terminals": terminals.pids,
