@@ -22,12 +22,13 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def summary_ms(values_s: Sequence[float]) -> dict[str, float]:
-    """p50/p90/p99/max in milliseconds of latencies given in seconds."""
+    """p50/p90/p95/p99/max in milliseconds of latencies given in seconds."""
     ordered = sorted(v * 1000 for v in values_s)
     return {
         "n": len(ordered),
         "p50": percentile(ordered, 50),
         "p90": percentile(ordered, 90),
+        "p95": percentile(ordered, 95),
         "p99": percentile(ordered, 99),
         "max": ordered[-1] if ordered else math.nan,
     }

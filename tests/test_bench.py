@@ -13,6 +13,7 @@ import pytest
     [
         ["bench.ingest", "--modes", "threading"],
         ["bench.alarm_latency", "--modes", "threading"],
+        ["bench.terminals", "--modes", "threading"],
         ["bench.agent"],
         ["bench.recommend"],
     ],
