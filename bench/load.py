@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import socketio
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.report import summarize_py_spy
@@ -481,6 +483,10 @@ def count_positions(db_url: str, ts_from: float = 0.0, ts_to: float = math.inf) 
     return int(n)
 
 
+def broker_cpu_seconds(broker: MosquittoProcess) -> float:
+    return cpu_seconds(broker.proc.pid) if broker.proc else math.nan
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux /proc), NaN elsewhere."""
     try:
@@ -488,6 +494,70 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return math.nan
+
+
+# -- following a counter ---------------------------------------------------------------------
+STALL_S = 10.0  # no progress for this long after the load stopped: stop waiting
+
+
+class Sampler:
+    """Polls a counter every `every` seconds in a thread: (time, value, extra) samples."""
+
+    def __init__(self, read, every: float = 0.25):
+        self.read = read
+        self.every = every
+        self.samples: list[tuple[float, float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                value, extra = self.read()
+                self.samples.append((time.time(), value, extra))
+            except Exception as exc:  # a slow /metrics answer: skip this sample
+                log.debug("sample failed: %s", exc)
+            self._stop.wait(self.every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def at(self, when: float) -> float:
+        """The counter's value at `when`, interpolated between samples."""
+        before = [(t, v) for t, v, _ in self.samples if t <= when]
+        after = [(t, v) for t, v, _ in self.samples if t >= when]
+        if not before:
+            return 0.0
+        if not after:
+            return before[-1][1]
+        (t0, v0), (t1, v1) = before[-1], after[0]
+        return v0 if t1 == t0 else v0 + (v1 - v0) * (when - t0) / (t1 - t0)
+
+    def reached(self, target: float) -> float:
+        """When the counter first reached `target`, +inf if it never did."""
+        return next((t for t, v, _ in self.samples if v >= target), math.inf)
+
+
+def wait_for_count(read, target: int, limit_s: float) -> float:
+    """Wait until `read()` reaches `target` and return when (epoch s); NaN when it stalls
+    for STALL_S or `limit_s` passes first."""
+    deadline = time.monotonic() + limit_s
+    last, last_change = -1.0, time.monotonic()
+    while time.monotonic() < deadline:
+        value = read()
+        if value >= target:
+            return time.time()
+        if value != last:
+            last, last_change = value, time.monotonic()
+        elif time.monotonic() - last_change > STALL_S:
+            return math.nan
+        time.sleep(0.05)
+    return math.nan
 
 
 # -- the server under test ---------------------------------------------------------------------
@@ -652,6 +722,167 @@ class Profiler:
         """Stop, and summarise what py-spy recorded ("" when it recorded nothing)."""
         out = self.stop()
         return summarize_py_spy(out) if out is not None else ""
+
+
+# -- alarms: the fleet that answers them, terminals, panics --------------------------------------
+TERMINAL_NS = "/terminal"
+
+
+@dataclass(frozen=True)
+class AlarmFleet:
+    """Background units (kind `foot`, so dispatch passes them over), patrol cars standing at
+    known places (they answer the panics) and guard posts that panic, each post at its place."""
+
+    background: tuple[str, ...]
+    cars: dict[str, tuple[float, float]]
+    posts: dict[str, tuple[float, float]]
+
+    @property
+    def units(self) -> list[tuple[str, str]]:
+        return (
+            [(u, "foot") for u in self.background]
+            + [(c, "patrol_car") for c in self.cars]
+            + [(p, "guard_post") for p in self.posts]
+        )
+
+    def provision(self, db_url: str) -> dict[str, Provisioned]:
+        return provision_units(db_url, self.units, fixes=self.cars)
+
+
+def alarm_fleet(background: int, cars: int, posts: int, seed: int = 7) -> AlarmFleet:
+    """Cars on a ring around the city centre, posts scattered inside it."""
+    rng = random.Random(seed)
+    car_fix = {}
+    for i, car in enumerate(unit_ids("car", cars)):
+        angle = 2 * math.pi * i / cars
+        car_fix[car] = (CITY[0] + 0.02 * math.sin(angle), CITY[1] + 0.03 * math.cos(angle))
+    post_fix = {
+        p: (CITY[0] + rng.uniform(-0.02, 0.02), CITY[1] + rng.uniform(-0.03, 0.03))
+        for p in unit_ids("post", posts)
+    }
+    return AlarmFleet(tuple(unit_ids("bg", background)), car_fix, post_fix)
+
+
+def panic_message(place: tuple[float, float]) -> bytes:
+    """A wire-valid panic from a post at `place`, stamped now."""
+    now = time.time()
+    alarm = {
+        "alarm_id": uuid.uuid4().hex,
+        "ts": now,
+        "kind": "panic",
+        "fix": {"ts": now, "lat": place[0], "lon": place[1]},
+    }
+    return encode(Channel.ALARM, alarm)
+
+
+def mqtt_client(name: str, max_inflight: int = 100) -> mqtt.Client:
+    """A paho v5 client of this process with a unique id."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{name}-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.max_inflight_messages_set(max_inflight)
+    return client
+
+
+class Terminal:
+    """One patrol car's in-car terminal: receives orders, confirms them, clears them."""
+
+    def __init__(self, car: Provisioned, url: str, arrivals: queue.SimpleQueue):
+        self.car = car
+        self.url = url
+        self.arrivals = arrivals
+        self.client = socketio.Client(reconnection=False)
+        self.seen: set[str] = set()
+        self.to_clear: queue.SimpleQueue = queue.SimpleQueue()
+        self.client.on("order", self._on_order, namespace=TERMINAL_NS)
+        self._clearer = threading.Thread(target=self._clear_loop, daemon=True)
+        self._running = True
+
+    def connect(self) -> None:
+        self.client.connect(
+            self.url,
+            namespaces=[TERMINAL_NS],
+            auth={"token": self.car.token},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+        self._clearer.start()
+
+    def _on_order(self, order: dict[str, Any]) -> bool:
+        now, wall = time.perf_counter(), time.time()
+        order_id = order.get("order_id", "")
+        if order_id not in self.seen:  # a resend (after `sync`) is not a new arrival
+            self.seen.add(order_id)
+            self.arrivals.put((now, wall, order))
+            self.to_clear.put(order_id)
+        return True  # the callback: delivered
+
+    def _clear_loop(self) -> None:
+        """Ack `cleared` outside the event handler, so the car is free for the next panic."""
+        while self._running:
+            try:
+                order_id = self.to_clear.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self.client.call(
+                    "ack", {"order_id": order_id, "status": "cleared"}, TERMINAL_NS, timeout=10
+                )
+            except Exception as exc:
+                log.warning("clearing %s failed: %s", order_id, exc)
+
+    def rtt(self, event: str, data: Any) -> float:
+        start = time.perf_counter()
+        self.client.call(event, data, TERMINAL_NS, timeout=10)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self._running = False
+        try:
+            self.client.disconnect()
+        except Exception as exc:
+            log.debug("disconnect: %s", exc)
+        if self._clearer.is_alive():
+            self._clearer.join(timeout=2)
+
+
+def close_terminals(terminals: Sequence[Terminal]) -> None:
+    """Disconnect every terminal at once: each disconnect waits for its socket's reader."""
+    closers = [threading.Thread(target=t.close, daemon=True) for t in terminals]
+    for closer in closers:
+        closer.start()
+    for closer in closers:
+        closer.join(timeout=15)
+
+
+def sleep_until(when: float) -> None:
+    """Sleep until `when` on the perf_counter clock (at once when it has passed)."""
+    delay = when - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def collect_orders(
+    arrivals: queue.SimpleQueue, sent: dict[str, tuple[float, float]], wait: float = 0
+) -> list[tuple[float, float, float]]:
+    """Match arrived orders to the panics that caused them (the summary names the post);
+    `sent` maps a post to its panic's (perf_counter, wall clock) publish time. Per match, in
+    seconds: (publish -> terminal, publish -> order made, order made -> terminal)."""
+    matched = []
+    while True:
+        try:
+            received, wall, order = arrivals.get(timeout=wait) if wait else arrivals.get_nowait()
+        except queue.Empty:
+            return matched
+        post = str(order.get("summary", "")).rsplit(" ", 1)[-1]
+        published = sent.pop(post, None)
+        if published is None:
+            log.warning("order %s matches no outstanding panic", order.get("order_id"))
+            continue
+        made = float(order.get("ts", math.nan))
+        matched.append((received - published[0], made - published[1], wall - made))
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
