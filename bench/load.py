@@ -23,6 +23,7 @@ import os
 import queue
 import random
 import secrets
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -42,7 +43,7 @@ import socketio
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.report import summarize_py_spy
-from server.broker import MosquittoProcess, end_process, free_port
+from server.broker import MosquittoProcess, end_process, free_port, wait_for_port
 from wire import DEFAULT_ROOT, Channel, Topics, encode
 
 log = logging.getLogger(__name__)
@@ -474,13 +475,106 @@ def sqlite_path(db_url: str) -> Path:
 
 
 def count_positions(db_url: str, ts_from: float = 0.0, ts_to: float = math.inf) -> int:
-    """Stored fixes whose fix time is in [ts_from, ts_to)."""
+    """Stored fixes whose fix time is in [ts_from, ts_to), in a SQLite or PostgreSQL store."""
+    bounds = (ts_from, ts_to if math.isfinite(ts_to) else 1e18)
+    if db_url.startswith("postgresql://"):
+        with _postgres(db_url) as conn:
+            (n,) = conn.execute(
+                "SELECT COUNT(*) FROM position WHERE ts >= %s AND ts < %s", bounds
+            ).fetchone()
+        return int(n)
     with contextlib.closing(sqlite3.connect(sqlite_path(db_url), timeout=30)) as conn:
         (n,) = conn.execute(
-            "SELECT COUNT(*) FROM position WHERE ts >= ? AND ts < ?",
-            (ts_from, ts_to if math.isfinite(ts_to) else 1e18),
+            "SELECT COUNT(*) FROM position WHERE ts >= ? AND ts < ?", bounds
         ).fetchone()
     return int(n)
+
+
+# -- PostgreSQL and Redis, for several instances -------------------------------------------------
+def _postgres(db_url: str, autocommit: bool = False) -> Any:
+    """A psycopg connection to the store at `db_url` (without the server's pool options)."""
+    import psycopg
+
+    return psycopg.connect(db_url.split("?", 1)[0], autocommit=autocommit)
+
+
+def postgres_server_url() -> str:
+    """Where to make databases: FIELDLINK_POSTGRES_URL, else the local PostgreSQL that
+    scripts/postgres.sh makes sure of (it prints the URL of its role)."""
+    url = os.environ.get("FIELDLINK_POSTGRES_URL", "")
+    if not url:
+        script = Path(__file__).resolve().parent.parent / "scripts" / "postgres.sh"
+        url = subprocess.run([script], check=True, capture_output=True, text=True).stdout
+    return url.strip().rstrip("/")
+
+
+@contextlib.contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A fresh, empty database on `server_url` (postgresql://user@host:port) for one
+    configuration; its URL. Dropped afterwards, with any connection still open to it."""
+    name = f"fieldlink_bench_{secrets.token_hex(6)}"
+    with _postgres(f"{server_url}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server_url}/{name}"
+    finally:
+        with _postgres(f"{server_url}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_backends(db_url: str) -> list[int]:
+    """Process ids of the PostgreSQL backends serving the database at `db_url` (but this
+    question's own): where the store's share of the CPU goes."""
+    with _postgres(db_url) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
+class RedisServer:
+    """A redis-server of its own on a free loopback port, nothing saved to disk."""
+
+    def __init__(self, workdir: Path):
+        self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(self.binary).exists():
+            raise FileNotFoundError("redis-server is not installed: run scripts/setup.sh")
+        self.workdir = Path(workdir)
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / "redis.log", "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
+                    *("--save", "", "--appendonly", "no", "--dir", str(self.workdir)),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            end_process(self.proc, name="redis-server")
+        self.proc = None
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(workdir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def broker_cpu_seconds(broker: MosquittoProcess) -> float:
@@ -885,11 +979,13 @@ def collect_orders(
         matched.append((received - published[0], made - published[1], wall - made))
 
 
-def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """The options every benchmark takes: async modes, the load generator, where and how long."""
-    parser.add_argument(
-        "--modes", default="threading,gevent", help="server async modes [threading,gevent]"
-    )
+def add_common_options(parser: argparse.ArgumentParser, modes: bool = True) -> None:
+    """The options every benchmark takes: async modes (unless it takes one only), the load
+    generator, where and how long."""
+    if modes:
+        parser.add_argument(
+            "--modes", default="threading,gevent", help="server async modes [threading,gevent]"
+        )
     parser.add_argument("--processes", type=int, default=2, help="publisher processes [2]")
     parser.add_argument(
         "--max-inflight", type=int, default=200, help="QoS 1 in flight per publisher [200]"
