@@ -961,9 +961,10 @@ def sleep_until(when: float) -> None:
 def collect_orders(
     arrivals: queue.SimpleQueue, sent: dict[str, tuple[float, float]], wait: float = 0
 ) -> list[tuple[float, float, float]]:
-    """Match arrived orders to the panics that caused them (the summary names the post);
-    `sent` maps a post to its panic's (perf_counter, wall clock) publish time. Per match, in
-    seconds: (publish -> terminal, publish -> order made, order made -> terminal)."""
+    """Match arrived orders to the panics that caused them (the summary names the post), the
+    first order of each; `sent` maps a post to its panic's (perf_counter, wall clock) publish
+    time. Per match, in seconds: (publish -> terminal, publish -> order made, order made ->
+    terminal)."""
     matched = []
     while True:
         try:
@@ -972,8 +973,8 @@ def collect_orders(
             return matched
         post = str(order.get("summary", "")).rsplit(" ", 1)[-1]
         published = sent.pop(post, None)
-        if published is None:
-            log.warning("order %s matches no outstanding panic", order.get("order_id"))
+        if published is None:  # a panic's plan sends two cars: the first order counts
+            log.debug("order %s matches no outstanding panic", order.get("order_id"))
             continue
         made = float(order.get("ts", math.nan))
         matched.append((received - published[0], made - published[1], wall - made))
