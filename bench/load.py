@@ -632,6 +632,10 @@ class Sampler:
         (t0, v0), (t1, v1) = before[-1], after[0]
         return v0 if t1 == t0 else v0 + (v1 - v0) * (when - t0) / (t1 - t0)
 
+    def latest(self) -> float:
+        """The counter's last sampled value (0 before the first sample)."""
+        return self.samples[-1][1] if self.samples else 0.0
+
     def reached(self, target: float) -> float:
         """When the counter first reached `target`, +inf if it never did."""
         return next((t for t, v, _ in self.samples if v >= target), math.inf)
