@@ -15,4 +15,5 @@ lint: setup
 bench: setup
 	.venv/bin/python -m bench.ingest
 	.venv/bin/python -m bench.alarm_latency
+	.venv/bin/python -m bench.scale
 	.venv/bin/python -m bench.recommend

@@ -13,6 +13,7 @@ import pytest
     [
         ["bench.ingest", "--modes", "threading"],
         ["bench.alarm_latency", "--modes", "threading"],
+        ["bench.scale", "--instances", "1,2"],
         ["bench.agent"],
         ["bench.recommend"],
     ],
