@@ -1,5 +1,6 @@
 """Shared benchmark machinery: a multi-process MQTT load generator, a counting subscriber,
-unit provisioning and a real `fieldlink server` subprocess.
+unit provisioning, a real `fieldlink server` subprocess (and the PostgreSQL database and
+Redis several of them share), and the pieces of an alarm: fleet, terminals, panics.
 
 The load generator simulates N units publishing fixes at R Hz each (or as fast as it can,
 "open loop") on `{root}/units/{unit}/position` at QoS 1. It runs a few paho clients, one per

@@ -18,7 +18,7 @@ Baseline in the same run: a plain subscriber (`RawSubscriber`) under the same op
 its own broker: what this machine moves from the publishers through mosquitto at all.
 
     python -m bench.scale                   # 1, 2 and 3 instances, < 3 min
-    python -m bench.scale --quick           # ~30 s smoke run
+    python -m bench.scale --quick           # ~35 s smoke run, 1 and 2 instances
     python -m bench.scale --instances 1,2   # any list of instance counts
 """
 
@@ -43,7 +43,9 @@ from bench.load import (
     LoadReport,
     LoadRun,
     LoadSpec,
+    Provisioned,
     RawSubscriber,
+    RedisServer,
     Sampler,
     ServerProcess,
     Terminal,
@@ -65,6 +67,7 @@ from bench.load import (
     wait_for_count,
 )
 from bench.report import machine_facts, percentile, table
+from server.broker import MosquittoProcess
 from wire import Channel, Topics
 
 log = logging.getLogger(__name__)
@@ -113,6 +116,8 @@ class Ingest:
 
 @dataclass
 class Configuration:
+    """What N instances did: their ingest phase and their alarms."""
+
     instances: int
     ingest: Ingest | None = None
     panics: int = 0
@@ -196,7 +201,14 @@ def _stop_all(servers: list[ServerProcess]) -> None:
         stopper.join(timeout=30)
 
 
-def _ingest(args, servers, broker, redis, db_url: str, fleet: AlarmFleet) -> Ingest:
+def _ingest(
+    args: argparse.Namespace,
+    servers: list[ServerProcess],
+    broker: MosquittoProcess,
+    redis: RedisServer,
+    db_url: str,
+    fleet: AlarmFleet,
+) -> Ingest:
     def stored() -> list[float]:
         return [s.stored() for s in servers]
 
@@ -230,7 +242,14 @@ def _ingest(args, servers, broker, redis, db_url: str, fleet: AlarmFleet) -> Ing
     return phase
 
 
-def _alarms(args, servers, port: int, fleet: AlarmFleet, made, config: Configuration) -> None:
+def _alarms(
+    args: argparse.Namespace,
+    servers: list[ServerProcess],
+    port: int,
+    fleet: AlarmFleet,
+    made: dict[str, Provisioned],
+    config: Configuration,
+) -> None:
     """Panics under a background load; the cars' terminals spread over the instances."""
     topics = Topics()
     arrivals: queue.SimpleQueue = queue.SimpleQueue()
