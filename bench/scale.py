@@ -329,7 +329,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.25,
         help="fixes/s per unit during the panics [0.25]",
     )
-    parser.add_argument("--cars", type=int, default=8, help="patrol cars with terminals [8]")
+    # a panic's plan sends two cars: enough of them that a panic never waits for one to be
+    # cleared, which would be counted as its latency
+    parser.add_argument("--cars", type=int, default=40, help="patrol cars with terminals [40]")
     parser.add_argument("--posts", type=int, default=50, help="guard posts that panic [50]")
     parser.add_argument("--panics", type=int, default=100, help="panics per configuration [100]")
     parser.add_argument("--panic-rate", type=float, default=10.0, help="panics per second [10]")
@@ -348,7 +350,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.units, args.duration, args.drain_max = 300, 2.0, 15.0
-        args.cars, args.posts, args.panics, args.warmup = 4, 10, 10, 1.0
+        args.cars, args.posts, args.panics, args.warmup = 20, 10, 10, 1.0
     if args.instances is None:
         args.instances = "1,2" if args.quick else "1,2,3"
     try:
