@@ -16,4 +16,5 @@ bench: setup
 	.venv/bin/python -m bench.ingest
 	.venv/bin/python -m bench.alarm_latency
 	.venv/bin/python -m bench.terminals
+	.venv/bin/python -m bench.scale
 	.venv/bin/python -m bench.recommend

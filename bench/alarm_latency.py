@@ -27,43 +27,40 @@ import argparse
 import logging
 import math
 import queue
-import random
 import shutil
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
-import socketio
-from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.load import (
-    CITY,
     LoadReport,
     LoadRun,
     LoadSpec,
     Profiler,
-    Provisioned,
     ServerProcess,
+    Terminal,
     add_common_options,
+    alarm_fleet,
+    close_terminals,
+    collect_orders,
     cpu_seconds,
     mosquitto,
-    provision_units,
-    unit_ids,
+    mqtt_client,
+    panic_message,
+    sleep_until,
 )
 from bench.report import machine_facts, summary_ms, table
-from wire import Channel, Topics, encode
+from wire import Channel, Topics
 
 log = logging.getLogger(__name__)
 
 TARGET_P50_MS = 5.0
 TARGET_P99_MS = 20.0
-TERMINAL_NS = "/terminal"
 PING_TOPIC = "bench/ping"
 WARMUP_S = 3.0
 SETTLE_S = 5.0  # longest wait for the last order after the last panic
@@ -92,69 +89,6 @@ class ModeResult:
         return self.panics - len(self.orders)
 
 
-# -- the terminals ---------------------------------------------------------------------------
-class Terminal:
-    """One patrol car's in-car terminal: receives orders, confirms them, clears them."""
-
-    def __init__(self, car: Provisioned, url: str, arrivals: queue.SimpleQueue):
-        self.car = car
-        self.url = url
-        self.arrivals = arrivals
-        self.client = socketio.Client(reconnection=False)
-        self.seen: set[str] = set()
-        self.to_clear: queue.SimpleQueue = queue.SimpleQueue()
-        self.client.on("order", self._on_order, namespace=TERMINAL_NS)
-        self._clearer = threading.Thread(target=self._clear_loop, daemon=True)
-        self._running = True
-
-    def connect(self) -> None:
-        self.client.connect(
-            self.url,
-            namespaces=[TERMINAL_NS],
-            auth={"token": self.car.token},
-            transports=["websocket"],
-            wait_timeout=10,
-        )
-        self._clearer.start()
-
-    def _on_order(self, order: dict[str, Any]) -> bool:
-        now, wall = time.perf_counter(), time.time()
-        order_id = order.get("order_id", "")
-        if order_id not in self.seen:  # a resend (after `sync`) is not a new arrival
-            self.seen.add(order_id)
-            self.arrivals.put((now, wall, order))
-            self.to_clear.put(order_id)
-        return True  # the callback: delivered
-
-    def _clear_loop(self) -> None:
-        """Ack `cleared` outside the event handler, so the car is free for the next panic."""
-        while self._running:
-            try:
-                order_id = self.to_clear.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            try:
-                self.client.call(
-                    "ack", {"order_id": order_id, "status": "cleared"}, TERMINAL_NS, timeout=10
-                )
-            except Exception as exc:
-                log.warning("clearing %s failed: %s", order_id, exc)
-
-    def rtt(self, event: str, data: Any) -> float:
-        start = time.perf_counter()
-        self.client.call(event, data, TERMINAL_NS, timeout=10)
-        return time.perf_counter() - start
-
-    def close(self) -> None:
-        self._running = False
-        try:
-            self.client.disconnect()
-        except Exception as exc:
-            log.debug("disconnect: %s", exc)
-        if self._clearer.is_alive():
-            self._clearer.join(timeout=2)
-
-
 # -- MQTT clients of this process ----------------------------------------------------------------
 class MqttPair:
     """A publisher (alarms, pings) and a subscriber (pings), both QoS 1, in this process."""
@@ -165,21 +99,11 @@ class MqttPair:
         self.hops: list[float] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
-        self.pub = self._client("bench-alarm-pub")
-        self.sub = self._client("bench-ping-sub")
+        self.pub = mqtt_client("bench-alarm-pub")
+        self.sub = mqtt_client("bench-ping-sub")
         self.sub.on_connect = lambda c, *_: c.subscribe(PING_TOPIC, qos=1)
         self.sub.on_subscribe = lambda *_: self._subscribed.set()
         self.sub.on_message = self._on_ping
-
-    @staticmethod
-    def _client(name: str) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"{name}-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
-        )
-        client.max_inflight_messages_set(100)
-        return client
 
     def start(self) -> MqttPair:
         for client in (self.pub, self.sub):
@@ -208,33 +132,15 @@ class MqttPair:
 
 
 # -- one async mode ------------------------------------------------------------------------------
-def car_positions(count: int, rng: random.Random) -> dict[str, tuple[float, float]]:
-    cars = {}
-    for i, car in enumerate(unit_ids("car", count)):
-        angle = 2 * math.pi * i / count
-        cars[car] = (CITY[0] + 0.02 * math.sin(angle), CITY[1] + 0.03 * math.cos(angle))
-    return cars
-
-
 def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
     here = workdir / mode
     shutil.rmtree(here, ignore_errors=True)
     here.mkdir(parents=True)
-    rng = random.Random(7)
     db_url = f"sqlite:///{here / 'fieldlink.db'}"
-    background = unit_ids("bg", args.units)
-    cars = car_positions(args.cars, rng)
-    posts = unit_ids("post", args.posts)
-    units = (
-        [(u, "foot") for u in background]
-        + [(c, "patrol_car") for c in cars]
-        + [(p, "guard_post") for p in posts]
-    )
+    fleet = alarm_fleet(args.units, args.cars, args.posts)
     log.info("provisioning")
-    made = provision_units(db_url, units, fixes=cars)
-    post_fix = {
-        p: (CITY[0] + rng.uniform(-0.02, 0.02), CITY[1] + rng.uniform(-0.03, 0.03)) for p in posts
-    }
+    made = fleet.provision(db_url)
+    posts = list(fleet.posts)
     result = ModeResult(mode)
     topics = Topics()
     arrivals: queue.SimpleQueue = queue.SimpleQueue()
@@ -247,7 +153,7 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
         try:
             server.start()
             log.info("server up")
-            for car in cars:
+            for car in fleet.cars:
                 terminal = Terminal(made[car], server.base_url, arrivals)
                 terminal.connect()
                 terminals.append(terminal)
@@ -257,7 +163,7 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
             spec = LoadSpec(
                 host="127.0.0.1",
                 port=broker.port,
-                unit_ids=tuple(background),
+                unit_ids=fleet.background,
                 rate_hz=args.rate,
                 duration_s=WARMUP_S + args.panics * period + SETTLE_S + 2,
                 processes=args.processes,
@@ -273,23 +179,15 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
             sent: dict[str, tuple[float, float]] = {}
             t0 = time.perf_counter()
             for i in range(args.panics):
-                _sleep_until(t0 + i * period)
+                sleep_until(t0 + i * period)
                 post = posts[i % len(posts)]
-                lat, lon = post_fix[post]
-                now = time.time()
-                alarm = {
-                    "alarm_id": uuid.uuid4().hex,
-                    "ts": now,
-                    "kind": "panic",
-                    "fix": {"ts": now, "lat": lat, "lon": lon},
-                }
-                payload = encode(Channel.ALARM, alarm)
+                payload = panic_message(fleet.posts[post])
                 sent[post] = (time.perf_counter(), time.time())
                 pair.pub.publish(topics.unit(post, Channel.ALARM), payload, qos=1)
                 _collect(arrivals, sent, result)
-                _sleep_until(t0 + (i + 1 / 3) * period)
+                sleep_until(t0 + (i + 1 / 3) * period)
                 pair.ping(i)
-                _sleep_until(t0 + (i + 2 / 3) * period)
+                sleep_until(t0 + (i + 2 / 3) * period)
                 terminal = terminals[i % len(terminals)]
                 if i % 2 == 0:
                     result.sio_emit.append(terminal.rtt("ack", {}))
@@ -319,7 +217,7 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
                 load.stop()
                 result.load = load.wait()
             log.info("load stopped")
-            _close_all(terminals)
+            close_terminals(terminals)
             if pair is not None:
                 pair.stop()
             log.info("clients closed")
@@ -328,42 +226,16 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
     return result
 
 
-def _close_all(terminals: list[Terminal]) -> None:
-    """Disconnect every terminal at once: each disconnect waits for its socket's reader."""
-    closers = [threading.Thread(target=t.close, daemon=True) for t in terminals]
-    for closer in closers:
-        closer.start()
-    for closer in closers:
-        closer.join(timeout=15)
-
-
-def _sleep_until(when: float) -> None:
-    delay = when - time.perf_counter()
-    if delay > 0:
-        time.sleep(delay)
-
-
 def _collect(
     arrivals: queue.SimpleQueue,
     sent: dict[str, tuple[float, float]],
     result: ModeResult,
     wait: float = 0,
 ) -> None:
-    """Match arrived orders to the panics that caused them (the summary names the post)."""
-    while True:
-        try:
-            received, wall, order = arrivals.get(timeout=wait) if wait else arrivals.get_nowait()
-        except queue.Empty:
-            return
-        post = str(order.get("summary", "")).rsplit(" ", 1)[-1]
-        published = sent.pop(post, None)
-        if published is None:
-            log.warning("order %s matches no outstanding panic", order.get("order_id"))
-            continue
-        result.orders.append(received - published[0])
-        made = float(order.get("ts", math.nan))
-        result.to_order_made.append(made - published[1])
-        result.order_to_terminal.append(wall - made)
+    for total, to_made, to_terminal in collect_orders(arrivals, sent, wait):
+        result.orders.append(total)
+        result.to_order_made.append(to_made)
+        result.order_to_terminal.append(to_terminal)
 
 
 # -- the whole run -----------------------------------------------------------------------------

@@ -25,7 +25,6 @@ import math
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +35,16 @@ from bench.load import (
     LoadSpec,
     Profiler,
     RawSubscriber,
+    Sampler,
     ServerProcess,
     add_common_options,
+    broker_cpu_seconds,
     count_positions,
     cpu_seconds,
     mosquitto,
     provision_units,
     unit_ids,
+    wait_for_count,
 )
 from bench.report import machine_facts, table
 
@@ -50,7 +52,6 @@ log = logging.getLogger(__name__)
 
 TARGET_RATIO = 0.70
 TARGET_RATE = 8_000.0
-STALL_S = 10.0  # no progress for this long after the load stopped: stop waiting
 
 
 @dataclass
@@ -103,66 +104,6 @@ class Phase:
 
 
 # -- one phase -------------------------------------------------------------------------------
-class _Sampler:
-    """Polls a counter every `every` seconds in a thread: (time, value, extra) samples."""
-
-    def __init__(self, read, every: float = 0.25):
-        self.read = read
-        self.every = every
-        self.samples: list[tuple[float, float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> _Sampler:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                value, extra = self.read()
-                self.samples.append((time.time(), value, extra))
-            except Exception as exc:  # a slow /metrics answer: skip this sample
-                log.debug("sample failed: %s", exc)
-            self._stop.wait(self.every)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def at(self, when: float) -> float:
-        """The counter's value at `when`, interpolated between samples."""
-        before = [(t, v) for t, v, _ in self.samples if t <= when]
-        after = [(t, v) for t, v, _ in self.samples if t >= when]
-        if not before:
-            return 0.0
-        if not after:
-            return before[-1][1]
-        (t0, v0), (t1, v1) = before[-1], after[0]
-        return v0 if t1 == t0 else v0 + (v1 - v0) * (when - t0) / (t1 - t0)
-
-    def reached(self, target: float) -> float:
-        """When the counter first reached `target`, +inf if it never did."""
-        return next((t for t, v, _ in self.samples if v >= target), math.inf)
-
-
-def _wait_drain(read, target: int, limit_s: float) -> float:
-    """Wait until `read()` reaches `target` and return when (epoch s); NaN when it stalls
-    for STALL_S or `limit_s` passes first."""
-    deadline = time.monotonic() + limit_s
-    last, last_change = -1.0, time.monotonic()
-    while time.monotonic() < deadline:
-        value = read()
-        if value >= target:
-            return time.time()
-        if value != last:
-            last, last_change = value, time.monotonic()
-        elif time.monotonic() - last_change > STALL_S:
-            return math.nan
-        time.sleep(0.05)
-    return math.nan
-
-
 def _spec(args: argparse.Namespace, scenario: str, port: int, units: list[str]) -> LoadSpec:
     return LoadSpec(
         host="127.0.0.1",
@@ -180,12 +121,12 @@ def run_raw(args: argparse.Namespace, scenario: str, workdir: Path, units: list[
     with mosquitto(workdir / f"mq-raw-{scenario}") as broker:
         sub = RawSubscriber("127.0.0.1", broker.port).start()
         try:
-            sampler = _Sampler(lambda: (float(sub.received()), 0.0), every=0.1).start()
-            cpu0 = {"subscriber": cpu_seconds(sub.pid or 0), "broker": _broker_cpu(broker)}
+            sampler = Sampler(lambda: (float(sub.received()), 0.0), every=0.1).start()
+            cpu0 = {"subscriber": cpu_seconds(sub.pid or 0), "broker": broker_cpu_seconds(broker)}
             run = LoadRun(_spec(args, scenario, broker.port, units)).start()
             report = run.wait()
-            cpu1 = {"subscriber": cpu_seconds(sub.pid or 0), "broker": _broker_cpu(broker)}
-            drained_at = _wait_drain(sub.received, report.acked, args.drain_max)
+            cpu1 = {"subscriber": cpu_seconds(sub.pid or 0), "broker": broker_cpu_seconds(broker)}
+            drained_at = wait_for_count(sub.received, report.acked, args.drain_max)
             sampler.stop()
             result = sub.stop()
         finally:
@@ -220,14 +161,14 @@ def run_server(
                     "fieldlink_inbox_depth", 0.0
                 )
 
-            sampler = _Sampler(read).start()
+            sampler = Sampler(read).start()
             spec = _spec(args, scenario, broker.port, units)
             if args.profile and scenario == args.profile_scenario:
                 profiler = Profiler(server.pid, here / "py-spy.txt", spec.duration_s + 1).start()
-            cpu0 = {"server": cpu_seconds(server.pid), "broker": _broker_cpu(broker)}
+            cpu0 = {"server": cpu_seconds(server.pid), "broker": broker_cpu_seconds(broker)}
             report = LoadRun(spec).start().wait()
-            cpu1 = {"server": cpu_seconds(server.pid), "broker": _broker_cpu(broker)}
-            drained_at = _wait_drain(lambda: read()[0], report.acked, args.drain_max)
+            cpu1 = {"server": cpu_seconds(server.pid), "broker": broker_cpu_seconds(broker)}
+            drained_at = wait_for_count(lambda: read()[0], report.acked, args.drain_max)
             sampler.stop()
             phase = Phase(scenario, mode, report, drained=not math.isnan(drained_at))
             phase.stored_metric = read()[0]
@@ -247,10 +188,6 @@ def run_server(
             server.stop()
     phase.delivered = count_positions(db_url)
     return phase
-
-
-def _broker_cpu(broker) -> float:
-    return cpu_seconds(broker.proc.pid) if broker.proc else math.nan
 
 
 def _cpu_percent(before: dict[str, float], after: dict[str, float], span: float) -> dict:

@@ -1,5 +1,6 @@
 """Shared benchmark machinery: a multi-process MQTT load generator, a counting subscriber,
-unit provisioning and a real `fieldlink server` subprocess.
+unit provisioning, a real `fieldlink server` subprocess (and the PostgreSQL database and
+Redis several of them share), and the pieces of an alarm: fleet, terminals, panics.
 
 The load generator simulates N units publishing fixes at R Hz each (or as fast as it can,
 "open loop") on `{root}/units/{unit}/position` at QoS 1. It runs a few paho clients, one per
@@ -23,6 +24,7 @@ import os
 import queue
 import random
 import secrets
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -30,6 +32,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,10 +40,11 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import socketio
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.report import summarize_py_spy
-from server.broker import MosquittoProcess, end_process, free_port
+from server.broker import MosquittoProcess, end_process, free_port, wait_for_port
 from wire import DEFAULT_ROOT, Channel, Topics, encode
 
 log = logging.getLogger(__name__)
@@ -472,13 +476,110 @@ def sqlite_path(db_url: str) -> Path:
 
 
 def count_positions(db_url: str, ts_from: float = 0.0, ts_to: float = math.inf) -> int:
-    """Stored fixes whose fix time is in [ts_from, ts_to)."""
+    """Stored fixes whose fix time is in [ts_from, ts_to), in a SQLite or PostgreSQL store."""
+    bounds = (ts_from, ts_to if math.isfinite(ts_to) else 1e18)
+    if db_url.startswith("postgresql://"):
+        with _postgres(db_url) as conn:
+            (n,) = conn.execute(
+                "SELECT COUNT(*) FROM position WHERE ts >= %s AND ts < %s", bounds
+            ).fetchone()
+        return int(n)
     with contextlib.closing(sqlite3.connect(sqlite_path(db_url), timeout=30)) as conn:
         (n,) = conn.execute(
-            "SELECT COUNT(*) FROM position WHERE ts >= ? AND ts < ?",
-            (ts_from, ts_to if math.isfinite(ts_to) else 1e18),
+            "SELECT COUNT(*) FROM position WHERE ts >= ? AND ts < ?", bounds
         ).fetchone()
     return int(n)
+
+
+# -- PostgreSQL and Redis, for several instances -------------------------------------------------
+def _postgres(db_url: str, autocommit: bool = False) -> Any:
+    """A psycopg connection to the store at `db_url` (without the server's pool options)."""
+    import psycopg
+
+    return psycopg.connect(db_url.split("?", 1)[0], autocommit=autocommit)
+
+
+def postgres_server_url() -> str:
+    """Where to make databases: FIELDLINK_POSTGRES_URL, else the local PostgreSQL that
+    scripts/postgres.sh makes sure of (it prints the URL of its role)."""
+    url = os.environ.get("FIELDLINK_POSTGRES_URL", "")
+    if not url:
+        script = Path(__file__).resolve().parent.parent / "scripts" / "postgres.sh"
+        url = subprocess.run([script], check=True, capture_output=True, text=True).stdout
+    return url.strip().rstrip("/")
+
+
+@contextlib.contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A fresh, empty database on `server_url` (postgresql://user@host:port) for one
+    configuration; its URL. Dropped afterwards, with any connection still open to it."""
+    name = f"fieldlink_bench_{secrets.token_hex(6)}"
+    with _postgres(f"{server_url}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server_url}/{name}"
+    finally:
+        with _postgres(f"{server_url}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_backends(db_url: str) -> list[int]:
+    """Process ids of the PostgreSQL backends serving the database at `db_url` (but this
+    question's own): where the store's share of the CPU goes."""
+    with _postgres(db_url) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
+class RedisServer:
+    """A redis-server of its own on a free loopback port, nothing saved to disk."""
+
+    def __init__(self, workdir: Path):
+        self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(self.binary).exists():
+            raise FileNotFoundError("redis-server is not installed: run scripts/setup.sh")
+        self.workdir = Path(workdir)
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / "redis.log", "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
+                    *("--save", "", "--appendonly", "no", "--dir", str(self.workdir)),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            end_process(self.proc, name="redis-server")
+        self.proc = None
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(workdir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def broker_cpu_seconds(broker: MosquittoProcess) -> float:
+    return cpu_seconds(broker.proc.pid) if broker.proc else math.nan
 
 
 def cpu_seconds(pid: int) -> float:
@@ -488,6 +589,74 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return math.nan
+
+
+# -- following a counter ---------------------------------------------------------------------
+STALL_S = 10.0  # no progress for this long after the load stopped: stop waiting
+
+
+class Sampler:
+    """Polls a counter every `every` seconds in a thread: (time, value, extra) samples."""
+
+    def __init__(self, read, every: float = 0.25):
+        self.read = read
+        self.every = every
+        self.samples: list[tuple[float, float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                value, extra = self.read()
+                self.samples.append((time.time(), value, extra))
+            except Exception as exc:  # a slow /metrics answer: skip this sample
+                log.debug("sample failed: %s", exc)
+            self._stop.wait(self.every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def at(self, when: float) -> float:
+        """The counter's value at `when`, interpolated between samples."""
+        before = [(t, v) for t, v, _ in self.samples if t <= when]
+        after = [(t, v) for t, v, _ in self.samples if t >= when]
+        if not before:
+            return 0.0
+        if not after:
+            return before[-1][1]
+        (t0, v0), (t1, v1) = before[-1], after[0]
+        return v0 if t1 == t0 else v0 + (v1 - v0) * (when - t0) / (t1 - t0)
+
+    def latest(self) -> float:
+        """The counter's last sampled value (0 before the first sample)."""
+        return self.samples[-1][1] if self.samples else 0.0
+
+    def reached(self, target: float) -> float:
+        """When the counter first reached `target`, +inf if it never did."""
+        return next((t for t, v, _ in self.samples if v >= target), math.inf)
+
+
+def wait_for_count(read, target: int, limit_s: float) -> float:
+    """Wait until `read()` reaches `target` and return when (epoch s); NaN when it stalls
+    for STALL_S or `limit_s` passes first."""
+    deadline = time.monotonic() + limit_s
+    last, last_change = -1.0, time.monotonic()
+    while time.monotonic() < deadline:
+        value = read()
+        if value >= target:
+            return time.time()
+        if value != last:
+            last, last_change = value, time.monotonic()
+        elif time.monotonic() - last_change > STALL_S:
+            return math.nan
+        time.sleep(0.05)
+    return math.nan
 
 
 # -- the server under test ---------------------------------------------------------------------
@@ -654,11 +823,175 @@ class Profiler:
         return summarize_py_spy(out) if out is not None else ""
 
 
-def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """The options every benchmark takes: async modes, the load generator, where and how long."""
-    parser.add_argument(
-        "--modes", default="threading,gevent", help="server async modes [threading,gevent]"
+# -- alarms: the fleet that answers them, terminals, panics --------------------------------------
+TERMINAL_NS = "/terminal"
+
+
+@dataclass(frozen=True)
+class AlarmFleet:
+    """Background units (kind `foot`, so dispatch passes them over), patrol cars standing at
+    known places (they answer the panics) and guard posts that panic, each post at its place."""
+
+    background: tuple[str, ...]
+    cars: dict[str, tuple[float, float]]
+    posts: dict[str, tuple[float, float]]
+
+    @property
+    def units(self) -> list[tuple[str, str]]:
+        return (
+            [(u, "foot") for u in self.background]
+            + [(c, "patrol_car") for c in self.cars]
+            + [(p, "guard_post") for p in self.posts]
+        )
+
+    def provision(self, db_url: str) -> dict[str, Provisioned]:
+        return provision_units(db_url, self.units, fixes=self.cars)
+
+
+def alarm_fleet(background: int, cars: int, posts: int, seed: int = 7) -> AlarmFleet:
+    """Cars on a ring around the city centre, posts scattered inside it."""
+    rng = random.Random(seed)
+    car_fix = {}
+    for i, car in enumerate(unit_ids("car", cars)):
+        angle = 2 * math.pi * i / cars
+        car_fix[car] = (CITY[0] + 0.02 * math.sin(angle), CITY[1] + 0.03 * math.cos(angle))
+    post_fix = {
+        p: (CITY[0] + rng.uniform(-0.02, 0.02), CITY[1] + rng.uniform(-0.03, 0.03))
+        for p in unit_ids("post", posts)
+    }
+    return AlarmFleet(tuple(unit_ids("bg", background)), car_fix, post_fix)
+
+
+def panic_message(place: tuple[float, float]) -> bytes:
+    """A wire-valid panic from a post at `place`, stamped now."""
+    now = time.time()
+    alarm = {
+        "alarm_id": uuid.uuid4().hex,
+        "ts": now,
+        "kind": "panic",
+        "fix": {"ts": now, "lat": place[0], "lon": place[1]},
+    }
+    return encode(Channel.ALARM, alarm)
+
+
+def mqtt_client(name: str, max_inflight: int = 100) -> mqtt.Client:
+    """A paho v5 client of this process with a unique id."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{name}-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5,
     )
+    client.max_inflight_messages_set(max_inflight)
+    return client
+
+
+class Terminal:
+    """One patrol car's in-car terminal: receives orders, confirms them, clears them."""
+
+    def __init__(self, car: Provisioned, url: str, arrivals: queue.SimpleQueue):
+        self.car = car
+        self.url = url
+        self.arrivals = arrivals
+        self.client = socketio.Client(reconnection=False)
+        self.seen: set[str] = set()
+        self.to_clear: queue.SimpleQueue = queue.SimpleQueue()
+        self.client.on("order", self._on_order, namespace=TERMINAL_NS)
+        self._clearer = threading.Thread(target=self._clear_loop, daemon=True)
+        self._running = True
+
+    def connect(self) -> None:
+        self.client.connect(
+            self.url,
+            namespaces=[TERMINAL_NS],
+            auth={"token": self.car.token},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+        self._clearer.start()
+
+    def _on_order(self, order: dict[str, Any]) -> bool:
+        now, wall = time.perf_counter(), time.time()
+        order_id = order.get("order_id", "")
+        if order_id not in self.seen:  # a resend (after `sync`) is not a new arrival
+            self.seen.add(order_id)
+            self.arrivals.put((now, wall, order))
+            self.to_clear.put(order_id)
+        return True  # the callback: delivered
+
+    def _clear_loop(self) -> None:
+        """Ack `cleared` outside the event handler, so the car is free for the next panic."""
+        while self._running:
+            try:
+                order_id = self.to_clear.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self.client.call(
+                    "ack", {"order_id": order_id, "status": "cleared"}, TERMINAL_NS, timeout=10
+                )
+            except Exception as exc:
+                log.warning("clearing %s failed: %s", order_id, exc)
+
+    def rtt(self, event: str, data: Any) -> float:
+        start = time.perf_counter()
+        self.client.call(event, data, TERMINAL_NS, timeout=10)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self._running = False
+        try:
+            self.client.disconnect()
+        except Exception as exc:
+            log.debug("disconnect: %s", exc)
+        if self._clearer.is_alive():
+            self._clearer.join(timeout=2)
+
+
+def close_terminals(terminals: Sequence[Terminal]) -> None:
+    """Disconnect every terminal at once: each disconnect waits for its socket's reader."""
+    closers = [threading.Thread(target=t.close, daemon=True) for t in terminals]
+    for closer in closers:
+        closer.start()
+    for closer in closers:
+        closer.join(timeout=15)
+
+
+def sleep_until(when: float) -> None:
+    """Sleep until `when` on the perf_counter clock (at once when it has passed)."""
+    delay = when - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def collect_orders(
+    arrivals: queue.SimpleQueue, sent: dict[str, tuple[float, float]], wait: float = 0
+) -> list[tuple[float, float, float]]:
+    """Match arrived orders to the panics that caused them (the summary names the post), the
+    first order of each; `sent` maps a post to its panic's (perf_counter, wall clock) publish
+    time. Per match, in seconds: (publish -> terminal, publish -> order made, order made ->
+    terminal)."""
+    matched = []
+    while True:
+        try:
+            received, wall, order = arrivals.get(timeout=wait) if wait else arrivals.get_nowait()
+        except queue.Empty:
+            return matched
+        post = str(order.get("summary", "")).rsplit(" ", 1)[-1]
+        published = sent.pop(post, None)
+        if published is None:  # a panic's plan sends two cars: the first order counts
+            log.debug("order %s matches no outstanding panic", order.get("order_id"))
+            continue
+        made = float(order.get("ts", math.nan))
+        matched.append((received - published[0], made - published[1], wall - made))
+
+
+def add_common_options(parser: argparse.ArgumentParser, modes: bool = True) -> None:
+    """The options every benchmark takes: async modes (unless it takes one only), the load
+    generator, where and how long."""
+    if modes:
+        parser.add_argument(
+            "--modes", default="threading,gevent", help="server async modes [threading,gevent]"
+        )
     parser.add_argument("--processes", type=int, default=2, help="publisher processes [2]")
     parser.add_argument(
         "--max-inflight", type=int, default=200, help="QoS 1 in flight per publisher [200]"

@@ -13,6 +13,7 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
+from bench.load import RedisServer
 from server.broker import MosquittoProcess
 from tests.harness import (
     POSTGRES_URL,
@@ -21,7 +22,6 @@ from tests.harness import (
     drop_test_databases,
     new_postgres_database,
 )
-from tests.redis_process import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -106,10 +106,10 @@ def mock_gpio() -> Iterator[MockFactory]:
 
 
 @pytest.fixture
-def redis_server(tmp_path) -> Iterator[RedisProcess]:
+def redis_server(tmp_path) -> Iterator[RedisServer]:
     """A Redis per test: Socket.IO's channel and the leases are the same names in every
     deployment, so tests sharing one Redis would hear each other's instances."""
-    server = RedisProcess(tmp_path / "redis").start()
+    server = RedisServer(tmp_path / "redis").start()
     yield server
     server.stop()
 

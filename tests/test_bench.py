@@ -14,6 +14,7 @@ import pytest
         ["bench.ingest", "--modes", "threading"],
         ["bench.alarm_latency", "--modes", "threading"],
         ["bench.terminals", "--modes", "threading"],
+        ["bench.scale", "--instances", "1,2"],
         ["bench.agent"],
         ["bench.recommend"],
     ],
