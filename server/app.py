@@ -190,12 +190,25 @@ class Runtime:
             "now": clock.now(),  # the server's time: ages on the console are by its clock
         }
 
-    def _apply_shared(self, unit_id: str, change: dict[str, Any], at: float) -> None:
-        """Another instance's change to a unit, applied in the worker like our own."""
-        call = Call(self._apply_shared_in_worker, (unit_id, change, at))
-        self.inbox.put(call, urgent="fix" not in change)  # status ahead of positions
+    def _apply_shared(self, changes: list[tuple[str, dict[str, Any], float]]) -> None:
+        """Another instance's batch of unit changes, applied in the worker like our own: one
+        trip for the batch's states, ahead of positions, and one for its fixes."""
+        states = [c for c in changes if "fix" not in c[1]]
+        fixes = [c for c in changes if "fix" in c[1]]
+        if states:
+            self.inbox.put(Call(self._apply_shared_in_worker, (states,)), urgent=True)
+        if fixes:
+            self.inbox.put(Call(self._apply_shared_in_worker, (fixes,)))
 
-    def _apply_shared_in_worker(self, unit_id: str, change: dict[str, Any], at: float) -> None:
+    def _apply_shared_in_worker(self, changes: list[tuple[str, dict[str, Any], float]]) -> None:
+        for unit_id, change, at in changes:
+            try:  # one bad change does not cost the batch's others
+                self._apply_one_shared(unit_id, change, at)
+            except Exception:
+                metrics.STEP_FAILURES.labels("shared_units").inc()
+                log.exception("a change of %s from another instance failed", unit_id)
+
+    def _apply_one_shared(self, unit_id: str, change: dict[str, Any], at: float) -> None:
         unit = self.pipeline.known_unit(unit_id)  # provisioned since start-up: from the store
         if unit is None:
             return
@@ -203,11 +216,7 @@ class Runtime:
         # the scenes a unit was sent to are watched where the order was sent: that instance
         # must see the fixes the others took in as well
         if "fix" in change and unit.targets:
-            try:
-                self.orders.on_fixes(unit, [change["fix"]])
-            except Exception:
-                metrics.STEP_FAILURES.labels("arrival").inc()
-                log.exception("arrival of %s failed", unit_id)
+            self.orders.on_fixes(unit, [change["fix"]])
 
     def _catch_up(self, fixes: dict[str, dict[str, Any]]) -> None:
         """After (re)subscribing: what may have been missed, from the store and Redis."""

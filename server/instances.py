@@ -213,14 +213,26 @@ class Outbox:
         return batch
 
     def _publish(self, batch: list[tuple[str, dict[str, Any], str | None]]) -> None:
+        """Unit changes go out as one message per batch (every instance reads every one of
+        them, so the cost per message counts once per instance), and only the batch's newest
+        fix of a unit is kept; other messages one by one, in order."""
         pipe = self.client.pipeline(transaction=False)
+        newest: dict[str, dict[str, Any]] = {}
+        units: list[dict[str, Any]] = []
         for channel, message, fix_of in batch:
             if fix_of is not None:
                 fix = message["change"]["fix"]
-                self._newer_fix(
-                    keys=[FIXES], args=[fix_of, json.dumps(fix), fix["ts"]], client=pipe
-                )
-            pipe.publish(channel, json.dumps(message))
+                if fix_of not in newest or fix["ts"] > newest[fix_of]["ts"]:
+                    newest[fix_of] = fix
+            if channel == UNITS:
+                units.append(message)
+            else:
+                pipe.publish(channel, json.dumps(message))
+        for unit_id, fix in newest.items():
+            self._newer_fix(keys=[FIXES], args=[unit_id, json.dumps(fix), fix["ts"]], client=pipe)
+        if units:
+            changes = [[m["unit_id"], m["change"], m["at"]] for m in units]
+            pipe.publish(UNITS, json.dumps({"from": units[0]["from"], "changes": changes}))
         pipe.execute()
 
     def stop(self) -> None:
@@ -283,7 +295,7 @@ class SharedUnits:
         client: redis.Redis,
         outbox: Outbox,
         me: str,
-        apply: Callable[[str, dict[str, Any], float], None],
+        apply: Callable[[list[tuple[str, dict[str, Any], float]]], None],
         catch_up: Callable[[dict[str, dict[str, Any]]], None],
         clock: Callable[[], float],
     ):
@@ -293,6 +305,8 @@ class SharedUnits:
         self.apply = apply
         self.catch_up = catch_up
         self.clock = clock
+        # our own batches come back on the channel too: known by their start, never parsed
+        self.own = json.dumps({"from": me})[:-1] + ", "
         self.running = True  # until stopped, also if stopped before its task starts
 
     def share(self, unit_id: str, change: dict[str, Any]) -> None:
@@ -320,12 +334,13 @@ class SharedUnits:
                 pubsub.close()
 
     def _apply(self, data: str) -> None:
+        if data.startswith(self.own):
+            return
         try:
             message = json.loads(data)
-            if message["from"] != self.me:
-                self.apply(message["unit_id"], message["change"], message["at"])
+            self.apply([(unit_id, change, at) for unit_id, change, at in message["changes"]])
         except Exception:
-            log.exception("a unit change from another instance could not be applied")
+            log.exception("unit changes from another instance could not be applied")
 
     def stop(self) -> None:
         self.running = False
