@@ -29,7 +29,6 @@ import math
 import queue
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from bench.load import (
     Terminal,
     add_common_options,
     alarm_fleet,
+    bench_workdir,
     close_terminals,
     collect_orders,
     cpu_seconds,
@@ -283,12 +283,7 @@ def render(results: list[ModeResult]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fieldlink-bench-alarm-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = bench_workdir(args, "alarm")
     started = time.monotonic()
     print(f"machine: {machine_facts()}")
     print(

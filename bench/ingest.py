@@ -24,7 +24,6 @@ import logging
 import math
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from bench.load import (
     Sampler,
     ServerProcess,
     add_common_options,
+    bench_workdir,
     broker_cpu_seconds,
     count_positions,
     cpu_seconds,
@@ -299,12 +299,7 @@ def verdicts(phases: list[Phase]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fieldlink-bench-ingest-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = bench_workdir(args, "ingest")
     units = unit_ids("u", args.units)
     phases: list[Phase] = []
     started = time.monotonic()

@@ -29,6 +29,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -660,6 +661,17 @@ def wait_for_count(read, target: int, limit_s: float) -> float:
 
 
 # -- the server under test ---------------------------------------------------------------------
+def bench_workdir(args: argparse.Namespace, name: str) -> Path:
+    """Every benchmark's start: logging by `-v`, and `--workdir` or a new temporary folder."""
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"fieldlink-bench-{name}-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir
+
+
 def fieldlink_command() -> list[str]:
     """The `fieldlink` console script of this interpreter's environment, or an equivalent."""
     script = Path(sys.executable).parent / "fieldlink"

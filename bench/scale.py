@@ -32,7 +32,6 @@ import queue
 import secrets
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from bench.load import (
     Terminal,
     add_common_options,
     alarm_fleet,
+    bench_workdir,
     broker_cpu_seconds,
     close_terminals,
     collect_orders,
@@ -419,12 +419,7 @@ def render(raw: Ingest, configs: list[Configuration]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fieldlink-bench-scale-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = bench_workdir(args, "scale")
     pg_server = (args.postgres_url or postgres_server_url()).rstrip("/")
     fleet = alarm_fleet(args.units, args.cars, args.posts)
     started = time.monotonic()

@@ -46,7 +46,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -66,6 +65,7 @@ from bench.load import (
     CITY,
     Profiler,
     ServerProcess,
+    bench_workdir,
     cpu_seconds,
     mosquitto,
     provision_units,
@@ -930,12 +930,7 @@ def render_load(results: list[RunResult]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fieldlink-bench-terminals-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = bench_workdir(args, "terminals")
     begun = time.monotonic()
     print(f"machine: {machine_facts()}; load average {os.getloadavg()[0]:.1f} at the start")
     print(
