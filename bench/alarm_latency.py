@@ -51,11 +51,11 @@ from bench.load import (
     cpu_seconds,
     mosquitto,
     mqtt_client,
-    panic_message,
+    publish_panic,
     sleep_until,
 )
 from bench.report import machine_facts, summary_ms, table
-from wire import Channel, Topics
+from wire import Topics
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +181,7 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
             for i in range(args.panics):
                 sleep_until(t0 + i * period)
                 post = posts[i % len(posts)]
-                payload = panic_message(fleet.posts[post])
-                sent[post] = (time.perf_counter(), time.time())
-                pair.pub.publish(topics.unit(post, Channel.ALARM), payload, qos=1)
+                publish_panic(pair.pub, topics, fleet, post, sent)
                 _collect(arrivals, sent, result)
                 sleep_until(t0 + (i + 1 / 3) * period)
                 pair.ping(i)

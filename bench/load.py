@@ -886,6 +886,19 @@ def panic_message(place: tuple[float, float]) -> bytes:
     return encode(Channel.ALARM, alarm)
 
 
+def publish_panic(
+    client: mqtt.Client,
+    topics: Topics,
+    fleet: AlarmFleet,
+    post: str,
+    sent: dict[str, tuple[float, float]],
+) -> None:
+    """A post's panic on MQTT; `sent[post]` = when (monotonic, wall), to match its order."""
+    payload = panic_message(fleet.posts[post])
+    sent[post] = (time.perf_counter(), time.time())
+    client.publish(topics.unit(post, Channel.ALARM), payload, qos=1)
+
+
 def mqtt_client(name: str, max_inflight: int = 100) -> mqtt.Client:
     """A paho v5 client of this process with a unique id."""
     client = mqtt.Client(

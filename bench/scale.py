@@ -58,17 +58,17 @@ from bench.load import (
     cpu_seconds,
     mosquitto,
     mqtt_client,
-    panic_message,
     postgres_backends,
     postgres_database,
     postgres_server_url,
+    publish_panic,
     redis_server,
     sleep_until,
     wait_for_count,
 )
 from bench.report import machine_facts, percentile, table
 from server.broker import MosquittoProcess
-from wire import Channel, Topics
+from wire import Topics
 
 log = logging.getLogger(__name__)
 
@@ -281,9 +281,7 @@ def _alarms(
         for i in range(args.panics):
             sleep_until(t0 + i * period)
             post = posts[i % len(posts)]
-            payload = panic_message(fleet.posts[post])
-            sent[post] = (time.perf_counter(), time.time())
-            panic.publish(topics.unit(post, Channel.ALARM), payload, qos=1)
+            publish_panic(panic, topics, fleet, post, sent)
             config.alarms += collect_orders(arrivals, sent)
         config.panics = args.panics
         settle = time.perf_counter() + SETTLE_S

@@ -17,7 +17,17 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -99,8 +109,6 @@ def signed_in_by_token(token: str) -> SignedIn | None:
 
 
 def session_lifetime_s() -> float:
-    from flask import current_app
-
     return current_app.permanent_session_lifetime.total_seconds()
 
 

@@ -36,6 +36,13 @@ TERMINAL_ORDERS = PREFIX + "terminal-orders"
 MEMBERS = PREFIX + "instances"
 UNITS = PREFIX + "units"  # channel: changes of live unit state
 FIXES = PREFIX + "fixes"  # hash: unit id -> its newest fix (JSON)
+
+
+def alive_lease(member: str) -> str:
+    """The lease an instance holds while it is alive."""
+    return f"instance:{member}"
+
+
 PUBLISH_BATCH = 500
 
 # Take the key if free, renew it if ours; one round trip, so two instances never both hold it.
@@ -129,7 +136,7 @@ class Membership:
         self.client = client
         self.me = me
         self.ttl_s = ttl_s
-        self.alive = Lease(client, f"instance:{me}", me, ttl_s)
+        self.alive = Lease(client, alive_lease(me), me, ttl_s)
 
     def renew(self) -> bool:
         """Joined and alive for another `ttl_s`."""
@@ -145,7 +152,7 @@ class Membership:
             members = self.client.smembers(MEMBERS)
             pipe = self.client.pipeline(transaction=False)
             for member in members:
-                pipe.exists(f"{PREFIX}instance:{member}")
+                pipe.exists(PREFIX + alive_lease(member))
             alive = [m for m, there in zip(members, pipe.execute(), strict=True) if there]
         except redis.RedisError as exc:
             log.warning("instances: Redis did not answer (%s)", exc)
@@ -153,7 +160,7 @@ class Membership:
         return orphans(members, alive, self.me)
 
     def is_alive(self, member: str) -> bool:
-        return bool(self.client.exists(f"{PREFIX}instance:{member}"))
+        return bool(self.client.exists(PREFIX + alive_lease(member)))
 
     def claim(self, member: str, ttl_s: float) -> Lease | None:
         """The right to drain `member`'s sessions, for one instance at a time."""

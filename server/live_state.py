@@ -175,17 +175,17 @@ class LiveState:
             if unit.fix is None or fix["ts"] > unit.fix["ts"]:
                 unit.fix = fix
                 self._index_of(unit.kind).update(unit_id, fix["lat"], fix["lon"])
-            unit.last_heard = max(unit.last_heard or heard_at, heard_at)
+            _heard_at(unit, heard_at)
         if "status" in change and change["status_since"] >= unit.status_since:
             unit.status, unit.status_since = change["status"], change["status_since"]
         if "online" in change:
             unit.online = change["online"]
             if unit.online:
-                unit.last_heard = max(unit.last_heard or heard_at, heard_at)
+                _heard_at(unit, heard_at)
         if "out_of_service" in change:
             unit.out_of_service = change["out_of_service"]
         if "heard" in change:
-            unit.last_heard = max(unit.last_heard or change["heard"], change["heard"])
+            _heard_at(unit, change["heard"])
 
     def take_changed(self) -> list[dict[str, Any]]:
         """Units changed since the last call, for a throttled console push."""
@@ -208,3 +208,8 @@ class LiveState:
         # ties by id, as each stream gives them, so the order does not depend on the kinds
         for dist, unit_id in heapq.merge(*(((d, u) for u, d in s) for s in streams)):
             yield self.units[unit_id].candidate(), dist
+
+
+def _heard_at(unit: UnitState, at: float) -> None:
+    """Heard at `at`, unless heard later already (the others' news may come late)."""
+    unit.last_heard = max(unit.last_heard or at, at)
