@@ -17,5 +17,5 @@ echo "==> pytest, stores on PostgreSQL"
 FIELDLINK_TEST_DB_URL="$FIELDLINK_POSTGRES_URL" .venv/bin/pytest \
     --ignore=tests/agent --ignore=tests/test_demo.py --ignore=tests/test_simulate.py \
     --ignore=tests/test_bench.py --ignore=tests/test_simulator.py --ignore=tests/test_city_day.py \
-    --ignore=tests/test_instances.py --ignore=tests/test_proxy.py \
+    --ignore=tests/test_instances.py --ignore=tests/test_proxy.py --ignore=tests/test_store_locks.py \
     "$@"

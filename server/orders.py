@@ -506,8 +506,12 @@ class OrderService:
 
     def _fill_wanted(self) -> None:
         """Incidents still lacking units get them as soon as any are available."""
-        rows = Incident.select().where(
-            Incident.wanted.is_null(False) & Incident.state.in_(ACTIVE_INCIDENT_STATES)
+        # read them all first: on SQLite a read still open when the orders are written
+        # cannot become a write once the store writer has committed ("database is locked")
+        rows = list(
+            Incident.select().where(
+                Incident.wanted.is_null(False) & Incident.state.in_(ACTIVE_INCIDENT_STATES)
+            )
         )
         for incident in rows:
             self.finish_fill(
