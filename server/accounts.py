@@ -16,6 +16,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from server.roles import ROLES
 from server.store import Account
+from wire import unwritable
 
 MIN_PASSWORD = 8
 
@@ -52,8 +53,8 @@ def add(name: str, role: str, password: str | None = None) -> Credentials:
     """A new account; without a password one is made up (and shown once)."""
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
-    if not name or len(name) > 48 or ":" in name:
-        raise AccountError("an account name has 1-48 characters and no ':'")
+    if not name or len(name) > 48 or ":" in name or unwritable(name):
+        raise AccountError("an account name has 1-48 characters, no ':' and no control characters")
     if Account.get_or_none(Account.name == name) is not None:
         raise AccountError(f"account {name!r} exists: `fieldlink users password {name}` resets it")
     password = _checked_password(password)
@@ -107,7 +108,7 @@ def by_token(token: str) -> Account | None:
 
 
 def by_password(name: str, password: str) -> Account | None:
-    account = Account.get_or_none(Account.name == name)
+    account = None if unwritable(name) else Account.get_or_none(Account.name == name)
     if account is None:
         # as slow as a wrong password, so a name's existence does not show in the timing
         check_password_hash(_dummy_hash(), password)

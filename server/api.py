@@ -44,8 +44,19 @@ from server.store import (
     save_posts,
     unit_track,
 )
+from wire import Text, unwritable
 
 blp = Blueprint("v1", __name__, url_prefix="/api/v1", description="Units, incidents, orders")
+
+
+@blp.before_request
+def plain_path_ids() -> None:
+    """An id in the path holding a control character names nothing (PostgreSQL refuses NUL)."""
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, str) and unwritable(value):
+            abort(404, message=f"no such {name.removesuffix('_id')}: {unwritable(value)}")
+
+
 FOLLOWUP_OUTCOMES = ("satisfied", "unsatisfied", "no_answer", "other")
 
 
@@ -191,7 +202,7 @@ class ImportOut(Schema):
 
 # -- schemas: in -------------------------------------------------------------------------
 class ActionIn(Schema):
-    by = fields.String(
+    by = Text(
         load_default="",
         validate=validate.Length(max=48),
         metadata={
@@ -204,19 +215,19 @@ class ActionIn(Schema):
 class LocationIn(Schema):
     lat = fields.Float(required=True, validate=validate.Range(-90, 90))
     lon = fields.Float(required=True, validate=validate.Range(-180, 180))
-    address = fields.String(load_default="", validate=validate.Length(max=500))
+    address = Text(load_default="", validate=validate.Length(max=500))
 
 
 class CallerIn(Schema):
-    name = fields.String(validate=validate.Length(max=200))
-    phone = fields.String(validate=validate.Length(max=64))
+    name = Text(validate=validate.Length(max=200))
+    phone = Text(validate=validate.Length(max=64))
 
 
 class IncidentIn(ActionIn):
-    category = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    category = Text(required=True, validate=validate.Length(min=1, max=32))
     priority = fields.Integer(required=True, validate=validate.Range(1, 4))
     location = fields.Nested(LocationIn, required=True)
-    summary = fields.String(load_default="", validate=validate.Length(max=1000))
+    summary = Text(load_default="", validate=validate.Length(max=1000))
     caller = fields.Nested(CallerIn)
     apply_plan = fields.Boolean(
         load_default=False, metadata={"description": "send the response plan's units at once"}
@@ -224,10 +235,10 @@ class IncidentIn(ActionIn):
 
 
 class IncidentPatch(ActionIn):
-    category = fields.String(validate=validate.Length(min=1, max=32))
+    category = Text(validate=validate.Length(min=1, max=32))
     priority = fields.Integer(validate=validate.Range(1, 4))
     location = fields.Nested(LocationIn)
-    summary = fields.String(validate=validate.Length(max=1000))
+    summary = Text(validate=validate.Length(max=1000))
     caller = fields.Nested(CallerIn)
 
     @validates_schema
@@ -237,12 +248,12 @@ class IncidentPatch(ActionIn):
 
 
 class NoteIn(ActionIn):
-    text = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    text = Text(required=True, validate=validate.Length(min=1, max=500))
 
 
 class DispatchIn(ActionIn):
     unit_ids = fields.List(
-        fields.String(validate=validate.Length(min=1, max=64)),
+        Text(validate=validate.Length(min=1, max=64)),
         required=True,
         validate=validate.Length(min=1, max=20),
     )
@@ -253,23 +264,23 @@ class DispatchIn(ActionIn):
 
 
 class CancelIn(ActionIn):
-    reason = fields.String(load_default="cancelled by dispatch", validate=validate.Length(max=500))
+    reason = Text(load_default="cancelled by dispatch", validate=validate.Length(max=500))
     replace = fields.Boolean(
         load_default=False, metadata={"description": "send the next-best unit in its place"}
     )
 
 
 class ReassignIn(ActionIn):
-    unit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    reason = fields.String(load_default="", validate=validate.Length(max=500))
+    unit_id = Text(required=True, validate=validate.Length(min=1, max=64))
+    reason = Text(load_default="", validate=validate.Length(max=500))
     divert = fields.Boolean(load_default=False)
 
 
 class HandoverIn(ActionIn):
-    kind = fields.String(required=True, validate=validate.OneOf(HANDOVER_KINDS))
-    to_department = fields.String(validate=validate.Length(min=1, max=200))
-    to_unit = fields.String(validate=validate.Length(min=1, max=64))
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    kind = Text(required=True, validate=validate.OneOf(HANDOVER_KINDS))
+    to_department = Text(validate=validate.Length(min=1, max=200))
+    to_unit = Text(validate=validate.Length(min=1, max=64))
+    reason = Text(required=True, validate=validate.Length(min=1, max=500))
 
     @validates_schema
     def someone(self, data: dict, **_: Any) -> None:
@@ -278,24 +289,24 @@ class HandoverIn(ActionIn):
 
 
 class ResolveIn(ActionIn):
-    note = fields.String(load_default="", validate=validate.Length(max=500))
+    note = Text(load_default="", validate=validate.Length(max=500))
 
 
 class CloseIn(ActionIn):
-    disposition = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    disposition = Text(required=True, validate=validate.Length(min=1, max=500))
 
 
 class FollowupIn(ActionIn):
-    outcome = fields.String(required=True, validate=validate.OneOf(FOLLOWUP_OUTCOMES))
-    note = fields.String(load_default="", validate=validate.Length(max=500))
+    outcome = Text(required=True, validate=validate.OneOf(FOLLOWUP_OUTCOMES))
+    note = Text(load_default="", validate=validate.Length(max=500))
 
 
 class UnitStatusIn(ActionIn):
-    status = fields.String(required=True, validate=validate.OneOf(("available", "out_of_service")))
+    status = Text(required=True, validate=validate.OneOf(("available", "out_of_service")))
 
 
 class DutyIn(ActionIn):
-    level = fields.String(required=True, validate=validate.OneOf(DUTY_LEVELS))
+    level = Text(required=True, validate=validate.OneOf(DUTY_LEVELS))
 
 
 class RecommendQuery(Schema):
@@ -303,7 +314,7 @@ class RecommendQuery(Schema):
 
 
 class IncidentQuery(Schema):
-    state = fields.String(validate=validate.OneOf((*INCIDENT_STATES, "open")))
+    state = Text(validate=validate.OneOf((*INCIDENT_STATES, "open")))
     limit = fields.Integer(load_default=200, validate=validate.Range(1, 1000))
 
 

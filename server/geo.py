@@ -16,6 +16,8 @@ from shapely.geometry import Point, mapping, shape
 from shapely.prepared import prep
 from shapely.validation import explain_validity
 
+from wire import unwritable
+
 TIERS = (1, 3, 5)  # minutes: the response posts' rings
 M_PER_DEG = 111_195.0
 
@@ -55,6 +57,8 @@ def _features(doc: Any, what: str) -> list[tuple[str, dict]]:
         fid = feature["properties"].get("id", feature.get("id"))
         if not isinstance(fid, str) or not 0 < len(fid) <= 64:
             raise GeoError(f"feature {n}: properties.id missing (a string of 1-64 characters)")
+        if unwritable(fid):
+            raise GeoError(f"feature {n}: properties.id has a {unwritable(fid)}")
         if fid in seen:
             raise GeoError(f'duplicate {what[:-1]} id "{fid}"')
         seen.add(fid)
@@ -80,9 +84,13 @@ def _geometry(label: str, feature: dict, kinds: tuple[str, ...]) -> Any:
     return geom
 
 
-def _name(feature: dict, default: str) -> str:
+def _name(label: str, feature: dict, default: str) -> str:
     name = feature["properties"].get("name")
-    return name if isinstance(name, str) and name else default
+    if not isinstance(name, str) or not name:
+        return default
+    if len(name) > 200 or unwritable(name):
+        raise GeoError(f"{label}: name must be plain text of up to 200 characters")
+    return name
 
 
 def parse_grids(doc: Any) -> list[GridShape]:
@@ -90,7 +98,7 @@ def parse_grids(doc: Any) -> list[GridShape]:
     for label, feature in _features(doc, "grids"):
         geom = _geometry(label, feature, ("Polygon", "MultiPolygon"))
         gid = feature["properties"].get("id", feature.get("id"))
-        shapes.append(GridShape(gid, _name(feature, gid), mapping(geom)))
+        shapes.append(GridShape(gid, _name(label, feature, gid), mapping(geom)))
     return shapes
 
 
@@ -102,10 +110,12 @@ def parse_posts(doc: Any) -> list[PostPoint]:
         if props.get("tier_min") not in TIERS or isinstance(props.get("tier_min"), bool):
             raise GeoError(f"{label}: tier_min must be 1, 3 or 5 (minutes)")
         grid = props.get("grid")
-        if grid is not None and not isinstance(grid, str):
+        if grid is not None and (not isinstance(grid, str) or unwritable(grid)):
             raise GeoError(f"{label}: grid must be a grid id")
         pid = props.get("id", feature.get("id"))
-        posts.append(PostPoint(pid, _name(feature, pid), props["tier_min"], geom.y, geom.x, grid))
+        posts.append(
+            PostPoint(pid, _name(label, feature, pid), props["tier_min"], geom.y, geom.x, grid)
+        )
     return posts
 
 

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from flask import request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, validate
 
 from server import clock, metrics, roles
 from server.auth import SignedIn, signed_in_by_token, who
 from server.notify import CONSOLE_NS, TERMINAL_NS, unit_room
 from server.orders import OrderRefused
 from server.store import Unit, db
-from wire import ACK_STATUSES, ALARM_KINDS
+from wire import ACK_STATUSES, ALARM_KINDS, Text
 
 if TYPE_CHECKING:
     from server.app import Runtime
@@ -31,21 +31,19 @@ class TerminalAck(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    order_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    status = fields.String(
+    order_id = Text(required=True, validate=validate.Length(min=1, max=64))
+    status = Text(
         required=True, validate=validate.OneOf([s for s in ACK_STATUSES if s != "received"])
     )
-    reason = fields.String(load_default="", validate=validate.Length(max=500))
+    reason = Text(load_default="", validate=validate.Length(max=500))
 
 
 class TerminalPanic(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    alarm_id = fields.String(
-        load_default=lambda: uuid.uuid4().hex, validate=validate.Length(min=1, max=64)
-    )
-    kind = fields.String(load_default="panic", validate=validate.OneOf(ALARM_KINDS))
+    alarm_id = Text(load_default=lambda: uuid.uuid4().hex, validate=validate.Length(min=1, max=64))
+    kind = Text(load_default="panic", validate=validate.OneOf(ALARM_KINDS))
 
 
 def refuse(source: str, reason: str, message: str) -> dict[str, Any]:

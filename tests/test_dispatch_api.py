@@ -277,6 +277,22 @@ def test_bad_requests_get_clear_answers(town) -> None:
         ),
         ("POST", "/api/v1/orders/nope/cancel", {}, 404, "no order"),
         ("PUT", "/api/v1/duty", {"level": "panic"}, 422, ""),
+        # characters no store keeps: NUL (PostgreSQL refuses it), an unpaired surrogate
+        ("PUT", "/api/v1/duty", {"level": "normal", "by": "li\x00"}, 422, "U+0000"),
+        (
+            "POST",
+            "/api/v1/incidents",
+            {
+                "category": "help",
+                "priority": 1,
+                "location": {"lat": 31.2, "lon": 121.4},
+                "summary": "\ud800",
+            },
+            422,
+            "U+D800",
+        ),
+        ("GET", "/api/v1/incidents/a%00b", None, 404, "U+0000"),
+        ("GET", "/api/v1/units/car%01near/track", None, 404, "U+0001"),
         ("PUT", "/api/v1/grids", {"type": "FeatureCollection", "features": []}, 422, "no grids"),
     ]
     for method, path, body, status, text in cases:

@@ -98,6 +98,14 @@ def broken(change) -> dict:
             broken(lambda d: d["features"][0]["geometry"]["coordinates"][0][1].reverse()),
             "coordinates out of range",
         ),
+        (
+            broken(lambda d: d["features"][1]["properties"].update(id="G\x00")),
+            "feature 2: properties.id has a control character U+0000",
+        ),
+        (
+            broken(lambda d: d["features"][1]["properties"].update(name="Bund\x07")),
+            'feature 2 ("G02"): name must be plain text',
+        ),
     ],
 )
 def test_bad_grid_files_say_which_feature_and_why(doc, message) -> None:

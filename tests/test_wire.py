@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from wire import MAX_PAYLOAD_BYTES, Channel, Topics, WireError, decode, encode
+from wire import MAX_PAYLOAD_BYTES, Channel, Topics, WireError, decode, encode, unwritable
 from wire.messages import FixSchema, compile_flat
 from wire.mqtt import BrokerAddress
 from wire.topics import TopicError
@@ -85,6 +86,28 @@ def test_bad_positions_are_refused_with_a_reason(payload: bytes, says: str) -> N
 def test_bad_messages_are_refused(channel: Channel, payload: bytes) -> None:
     with pytest.raises(WireError):
         decode(channel, payload)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("li\x00", "control character U+0000 at position 2"),
+        ("\x1b[31m", "control character U+001B at position 0"),
+        ("\x7f", "control character U+007F at position 0"),
+        ("half \ud800", "control character U+D800 at position 5"),
+        ("北京路 12号\n二楼\t右", None),
+    ],
+)
+def test_text_keeps_what_people_type_and_refuses_what_no_store_keeps(
+    text: str, problem: str | None
+) -> None:
+    assert unwritable(text) == problem
+    payload = json.dumps({"order_id": "o", "ts": 1, "status": "declined", "reason": text})
+    if problem:
+        with pytest.raises(WireError, match=re.escape(problem)):
+            decode(Channel.ACK, payload.encode())
+    else:
+        assert decode(Channel.ACK, payload.encode())["reason"] == text
 
 
 def test_encode_refuses_an_invalid_outgoing_message() -> None:

@@ -10,9 +10,11 @@ from wire.messages import (
     MAX_BATCH,
     MAX_PAYLOAD_BYTES,
     ORDER_KINDS,
+    Text,
     WireError,
     decode,
     encode,
+    unwritable,
     validate_message,
 )
 from wire.topics import CHANNELS, DEFAULT_ROOT, Channel, Topics
@@ -26,9 +28,11 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "ORDER_KINDS",
     "Channel",
+    "Text",
     "Topics",
     "WireError",
     "decode",
     "encode",
+    "unwritable",
     "validate_message",
 ]

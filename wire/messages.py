@@ -7,6 +7,7 @@ degrees. Unknown fields are dropped, not fatal, so newer agents can talk to olde
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,31 @@ ALARM_KINDS = ("panic", "test")
 ORDER_KINDS = ("dispatch", "update", "cancel")
 ACK_STATUSES = ("received", "accepted", "declined", "en_route", "on_scene", "cleared")
 _ID = validate.Length(min=1, max=64)
+
+
+# Characters no name, note or id has a use for, which the stores refuse or cannot encode:
+# NUL (PostgreSQL text), other control characters but tab and line breaks, and unpaired
+# surrogates (not UTF-8).
+_UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def unwritable(text: str) -> str | None:
+    """What is wrong with text a person or a device sent, or None when it can be kept."""
+    found = _UNWRITABLE.search(text)
+    if found is None:
+        return None
+    return f"control character U+{ord(found.group()):04X} at position {found.start()}"
+
+
+class Text(fields.String):
+    """A string from outside: refused if it holds characters the store cannot keep."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        problem = unwritable(text)
+        if problem:
+            raise ValidationError(f"{problem}: send plain text")
+        return text
 
 
 class WireError(ValueError):
@@ -53,24 +79,24 @@ class BatchSchema(_Message):
 
 
 class AlarmSchema(_Message):
-    alarm_id = fields.String(required=True, validate=_ID)
+    alarm_id = Text(required=True, validate=_ID)
     ts = _number(required=True, validate=validate.Range(min=0))
-    kind = fields.String(required=True, validate=validate.OneOf(ALARM_KINDS))
+    kind = Text(required=True, validate=validate.OneOf(ALARM_KINDS))
     fix = fields.Nested(FixSchema)
 
 
 class AckSchema(_Message):
-    order_id = fields.String(required=True, validate=_ID)
+    order_id = Text(required=True, validate=_ID)
     ts = _number(required=True, validate=validate.Range(min=0))
-    status = fields.String(required=True, validate=validate.OneOf(ACK_STATUSES))
-    reason = fields.String(validate=validate.Length(max=500))
+    status = Text(required=True, validate=validate.OneOf(ACK_STATUSES))
+    reason = Text(validate=validate.Length(max=500))
 
 
 class StateSchema(_Message):
     online = fields.Boolean(required=True, truthy={True}, falsy={False})
     ts = _number(required=True, validate=validate.Range(min=0))
-    kind = fields.String(validate=validate.Length(max=32))
-    version = fields.String(validate=validate.Length(max=32))
+    kind = Text(validate=validate.Length(max=32))
+    version = Text(validate=validate.Length(max=32))
 
 
 class HealthSchema(_Message):
@@ -82,25 +108,25 @@ class HealthSchema(_Message):
     dropped = fields.Integer(validate=validate.Range(min=0))
     filtered = fields.Integer(validate=validate.Range(min=0))  # fixes the quality filters dropped
     cpu_temp_c = _number()
-    link = fields.String(validate=validate.Length(max=32))
+    link = Text(validate=validate.Length(max=32))
 
 
 class LocationSchema(_Message):
     lat = _number(required=True, validate=validate.Range(min=-90, max=90))
     lon = _number(required=True, validate=validate.Range(min=-180, max=180))
-    address = fields.String(load_default="", validate=validate.Length(max=500))
+    address = Text(load_default="", validate=validate.Length(max=500))
 
 
 class OrderSchema(_Message):
-    order_id = fields.String(required=True, validate=_ID)
-    incident_id = fields.String(required=True, validate=_ID)
+    order_id = Text(required=True, validate=_ID)
+    incident_id = Text(required=True, validate=_ID)
     ts = _number(required=True, validate=validate.Range(min=0))
-    kind = fields.String(required=True, validate=validate.OneOf(ORDER_KINDS))
+    kind = Text(required=True, validate=validate.OneOf(ORDER_KINDS))
     priority = fields.Integer(required=True, validate=validate.Range(min=1, max=4))
-    category = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    summary = fields.String(load_default="", validate=validate.Length(max=2000))
+    category = Text(required=True, validate=validate.Length(min=1, max=32))
+    summary = Text(load_default="", validate=validate.Length(max=2000))
     location = fields.Nested(LocationSchema, required=True)
-    unit_id = fields.String(validate=validate.Regexp(f"^{UNIT_ID_PATTERN}$"))
+    unit_id = Text(validate=validate.Regexp(f"^{UNIT_ID_PATTERN}$"))
 
 
 _SCHEMAS: dict[Channel, Schema] = {
