@@ -43,7 +43,19 @@ from server.lifecycle import (
 from server.live_state import LiveState, Target, UnitState
 from server.notify import Notifier
 from server.plans import ResponsePlans, Slot
-from server.store import Alarm, Event, Incident, Order, Setting, Unit, db, new_id, record_event
+from server.store import (
+    Alarm,
+    Event,
+    Incident,
+    Order,
+    Prepared,
+    Setting,
+    Unit,
+    by_id,
+    db,
+    new_id,
+    record_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +75,32 @@ INCIDENT_TIMESTAMPS = ("created", "dispatched", "on_scene", "resolved", "handed_
 SUMMARY_MAX = 2000  # the wire protocol's limit
 MAX_COVERAGE_CELLS = 40_000  # one cold-spot map; more would hold up the worker
 
+# run for every order sent and every ack
+_OPEN_STATES_OF_UNIT = Prepared(
+    lambda unit_id, *states: Order.select(Order.state, Order.incident).where(
+        (Order.unit == unit_id) & Order.state.in_(states)
+    )
+)
+_OPEN_ORDERS_OF_INCIDENT = Prepared(
+    lambda incident_id, *states: (
+        Order.select()
+        .where((Order.incident == incident_id) & Order.state.in_(states))
+        .order_by(Order.sent_at)
+    )
+)
+_NOTES = Prepared(
+    lambda incident_id, kind: (
+        Event.select(Event.data)
+        .where((Event.incident_id == incident_id) & (Event.kind == kind))
+        .order_by(Event.ts, Event.id)
+    )
+)
+_SET_UNIT_STATUS = Prepared(
+    lambda status, since, unit_id: Unit.update(status=status, status_since=since).where(
+        Unit.id == unit_id
+    )
+)
+
 
 class OrderRefused(Exception):
     """A command that cannot apply; the text is the answer to whoever sent it.
@@ -80,10 +118,7 @@ def _json(text: str | None) -> Any:
 
 
 def notes_of(incident: Incident) -> list[str]:
-    rows = Event.select(Event.data).where(
-        (Event.incident_id == incident.id) & (Event.kind == "note")
-    )
-    return [json.loads(r.data)["text"] for r in rows.order_by(Event.ts, Event.id)]
+    return [json.loads(data)["text"] for (data,) in _NOTES.rows(incident.id, "note")]
 
 
 def order_message(
@@ -241,7 +276,7 @@ class OrderService:
         return None if lat is None or lon is None else self.grids.grid_at(lat, lon)
 
     def get_incident(self, incident_id: str) -> Incident:
-        incident = Incident.get_or_none(Incident.id == incident_id)
+        incident = by_id(Incident, incident_id)
         if incident is None:
             raise OrderRefused(f"no incident {incident_id!r}", 404)
         return incident
@@ -571,14 +606,15 @@ class OrderService:
                 raise OrderRefused(f"unit {unit.unit_id} already has an order for this incident")
             if unit.status == "offline":
                 raise OrderRefused(f"unit {unit.unit_id} is offline: its link is down")
-            busy = self.open_orders(unit.unit_id)
+            busy = [i for _, i in _OPEN_STATES_OF_UNIT.rows(unit.unit_id, *OPEN_ORDER_STATES)]
             if (busy or unit.status == "out_of_service") and not divert:
-                what = f"has an order for incident {busy[0][1].id}" if busy else "is out of service"
+                what = f"has an order for incident {busy[0]}" if busy else "is out of service"
                 raise OrderRefused(f"unit {unit.unit_id} {what}: send with divert to take it")
         self._want(incident, [])  # the dispatcher chose: the plan's remaining wants are off
         orders = []
         for unit in units:
-            for order, _ in self.open_orders(unit.unit_id):
+            # asked again: replacing one diverted unit's order may have sent the next one
+            for order, _ in self.open_orders(unit.unit_id) if divert else ():
                 self._end_order(
                     order, "cancelled", f"diverted to incident {incident.id}", actor, replace=True
                 )
@@ -721,7 +757,7 @@ class OrderService:
         at: float | None = None,
     ) -> dict[str, Any]:
         """Apply an ack from a unit's agent or terminal (or its arrival); repeats change nothing."""
-        order = Order.get_or_none(Order.id == order_id)
+        order = by_id(Order, order_id)
         if order is None:
             raise OrderRefused(f"no order {order_id!r}", 404)
         if order.unit_id != unit_id:
@@ -749,42 +785,44 @@ class OrderService:
                 reason=reason or None,
             )
             self._refresh_unit(unit_id, now)
-            incident = self._advance_incident(order.incident, new_state, now)
+            incident = by_id(Incident, order.incident_id)
+            changed = self._advance_incident(incident, new_state, now)
         if new_state in ("on_scene", *FINAL_ORDER_STATES):
             self._forget(order)
         self.notifier.console("order", order_public(order))
-        self._incident_changed(incident)
+        # most acks leave the incident as it was: its post still hears how its call goes
+        self._incident_changed(incident, to_consoles=changed)
         if new_state == "declined":
             self._replace(order, incident, "dispatch")
         return order_public(order)
 
-    def _advance_incident(self, incident: Incident, order_state: str, now: float) -> Incident:
+    def _advance_incident(self, incident: Incident, order_state: str, now: float) -> bool:
+        """The incident's step after one of its orders moved; whether it changed."""
+        state, on_scene_at, resolved_at = incident.state, incident.on_scene_at, None
         if order_state == "on_scene":
-            incident.state = next_incident_state(incident.state, "arrived")
-            incident.on_scene_at = incident.on_scene_at or now
+            state = next_incident_state(state, "arrived")
+            on_scene_at = on_scene_at or now
         elif order_state in FINAL_ORDER_STATES:
-            states = {o.state for o in incident.orders}
+            states = {o.state for o in incident.orders.select(Order.state)}
             if states <= FINAL_ORDER_STATES and "cleared" in states:
-                state = next_incident_state(incident.state, "orders_done")
-                if state != incident.state:
-                    incident.state, incident.resolved_at = state, now
+                state = next_incident_state(state, "orders_done")
+                resolved_at = now if state != incident.state else None
+        if (state, on_scene_at) == (incident.state, incident.on_scene_at):
+            return False
+        incident.state, incident.on_scene_at = state, on_scene_at
+        incident.resolved_at = resolved_at or incident.resolved_at
         incident.save()
-        return incident
+        return True
 
     # -- units ---------------------------------------------------------------------------
     def _refresh_unit(self, unit_id: str, now: float) -> None:
         unit = self.live.get(unit_id)
         if unit is None:
             return
-        states = [
-            o.state
-            for o in Order.select(Order.state).where(
-                (Order.unit == unit_id) & (Order.state.in_(OPEN_ORDER_STATES))
-            )
-        ]
+        states = [state for state, _ in _OPEN_STATES_OF_UNIT.rows(unit_id, *OPEN_ORDER_STATES)]
         status = unit_status(states, unit.online, unit.out_of_service)
         if self.live.set_status(unit_id, status, now):
-            Unit.update(status=status, status_since=now).where(Unit.id == unit_id).execute()
+            _SET_UNIT_STATUS.run(status, now, unit_id)
 
     def set_out_of_service(self, unit_id: str, out: bool, actor: str) -> UnitState:
         unit = self._unit(unit_id)
@@ -917,9 +955,10 @@ class OrderService:
         return level
 
     # -- the reporter's view -------------------------------------------------------------
-    def _incident_changed(self, incident: Incident) -> None:
+    def _incident_changed(self, incident: Incident, to_consoles: bool = True) -> None:
         """Consoles see every change; the post that raised the alarm sees its call's."""
-        self.notifier.console("incident", incident_public(incident))
+        if to_consoles:
+            self.notifier.console("incident", incident_public(incident))
         if incident.reported_by:
             self.notifier.reporter(incident.reported_by, self.call_status(incident))
 
@@ -966,10 +1005,7 @@ class OrderService:
 
     # -- (re)delivery --------------------------------------------------------------------
     def _open_orders_of(self, incident: Incident) -> list[Order]:
-        query = Order.select().where(
-            (Order.incident == incident) & Order.state.in_(OPEN_ORDER_STATES)
-        )
-        return list(query.order_by(Order.sent_at))
+        return _OPEN_ORDERS_OF_INCIDENT.models(Order, incident.id, *OPEN_ORDER_STATES)
 
     def open_orders(self, unit_id: str | None = None) -> list[tuple[Order, Incident]]:
         query = (

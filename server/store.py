@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from peewee import (
@@ -53,6 +53,9 @@ def new_id() -> str:
 class BaseModel(Model):
     class Meta:
         database = db
+        # An UPDATE names only the columns changed: cheaper to build on the order path, and
+        # an instance does not write back what another one changed meanwhile.
+        only_save_dirty = True
 
 
 class Unit(BaseModel):
@@ -381,6 +384,52 @@ def unit_track(unit_id: str, since: float, until: float) -> list[dict]:
         .dicts()
     )
     return list(query)
+
+
+class Prepared:
+    """A query peewee builds once, run again with fresh values.
+
+    Building a statement costs peewee some 30 times what SQLite takes to run it (~280 us
+    against ~9 us for an incident by its id): on the order path, where every ack reads the
+    order, its incident and its unit's open orders, building was most of the worker's time.
+    `build` takes the values and must use each once, in its argument order; the first run
+    checks that, per database (SQLite and PostgreSQL mark values differently).
+    """
+
+    def __init__(self, build: Callable[..., Any]):
+        self.build = build
+        self._sql: dict[str, str] = {}
+
+    def sql(self, values: tuple[Any, ...]) -> str:
+        sql = self._sql.get(db.param)
+        if sql is None:
+            sql, params = self.build(*values).sql()
+            if tuple(params) != values:
+                raise ValueError(f"{self.build.__qualname__}: values used out of order")
+            self._sql[db.param] = sql
+        return sql
+
+    def rows(self, *values: Any) -> list[tuple]:
+        return db.execute_sql(self.sql(values), values).fetchall()
+
+    def models(self, model: type[Model], *values: Any) -> list[Any]:
+        return list(model.raw(self.sql(values), *values))
+
+    def run(self, *values: Any) -> int:
+        """An UPDATE or DELETE: the rows it changed."""
+        return db.execute_sql(self.sql(values), values).rowcount
+
+
+_BY_ID = {
+    model: Prepared(lambda key, model=model: model.select().where(model._meta.primary_key == key))
+    for model in (Order, Incident)
+}
+
+
+def by_id(model: type[Model], key: str) -> Any:
+    """An order or an incident by its id (None if there is none), without building SQL."""
+    found = _BY_ID[model].models(model, key)
+    return found[0] if found else None
 
 
 def record_event(actor: str, kind: str, **refs: Any) -> Event:
