@@ -533,8 +533,16 @@ class ConsoleFeed:
             elif frame.startswith(EVENT_FRAME):
                 event = frame[len(EVENT_FRAME) + 2 : frame.find('"', len(EVENT_FRAME) + 2)]
                 self.tally[event] += 1
+                if event not in ("changes", "order"):
+                    continue
+                decoded = json.loads(frame[len(EVENT_FRAME) :])
                 if event == "order":
-                    self._lag(json.loads(frame[len(EVENT_FRAME) :])[1])
+                    self._lag(decoded[1])
+                    continue
+                for name, data in decoded[1]:  # changes close together, as one event
+                    self.tally[name] += 1
+                    if name == "order":
+                        self._lag(data)
 
     def _lag(self, order: dict[str, Any]) -> None:
         steps = [v for k, v in order.items() if k.endswith("_at") and v is not None]

@@ -23,7 +23,7 @@ from server.config import Settings
 from server.dispatch import DriveLeg, EtaModel, Recommendation, Rules
 from server.ingest import Inbox, MqttIngest
 from server.live_state import LiveState, UnitState
-from server.notify import Notifier
+from server.notify import CONSOLE_COALESCE_S, Notifier
 from server.orders import OrderService, Shortlist, incident_public
 from server.pipeline import Call, Pipeline
 from server.plans import load_plans
@@ -119,6 +119,7 @@ class Runtime:
         self.writer_task = self.socketio.start_background_task(self.writer.run)
         self.pipeline_task = self.socketio.start_background_task(self.pipeline.run)
         self.pusher_task = self.socketio.start_background_task(self._push_to_consoles)
+        self.console_task = self.socketio.start_background_task(self._flush_to_consoles)
         self.timer_task = self.socketio.start_background_task(self._run_timers)
         if self.terminal_orders is not None:
             self.terminal_task = self.socketio.start_background_task(
@@ -149,6 +150,8 @@ class Runtime:
         self.pusher_task.join()
         self.pipeline.stop()
         self.pipeline_task.join()
+        self.console_task.join()
+        self.notifier.flush_consoles()  # the worker's last changes
         self.writer.stop()
         self.writer_task.join()
         if self.shared_units is not None:
@@ -338,6 +341,15 @@ class Runtime:
         if self.timer_lease is not None and not self.timer_lease.valid():
             return 0
         return self.orders.tick()
+
+    def _flush_to_consoles(self) -> None:
+        """Changes held back to go together (see `Notifier.console`)."""
+        while self.running:
+            self.socketio.sleep(CONSOLE_COALESCE_S)
+            try:
+                self.notifier.flush_consoles()
+            except Exception:  # e.g. the message queue down: consoles resync on reconnect
+                log.exception("changes could not be sent to the consoles")
 
     def _push_to_consoles(self) -> None:
         """Unit moves go to consoles at most every `console_push_s`, batched, not per fix."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +16,10 @@ log = logging.getLogger(__name__)
 
 TERMINAL_NS = "/terminal"
 CONSOLE_NS = "/console"
+# Changes for the consoles closer together than this go out together, as one `changes`
+# event. Every emit to /console is a packet to each console; a busy hour's orders make
+# several changes each, and sent one by one they cost more than the orders themselves.
+CONSOLE_COALESCE_S = 0.05
 
 
 def unit_room(unit_id: str) -> str:
@@ -34,6 +40,9 @@ class Notifier:
         self.on_delivered = on_delivered
         # With several instances: hands an order to every instance's `terminals_here`.
         self.fanout: Callable[[str, dict[str, Any]], None] | None = None
+        self._console_lock = threading.Lock()  # emits under it too: consoles see changes in order
+        self._console_waiting: list[list[Any]] = []
+        self._console_sent_at = 0.0
 
     def order_to_agent(self, unit_id: str, order: dict[str, Any]) -> None:
         self.publish(
@@ -78,4 +87,21 @@ class Notifier:
         self.socketio.emit("call", call, to=unit_room(unit_id), namespace=TERMINAL_NS)
 
     def console(self, event: str, data: Any) -> None:
-        self.socketio.emit(event, data, namespace=CONSOLE_NS)
+        """A change for the consoles: at once after a quiet spell, else with the changes that
+        follow it, when `flush_consoles` next runs (every CONSOLE_COALESCE_S)."""
+        with self._console_lock:
+            now = time.monotonic()
+            if self._console_waiting or now - self._console_sent_at < CONSOLE_COALESCE_S:
+                self._console_waiting.append([event, data])
+                return
+            self._console_sent_at = now
+            self.socketio.emit(event, data, namespace=CONSOLE_NS)
+
+    def flush_consoles(self) -> None:
+        """The changes held back go as one `changes` event: [[event, data], ...], in order."""
+        with self._console_lock:
+            if not self._console_waiting:
+                return
+            changes, self._console_waiting = self._console_waiting, []
+            self._console_sent_at = time.monotonic()
+            self.socketio.emit("changes", changes, namespace=CONSOLE_NS)

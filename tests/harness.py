@@ -260,12 +260,14 @@ class Console:
     def __init__(self, server_url: str, token: str):
         self.events: list[tuple[str, Any]] = []
         self.sio = socketio.Client(reconnection=False)
-        self.sio.on(
-            "*", lambda event, data: self.events.append((event, data)), namespace="/console"
-        )
+        self.sio.on("*", self._keep, namespace="/console")
         self.sio.connect(
             server_url, namespaces=["/console"], auth={"token": token}, wait_timeout=10
         )
+
+    def _keep(self, event: str, data: Any) -> None:
+        """Changes close together come as one `changes` event; kept one by one."""
+        self.events.extend(map(tuple, data) if event == "changes" else [(event, data)])
 
     def of(self, event: str) -> list[Any]:
         return [data for name, data in list(self.events) if name == event]

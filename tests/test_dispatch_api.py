@@ -203,7 +203,7 @@ def test_dispatcher_actions_reach_the_units_and_fill_the_timeline(town) -> None:
     assert diverted["state"] == "cancelled" and "diverted" in diverted["end_reason"]
     # ... and the first incident got the next unit in car-4's place
     eventually(lambda: any(o["unit_id"] == "car-far" for o in orders_of(server, iid)))
-    assert any(a["kind"] == "escalation" for a in console.of("alert"))
+    eventually(lambda: any(a["kind"] == "escalation" for a in console.of("alert")))
 
     # cancel the near car's order
     status, cancelled = server.call(

@@ -320,6 +320,15 @@ def test_console_creates_an_incident_on_the_map_and_dispatches_it_to_a_terminal(
     [incident] = server.get("/api/v1/incidents")
     assert incident["state"] == "dispatched" and incident["summary"].startswith("Elderly")
 
+    # changes close together come as one `changes` event: each reaches its own handler
+    page.evaluate(
+        """() => window.fieldlinkSocket.listeners("changes")[0]([
+            ["order", {"incident_id": "elsewhere"}],
+            ["alarm", {"kind": "panic", "unit_id": "post-9"}],
+        ])"""
+    )
+    expect(page.locator("#alarm-list li")).to_contain_text("post-9")
+
 
 def test_console_speaks_chinese_first_and_works_from_the_keyboard(page, city):
     server, _tokens, _links = city

@@ -192,6 +192,8 @@
       document.getElementById("counts").textContent = `(${snap.units.length})`;
     });
   });
+  // Changes close together come as one `changes` event: [[event, data], ...], in order.
+  socket.on("changes", (changes) => changes.forEach(([event, data]) => socket.listeners(event).forEach((fn) => fn(data))));
   socket.on("disconnect", () => linkState("offline"));
   socket.on("connect_error", () => linkState("offline"));
   socket.on("units", (changed) => { changed.forEach(showUnit); fitOnce(); renderUnits(); });
