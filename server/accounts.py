@@ -15,7 +15,7 @@ from functools import cache
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from server.roles import ROLES
-from server.store import Account
+from server.store import Account, Prepared
 from wire import unwritable
 
 MIN_PASSWORD = 8
@@ -103,8 +103,13 @@ def remove(name: str) -> None:
     _get(name).delete_instance()
 
 
+# every REST request asks this
+_BY_TOKEN = Prepared(lambda digest: Account.select().where(Account.token_hash == digest))
+
+
 def by_token(token: str) -> Account | None:
-    return Account.get_or_none(Account.token_hash == token_hash(token)) if token else None
+    found = _BY_TOKEN.models(Account, token_hash(token)) if token else []
+    return found[0] if found else None
 
 
 def by_password(name: str, password: str) -> Account | None:

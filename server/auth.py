@@ -28,8 +28,10 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from itsdangerous import URLSafeTimedSerializer
 
 from server import accounts, metrics, roles
 from server.store import Account, Setting, db
@@ -224,6 +226,21 @@ def secret_key(configured: str) -> str:
         return Setting.get_by_id(SECRET_KEY_SETTING).value
 
 
+class Sessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, their signer made once per key: Flask makes it anew
+    for every request and every Socket.IO event, and making it (it test-serialises) cost
+    more than reading the cookie."""
+
+    def __init__(self) -> None:
+        self._signers: dict[Any, URLSafeTimedSerializer | None] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        key = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        if key not in self._signers:
+            self._signers[key] = super().get_signing_serializer(app)
+        return self._signers[key]
+
+
 def init_app(app: Flask, session_hours: float) -> None:
     app.config.update(
         SECRET_KEY=secret_key(app.config["FIELDLINK"].secret_key),
@@ -235,6 +252,7 @@ def init_app(app: Flask, session_hours: float) -> None:
         # the token lives as long as the session: a console stays open for a whole shift
         WTF_CSRF_TIME_LIMIT=None,
     )
+    app.session_interface = Sessions()
     login_manager.init_app(app)
     csrf.init_app(app)
     app.before_request(guard)

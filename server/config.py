@@ -27,7 +27,7 @@ class Settings:
     db_url: str = _setting(
         "sqlite:///fieldlink.db",
         "Database URL: sqlite:///path, or postgresql://user:password@host/db (pooled; "
-        "?max_connections=32&stale_timeout=300 are the defaults).",
+        "?max_connections=32&stale_timeout=300&timeout=10 are the defaults).",
     )
     mqtt_url: str = _setting(
         "mqtt://127.0.0.1:1883", "Broker URL: mqtt://[user:password@]host[:port] or mqtts://."

@@ -53,8 +53,10 @@ from server.store import (
     Unit,
     by_id,
     db,
+    insert,
     new_id,
     record_event,
+    save,
 )
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,9 @@ _OPEN_ORDERS_OF_INCIDENT = Prepared(
         .where((Order.incident == incident_id) & Order.state.in_(states))
         .order_by(Order.sent_at)
     )
+)
+_ORDER_STATES_OF_INCIDENT = Prepared(
+    lambda incident_id: Order.select(Order.state).where(Order.incident == incident_id)
 )
 _NOTES = Prepared(
     lambda incident_id, kind: (
@@ -300,7 +305,7 @@ class OrderService:
             incident.caller_name = caller.get("name", incident.caller_name)
             incident.caller_phone = caller.get("phone", incident.caller_phone)
         with db.atomic():
-            incident.save()
+            save(incident)
             record_event(actor, "incident_updated", incident_id=incident.id, changes=changes)
         self._tell_units(incident)
         return incident
@@ -324,7 +329,7 @@ class OrderService:
         with db.atomic():
             incident.state = self._step(incident, "resolve")
             incident.resolved_at = now
-            incident.save()
+            save(incident)
             record_event(actor, "resolved", incident_id=incident.id, note=note or None)
         self._incident_changed(incident)
         return incident
@@ -339,7 +344,7 @@ class OrderService:
             incident.state = self._step(incident, "hand_over")
             incident.handed_over_at = now
             incident.handover = json.dumps(handover)
-            incident.save()
+            save(incident)
             record_event(actor, "handed_over", incident_id=incident.id, handover=handover)
         self._tell_units(incident)
         return incident
@@ -354,7 +359,7 @@ class OrderService:
         with db.atomic():
             incident.state, incident.closed_at = state, now
             incident.disposition = disposition
-            incident.save()
+            save(incident)
             record_event(actor, "closed", incident_id=incident.id, disposition=disposition)
         self._incident_changed(incident)
         return incident
@@ -365,7 +370,7 @@ class OrderService:
         incident.followup_at = followup.pop("at", None) or self.clock()
         incident.followup = json.dumps(followup)
         with db.atomic():
-            incident.save()
+            save(incident)
             record_event(actor, "followup", incident_id=incident.id, **followup)
         self._incident_changed(incident)
         return incident
@@ -639,7 +644,7 @@ class OrderService:
         now = self.clock()
         duty = incident.duty_level or self.duty_level
         with db.atomic():
-            order = Order.create(
+            order = Order(
                 id=new_id(),
                 incident=incident,
                 unit=unit_id,
@@ -647,12 +652,13 @@ class OrderService:
                 ack_deadline=now + self.plans.ack_timeout_s(duty, incident.priority),
                 kinds=",".join(sorted(kinds)),
             )
+            insert(order)
             state = next_incident_state(incident.state, "order_sent")
             if incident.dispatched_at is None:
                 incident.dispatched_at = now
             incident.state = state
             incident.first_unit = incident.first_unit or unit_id
-            incident.save()
+            save(incident)
             record_event(
                 actor,
                 "order_sent",
@@ -706,7 +712,7 @@ class OrderService:
         with db.atomic():
             order.state, order.end_reason = state, reason
             setattr(order, f"{state}_at", now)
-            order.save()
+            save(order)
             record_event(
                 actor,
                 f"order_{state}",
@@ -775,7 +781,7 @@ class OrderService:
             setattr(order, f"{new_state}_at", now)
             if new_state == "declined":
                 order.decline_reason = reason
-            order.save()
+            save(order)
             record_event(
                 actor,
                 f"order_{new_state}",
@@ -803,7 +809,7 @@ class OrderService:
             state = next_incident_state(state, "arrived")
             on_scene_at = on_scene_at or now
         elif order_state in FINAL_ORDER_STATES:
-            states = {o.state for o in incident.orders.select(Order.state)}
+            states = {state for (state,) in _ORDER_STATES_OF_INCIDENT.rows(incident.id)}
             if states <= FINAL_ORDER_STATES and "cleared" in states:
                 state = next_incident_state(state, "orders_done")
                 resolved_at = now if state != incident.state else None
@@ -811,7 +817,7 @@ class OrderService:
             return False
         incident.state, incident.on_scene_at = state, on_scene_at
         incident.resolved_at = resolved_at or incident.resolved_at
-        incident.save()
+        save(incident)
         return True
 
     # -- units ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from peewee import (
     BooleanField,
@@ -43,7 +44,11 @@ SQLITE_PRAGMAS = {
 
 
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
-PG_POOL = {"max_connections": 32, "stale_timeout": 300}
+# A request waits up to `timeout` s for a free connection rather than failing at once.
+PG_POOL = {"max_connections": 32, "stale_timeout": 300, "timeout": 10}
+# SQLite connections are pooled too: opening one and setting its pragmas took ~0.5 ms, more
+# than a request's own queries, and every REST request and terminal connect opened one.
+SQLITE_POOL = {"max_connections": 64, "stale_timeout": 300, "timeout": 10}
 
 
 def new_id() -> str:
@@ -223,14 +228,17 @@ MODELS = (Unit, Position, Incident, Alarm, Order, Event, Grid, Post, Setting, Ac
 def open_database(url: str) -> None:
     """Bind the models to the database at `url` and create missing tables.
 
-    PostgreSQL connections are pooled (psycopg 3): every request thread and the worker take
-    one and give it back; `?max_connections=N&stale_timeout=S` in the URL tune the pool.
+    Connections are pooled (PostgreSQL's by psycopg 3): every request thread and the worker
+    take one and give it back; for PostgreSQL `?max_connections=N&stale_timeout=S` in the URL
+    tune the pool.
     """
-    if url.startswith("sqlite"):
-        database = connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+    if url.startswith("sqlite:"):
+        pooled = url.replace("sqlite:", "sqlite+pool:", 1)
+        database = connect(pooled, pragmas=SQLITE_PRAGMAS, check_same_thread=False, **SQLITE_POOL)
     elif url.startswith(POSTGRES_SCHEMES):
         rest = url.split("://", 1)[1]
-        defaults = {k: v for k, v in PG_POOL.items() if f"{k}=" not in rest}
+        given = parse_qs(urlsplit(url).query)
+        defaults = {k: v for k, v in PG_POOL.items() if k not in given}
         database = connect(f"psycopg3+pool://{rest}", **defaults)
     else:
         database = connect(url)
@@ -399,6 +407,7 @@ class Prepared:
     def __init__(self, build: Callable[..., Any]):
         self.build = build
         self._sql: dict[str, str] = {}
+        self._fields: list[tuple[str, Callable[[Any], Any]]] | None = None  # per column
 
     def sql(self, values: tuple[Any, ...]) -> str:
         sql = self._sql.get(db.param)
@@ -413,7 +422,22 @@ class Prepared:
         return db.execute_sql(self.sql(values), values).fetchall()
 
     def models(self, model: type[Model], *values: Any) -> list[Any]:
-        return list(model.raw(self.sql(values), *values))
+        """Rows as model instances, as a select of `model` gives them (peewee's own raw
+        queries would match the columns to fields again for every query)."""
+        cursor = db.execute_sql(self.sql(values), values)
+        if self._fields is None:
+            by_column = {f.column_name: f for f in model._meta.sorted_fields}
+            fields = [by_column[column[0]] for column in cursor.description]
+            self._fields = [(f.name, f.python_value) for f in fields]
+        rows = []
+        for row in cursor.fetchall():
+            data = {
+                name: value_of(v) for (name, value_of), v in zip(self._fields, row, strict=True)
+            }
+            instance = model(__no_default__=1, **data)
+            instance._dirty.clear()
+            rows.append(instance)
+        return rows
 
     def run(self, *values: Any) -> int:
         """An UPDATE or DELETE: the rows it changed."""
@@ -432,10 +456,50 @@ def by_id(model: type[Model], key: str) -> Any:
     return found[0] if found else None
 
 
-def record_event(actor: str, kind: str, **refs: Any) -> Event:
+# by model and the fields written: the order path writes the same few again and again
+_WRITES: dict[tuple[str, type[Model], tuple[str, ...]], Prepared] = {}
+
+
+def _write(how: str, row: Model, fields: list[Any], build: Callable[..., Any]) -> Prepared:
+    key = (how, type(row), tuple(f.name for f in fields))
+    if key not in _WRITES:
+        _WRITES[key] = Prepared(build)
+    return _WRITES[key]
+
+
+def insert(row: Model) -> None:
+    """`Model.create` for a row made in memory (defaults filled in), its INSERT built once."""
+    model, meta = type(row), row._meta
+    fields = [f for f in meta.sorted_fields if f.name in row.__data__]
+    statement = _write(
+        "insert", row, fields, lambda *values: model.insert(dict(zip(fields, values, strict=True)))
+    )
+    statement.run(*(f.db_value(row.__data__[f.name]) for f in fields))
+    row._dirty.clear()
+
+
+def save(row: Model) -> None:
+    """`row.save()` for a stored row, its UPDATE of the fields changed built once."""
+    model, meta = type(row), row._meta
+    fields = [f for f in meta.sorted_fields if f.name in row._dirty and f is not meta.primary_key]
+    if not fields:
+        return
+    statement = _write(
+        "update",
+        row,
+        fields,
+        lambda *values: model.update(dict(zip(fields, values[:-1], strict=True))).where(
+            meta.primary_key == values[-1]
+        ),
+    )
+    statement.run(*(f.db_value(row.__data__[f.name]) for f in fields), row.get_id())
+    row._dirty.clear()
+
+
+def record_event(actor: str, kind: str, **refs: Any) -> None:
     """Append to the audit log; the incident, unit and order ids are indexed, the rest is data."""
     ids = {k: refs.pop(k, None) for k in ("incident_id", "unit_id", "order_id")}
-    return Event.create(actor=actor, kind=kind, data=json.dumps(refs), **ids)
+    insert(Event(actor=actor, kind=kind, data=json.dumps(refs), **ids))
 
 
 POSITION_COLUMNS = (
