@@ -90,6 +90,7 @@ class Session:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         self.client = client
         connect_persistent(client, address, options)
@@ -106,11 +107,19 @@ class Session:
         if reason_code.is_failure:
             log.error("broker refused the %s session: %s", self.name, reason_code)
             return
-        self.connected = True
         client.subscribe([(f, 1) for f in self.filters])
-        log.info("%s session connected; subscribed to %s", self.name, ", ".join(self.filters))
+        log.info("%s session connected; subscribing to %s", self.name, ", ".join(self.filters))
         if self.urgent:
             self.ingest.inbox.put(BrokerConnected(), urgent=True)
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
+        """Connected counts from here: before the broker took the subscriptions, a message
+        for a shared subscription could still go to the other instances only."""
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("broker refused the %s session's subscriptions: %s", self.name, refused)
+            return
+        self.connected = True
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         self.connected = False
