@@ -809,7 +809,7 @@ class OrderService:
             state = next_incident_state(state, "arrived")
             on_scene_at = on_scene_at or now
         elif order_state in FINAL_ORDER_STATES:
-            states = {state for (state,) in _ORDER_STATES_OF_INCIDENT.rows(incident.id)}
+            states = {step for (step,) in _ORDER_STATES_OF_INCIDENT.rows(incident.id)}
             if states <= FINAL_ORDER_STATES and "cleared" in states:
                 state = next_incident_state(state, "orders_done")
                 resolved_at = now if state != incident.state else None
