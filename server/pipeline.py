@@ -49,6 +49,7 @@ class Call:
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
+    awaited: bool = False  # by `Pipeline.call`; the worker reports the others' failures
 
     def wait(self, timeout: float) -> Any:
         if not self.done.wait(timeout):
@@ -88,7 +89,7 @@ class Pipeline:
     # -- the worker loop ---------------------------------------------------------------
     def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 10.0, **kwargs: Any) -> Any:
         """Run `fn` in the worker (ahead of positions) and return its result."""
-        item = Call(fn, args, kwargs)
+        item = Call(fn, args, kwargs, awaited=True)
         self.inbox.put(item, urgent=True)
         return item.wait(timeout)
 
@@ -140,6 +141,17 @@ class Pipeline:
             item.result = item.fn(*item.args, **item.kwargs)
         except Exception as exc:
             item.error = exc
+            if not item.awaited:  # e.g. a terminal's delivery of an order since cancelled
+                step = getattr(item.fn, "__name__", "call")
+                metrics.STEP_FAILURES.labels(step).inc()
+                refused = isinstance(exc, OrderRefused)
+                log.log(
+                    logging.WARNING if refused else logging.ERROR,
+                    "%s failed: %s",
+                    step,
+                    exc,
+                    exc_info=not refused,
+                )
         finally:
             item.done.set()
 
