@@ -108,8 +108,7 @@ _BY_TOKEN = Prepared(lambda digest: Account.select().where(Account.token_hash ==
 
 
 def by_token(token: str) -> Account | None:
-    found = _BY_TOKEN.models(Account, token_hash(token)) if token else []
-    return found[0] if found else None
+    return _BY_TOKEN.first(Account, token_hash(token)) if token else None
 
 
 def by_password(name: str, password: str) -> Account | None:

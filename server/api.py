@@ -53,8 +53,8 @@ blp = Blueprint("v1", __name__, url_prefix="/api/v1", description="Units, incide
 def plain_path_ids() -> None:
     """An id in the path holding a control character names nothing (PostgreSQL refuses NUL)."""
     for name, value in (request.view_args or {}).items():
-        if isinstance(value, str) and unwritable(value):
-            abort(404, message=f"no such {name.removesuffix('_id')}: {unwritable(value)}")
+        if isinstance(value, str) and (problem := unwritable(value)):
+            abort(404, message=f"no such {name.removesuffix('_id')}: {problem}")
 
 
 FOLLOWUP_OUTCOMES = ("satisfied", "unsatisfied", "no_answer", "other")
@@ -277,7 +277,7 @@ class ReassignIn(ActionIn):
 
 
 class HandoverIn(ActionIn):
-    kind = Text(required=True, validate=validate.OneOf(HANDOVER_KINDS))
+    kind = fields.String(required=True, validate=validate.OneOf(HANDOVER_KINDS))
     to_department = Text(validate=validate.Length(min=1, max=200))
     to_unit = Text(validate=validate.Length(min=1, max=64))
     reason = Text(required=True, validate=validate.Length(min=1, max=500))
@@ -297,16 +297,16 @@ class CloseIn(ActionIn):
 
 
 class FollowupIn(ActionIn):
-    outcome = Text(required=True, validate=validate.OneOf(FOLLOWUP_OUTCOMES))
+    outcome = fields.String(required=True, validate=validate.OneOf(FOLLOWUP_OUTCOMES))
     note = Text(load_default="", validate=validate.Length(max=500))
 
 
 class UnitStatusIn(ActionIn):
-    status = Text(required=True, validate=validate.OneOf(("available", "out_of_service")))
+    status = fields.String(required=True, validate=validate.OneOf(("available", "out_of_service")))
 
 
 class DutyIn(ActionIn):
-    level = Text(required=True, validate=validate.OneOf(DUTY_LEVELS))
+    level = fields.String(required=True, validate=validate.OneOf(DUTY_LEVELS))
 
 
 class RecommendQuery(Schema):
@@ -314,7 +314,7 @@ class RecommendQuery(Schema):
 
 
 class IncidentQuery(Schema):
-    state = Text(validate=validate.OneOf((*INCIDENT_STATES, "open")))
+    state = fields.String(validate=validate.OneOf((*INCIDENT_STATES, "open")))
     limit = fields.Integer(load_default=200, validate=validate.Range(1, 1000))
 
 

@@ -57,8 +57,8 @@ def _features(doc: Any, what: str) -> list[tuple[str, dict]]:
         fid = feature["properties"].get("id", feature.get("id"))
         if not isinstance(fid, str) or not 0 < len(fid) <= 64:
             raise GeoError(f"feature {n}: properties.id missing (a string of 1-64 characters)")
-        if unwritable(fid):
-            raise GeoError(f"feature {n}: properties.id has a {unwritable(fid)}")
+        if problem := unwritable(fid):
+            raise GeoError(f"feature {n}: properties.id has a {problem}")
         if fid in seen:
             raise GeoError(f'duplicate {what[:-1]} id "{fid}"')
         seen.add(fid)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room
-from marshmallow import EXCLUDE, Schema, ValidationError, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from server import clock, metrics, roles
 from server.auth import SignedIn, signed_in_by_token, who
@@ -32,7 +32,7 @@ class TerminalAck(Schema):
         unknown = EXCLUDE
 
     order_id = Text(required=True, validate=validate.Length(min=1, max=64))
-    status = Text(
+    status = fields.String(
         required=True, validate=validate.OneOf([s for s in ACK_STATUSES if s != "received"])
     )
     reason = Text(load_default="", validate=validate.Length(max=500))
@@ -43,7 +43,7 @@ class TerminalPanic(Schema):
         unknown = EXCLUDE
 
     alarm_id = Text(load_default=lambda: uuid.uuid4().hex, validate=validate.Length(min=1, max=64))
-    kind = Text(load_default="panic", validate=validate.OneOf(ALARM_KINDS))
+    kind = fields.String(load_default="panic", validate=validate.OneOf(ALARM_KINDS))
 
 
 # made once: building a schema's fields costs more than loading an ack with them

@@ -439,6 +439,11 @@ class Prepared:
             rows.append(instance)
         return rows
 
+    def first(self, model: type[Model], *values: Any) -> Any:
+        """The first row as a model instance, or None."""
+        found = self.models(model, *values)
+        return found[0] if found else None
+
     def run(self, *values: Any) -> int:
         """An UPDATE or DELETE: the rows it changed."""
         return db.execute_sql(self.sql(values), values).rowcount
@@ -452,8 +457,7 @@ _BY_ID = {
 
 def by_id(model: type[Model], key: str) -> Any:
     """An order or an incident by its id (None if there is none), without building SQL."""
-    found = _BY_ID[model].models(model, key)
-    return found[0] if found else None
+    return _BY_ID[model].first(model, key)
 
 
 # by model and the fields written: the order path writes the same few again and again

@@ -81,14 +81,14 @@ class BatchSchema(_Message):
 class AlarmSchema(_Message):
     alarm_id = Text(required=True, validate=_ID)
     ts = _number(required=True, validate=validate.Range(min=0))
-    kind = Text(required=True, validate=validate.OneOf(ALARM_KINDS))
+    kind = fields.String(required=True, validate=validate.OneOf(ALARM_KINDS))
     fix = fields.Nested(FixSchema)
 
 
 class AckSchema(_Message):
     order_id = Text(required=True, validate=_ID)
     ts = _number(required=True, validate=validate.Range(min=0))
-    status = Text(required=True, validate=validate.OneOf(ACK_STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(ACK_STATUSES))
     reason = Text(validate=validate.Length(max=500))
 
 
@@ -121,7 +121,7 @@ class OrderSchema(_Message):
     order_id = Text(required=True, validate=_ID)
     incident_id = Text(required=True, validate=_ID)
     ts = _number(required=True, validate=validate.Range(min=0))
-    kind = Text(required=True, validate=validate.OneOf(ORDER_KINDS))
+    kind = fields.String(required=True, validate=validate.OneOf(ORDER_KINDS))
     priority = fields.Integer(required=True, validate=validate.Range(min=1, max=4))
     category = Text(required=True, validate=validate.Length(min=1, max=32))
     summary = Text(load_default="", validate=validate.Length(max=2000))
