@@ -23,7 +23,7 @@ from server.config import Settings
 from server.dispatch import DriveLeg, EtaModel, Recommendation, Rules
 from server.ingest import Inbox, MqttIngest
 from server.live_state import LiveState, UnitState
-from server.notify import CONSOLE_COALESCE_S, Notifier
+from server.notify import CONSOLE_COALESCE_S, Notifier, TextPacket
 from server.orders import OrderService, Shortlist, incident_public
 from server.pipeline import Call, Pipeline
 from server.plans import load_plans
@@ -385,7 +385,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     open_database(settings.db_url)
     auth.init_app(app, settings.session_hours)
     queue = {"message_queue": settings.redis_url} if settings.redis_url else {}
-    socketio.init_app(app, async_mode=settings.async_mode, **queue)
+    # A connection's events are handled in turn on its own reader, not each in a thread (or
+    # greenlet) of its own: starting one per event cost more than the event (a terminal's
+    # ack), and one terminal's events are answered in the order it sent them anyway
+    socketio.init_app(
+        app,
+        async_mode=settings.async_mode,
+        serializer=TextPacket,
+        async_handlers=False,
+        **queue,
+    )
     if settings.trusted_proxies:
         # outside Socket.IO's middleware, so its requests are seen as the client's too
         n = settings.trusted_proxies
@@ -393,7 +402,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime = Runtime(settings, socketio)
     app.extensions["fieldlink"] = runtime
     runtime.consoles = ConsoleNamespace(runtime)
-    socketio.on_namespace(TerminalNamespace(runtime))
+    socketio.server.register_namespace(TerminalNamespace(runtime))
     socketio.on_namespace(runtime.consoles)
     api.init_app(app)
     web.init_app(app)

@@ -146,8 +146,21 @@ def test_terminal_refusals(city) -> None:
     assert reply == {"ok": False, "error": f"order {order['order_id']} belongs to another unit"}
     assert far.ack(order["order_id"], "teleported")["ok"] is False
     assert far.sio.call("ack", "not an object", namespace="/terminal")["ok"] is False
+    # text that cannot be stored is refused with the reason, whether JSON carries it as an
+    # escape the fast decoder takes (NUL) or one only the standard library takes (a lone
+    # surrogate)
+    for reason, refused_char in (("late\x00", "U+0000"), ("half \ud800", "U+D800")):
+        reply = far.ack(order["order_id"], "declined", reason=reason)
+        assert reply["ok"] is False and f"control character {refused_char}" in reply["error"]
     assert server.metric("fieldlink_rejected_total", source="socketio", reason="auth") == 1
     far.close()
+    # the device token may also come in the handshake's URL, as the terminal page's link has it
+    by_url = socketio.Client(reconnection=False)
+    by_url.connect(
+        f"{server.url}?token={tokens['car-far']}", namespaces=["/terminal"], wait_timeout=5
+    )
+    assert by_url.call("sync", namespace="/terminal", timeout=10)["unit_id"] == "car-far"
+    by_url.disconnect()
 
 
 def test_pending_orders_are_resent_to_a_reconnecting_terminal_and_agent(city) -> None:
