@@ -3,7 +3,8 @@
 Schemas are marshmallow, and flask-smorest turns them into the OpenAPI document at
 `/api/v1/openapi.json`. Errors are JSON: `{"code", "status", "message"}`. Reads of the store
 happen in the request; every change runs in the ingest worker (`pipeline.call`), in order
-with the units' acks and positions.
+with the units' acks and positions. Argument schemas are given as instances: from a class,
+webargs would build a schema for every request.
 """
 
 from __future__ import annotations
@@ -373,7 +374,7 @@ class UnitDetail(MethodView):
 
 @blp.route("/units/<unit_id>/status")
 class UnitStatus(MethodView):
-    @blp.arguments(UnitStatusIn)
+    @blp.arguments(UnitStatusIn())
     @blp.response(200, UnitOut)
     def put(self, body: dict, unit_id: str):
         """Take a unit out of service or back; while out it is not recommended."""
@@ -386,7 +387,7 @@ class UnitStatus(MethodView):
 # -- incidents ---------------------------------------------------------------------------
 @blp.route("/incidents")
 class Incidents(MethodView):
-    @blp.arguments(IncidentQuery, location="query")
+    @blp.arguments(IncidentQuery(), location="query")
     @blp.response(200, IncidentOut(many=True))
     def get(self, query: dict):
         """Incidents, newest first; `state=open` for those not closed."""
@@ -398,7 +399,7 @@ class Incidents(MethodView):
                 rows = rows.where(Incident.state == query["state"])
             return [incident_public(i) for i in rows.limit(query["limit"])]
 
-    @blp.arguments(IncidentIn)
+    @blp.arguments(IncidentIn())
     @blp.response(201, IncidentDetailOut)
     def post(self, body: dict):
         """A new incident (its grid found by point in polygon); `apply_plan` sends its units."""
@@ -418,7 +419,7 @@ class IncidentDetail(MethodView):
                 abort(404, message=f"no incident {incident_id!r}")
             return incident_detail(incident)
 
-    @blp.arguments(IncidentPatch)
+    @blp.arguments(IncidentPatch())
     @blp.response(200, IncidentDetailOut)
     def patch(self, body: dict, incident_id: str):
         """Change what is known; the units on it get an order of kind `update`."""
@@ -441,7 +442,7 @@ def _incident_action(
     view.__doc__ = doc
     view.__name__ = f"incident_{method}"
     blp.route(f"/incidents/<incident_id>/{path}", methods=["POST"])(
-        blp.arguments(schema)(blp.response(status, IncidentDetailOut)(view))
+        blp.arguments(schema())(blp.response(status, IncidentDetailOut)(view))
     )
 
 
@@ -474,7 +475,7 @@ _incident_action(
 
 
 @blp.route("/incidents/<incident_id>/recommendations")
-@blp.arguments(RecommendQuery, location="query")
+@blp.arguments(RecommendQuery(), location="query")
 @blp.response(200, RecommendationsOut)
 def recommendations(query: dict, incident_id: str):
     """Available units ranked by estimated arrival, and the nearer ones passed over, with why.
@@ -500,7 +501,7 @@ def recommendations(query: dict, incident_id: str):
 
 
 @blp.route("/incidents/<incident_id>/orders", methods=["POST"])
-@blp.arguments(DispatchIn)
+@blp.arguments(DispatchIn())
 @blp.response(201, OrderOut(many=True))
 def dispatch(body: dict, incident_id: str):
     """Dispatch one or several units; a unit busy elsewhere goes only with `divert`."""
@@ -524,7 +525,7 @@ def timeline(incident_id: str):
 
 # -- orders ------------------------------------------------------------------------------
 @blp.route("/orders/<order_id>/cancel", methods=["POST"])
-@blp.arguments(CancelIn)
+@blp.arguments(CancelIn())
 @blp.response(200, OrderOut)
 def cancel(body: dict, order_id: str):
     """Take an order back; the unit gets an order of kind `cancel`."""
@@ -534,7 +535,7 @@ def cancel(body: dict, order_id: str):
 
 
 @blp.route("/orders/<order_id>/reassign", methods=["POST"])
-@blp.arguments(ReassignIn)
+@blp.arguments(ReassignIn())
 @blp.response(201, OrderOut)
 def reassign(body: dict, order_id: str):
     """Give the order's incident to another unit: `cancel` to this one, a new order to that."""
@@ -558,7 +559,7 @@ class Duty(MethodView):
         """The commander's duty level: normal, reinforced or wartime."""
         return {"level": orders_service().duty_level}
 
-    @blp.arguments(DutyIn)
+    @blp.arguments(DutyIn())
     @blp.response(200, DutyOut)
     def put(self, body: dict):
         """Change the duty level: new incidents get its plans and ack timeouts."""
@@ -598,7 +599,7 @@ class Grids(MethodView):
         """The response grids as GeoJSON, each with its neighbours."""
         return orders_service().grids.to_geojson()
 
-    @blp.arguments(GeoJsonCollection)
+    @blp.arguments(GeoJsonCollection())
     @blp.response(200, ImportOut)
     def put(self, body: dict):
         """Replace every grid (a FeatureCollection of polygons with properties.id)."""
@@ -618,7 +619,7 @@ class Posts(MethodView):
         with db.connection_context():
             return posts_geojson(load_posts())
 
-    @blp.arguments(GeoJsonCollection)
+    @blp.arguments(GeoJsonCollection())
     @blp.response(200, ImportOut)
     def put(self, body: dict):
         """Replace every response post (points with properties.id and tier_min 1, 3 or 5)."""
@@ -697,7 +698,7 @@ class KpisOut(Schema):
 
 
 @blp.route("/kpis")
-@blp.arguments(KpiQuery, location="query")
+@blp.arguments(KpiQuery(), location="query")
 @blp.response(200, KpisOut)
 def kpis(query: dict):
     """Response figures for incidents created in a period, overall and per grid, category or
@@ -765,7 +766,7 @@ class PatrolOut(Schema):
 
 
 @blp.route("/units/<unit_id>/patrol")
-@blp.arguments(PatrolQuery, location="query")
+@blp.arguments(PatrolQuery(), location="query")
 @blp.response(200, PatrolOut)
 def patrol(query: dict, unit_id: str):
     """Patrol quality of a unit over a shift: kilometres, moving and stationary time, time in
@@ -796,7 +797,7 @@ class CoverageOut(Schema):
 
 
 @blp.route("/coverage")
-@blp.arguments(CoverageQuery, location="query")
+@blp.arguments(CoverageQuery(), location="query")
 @blp.response(200, CoverageOut)
 def coverage_map(query: dict):
     """Cold spots now: cells over the grids (or the units) coloured by how fast an available
@@ -815,7 +816,7 @@ def coverage_map(query: dict):
 
 # -- exports and replay ------------------------------------------------------------------
 @blp.route("/units/<unit_id>/track")
-@blp.arguments(PeriodQuery, location="query")
+@blp.arguments(PeriodQuery(), location="query")
 @blp.response(200, GeoJsonCollection)
 def track(query: dict, unit_id: str):
     """A unit's track for a period, to replay on the map: a GeoJSON LineString with the time
