@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import heapq
 import itertools
 import json
@@ -416,12 +417,21 @@ def _terminal_process(
     with ThreadPoolExecutor(16) as pool:
         for outcome in pool.map(_try_connect, terminals):
             failed += outcome is not None
+    freeze_heap()
     ready.put((index, failed))
     stop.wait()
     actions.stop()
     with ThreadPoolExecutor(32) as pool:
         list(pool.map(Terminal.close, terminals))
     results.put((index, [_fields(s) for s in book.seen]))
+
+
+def freeze_heap() -> None:
+    """The load generators' set-up (clients, fleet, connections) out of the collector's full
+    passes: a process holds 125 terminals, where a real one holds one, and a pass over them
+    stalled all of them at once (tens of ms), counted as the server's latency."""
+    gc.collect()
+    gc.freeze()
 
 
 def _try_connect(terminal: Terminal) -> Exception | None:
@@ -562,6 +572,7 @@ def _console_process(
     readers = [threading.Thread(target=f.run, args=(stop,), daemon=True) for f in feeds]
     for reader in readers:
         reader.start()
+    freeze_heap()
     ready.set()
     stop.wait()
     for reader in readers:
@@ -784,6 +795,7 @@ def run_target(args: argparse.Namespace, target: FieldlinkTarget | EchoTarget) -
             "consoles": [consoles.pid] if consoles.pid else [],
             "bench": [os.getpid()],
         }
+        freeze_heap()
         if args.profile and isinstance(target, FieldlinkTarget):
             out = target.here / f"py-spy-{target.mode}.txt"
             profiler = Profiler(target.pid, out, args.seconds).start()
