@@ -80,7 +80,9 @@ class Settings:
         "their system CAs.",
     )
     async_mode: str = _setting(
-        "threading", "Socket.IO async mode: threading or gevent (see docs/benchmarks.md)."
+        "threading",
+        "Socket.IO async mode: threading (more fixes stored per second) or gevent (about twice "
+        "the orders per second to hundreds of terminals); see docs/benchmarks.md.",
     )
     secret_key: str = _setting(
         "",
