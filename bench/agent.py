@@ -44,7 +44,7 @@ from wire import Channel, Topics
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
-NMEA = Path(os.environ.get("FIELDLINK_NMEA_DIR", ROOT.parent / "shared" / "nmea"))
+NMEA = ROOT / "tests" / "data" / "nmea"
 AGENT = str(Path(sys.executable).parent / "fieldlink-agent")
 UNIT = "bench-car"
 TARGET_RSS_MB = 40.0
