@@ -14,7 +14,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from edge_agent.button import PanicButton, Signals
+from edge_agent.button import CallProgress, Indicator, PanicButton, Signals
 from edge_agent.config import Settings
 from edge_agent.fixes import FixStage
 from edge_agent.gps_source import GpsReader
@@ -72,14 +72,20 @@ class Agent:
         self.fixes = FixStage(settings.filters, settings.gpsd)
         self.panic: PanicButton | None = None
         self.signals: Signals | None = None
+        self.indicator: Indicator | None = None
+        self.call: CallProgress | None = None
         self.systemd = SystemdNotifier()
 
     def start(self) -> None:
         s = self.settings
         log.info("starting agent for unit %s (%s)", s.unit.id, s.unit.kind)
-        self.signals = Signals(s.signals, self.orders)
-        self.panic = PanicButton(s.panic, self.uplink, lambda: self.fixes.last_good)
+        self.indicator = Indicator(s.signals)
+        call = self.call = CallProgress(self.indicator)
+        self.signals = Signals(s.signals, self.orders, self.indicator)
+        self.panic = PanicButton(s.panic, self.uplink, lambda: self.fixes.last_good, call.pressed)
         self.publisher.on_order = self.orders.handle
+        self.publisher.on_receipt = lambda receipt: call.stored(receipt.get("alarms", ()))
+        self.publisher.on_call = call.update
         self.publisher.start()
         self._spawn("gps", self._gps_loop)
         self._spawn("health", self._health_loop)
@@ -98,6 +104,8 @@ class Agent:
             self.panic.close()
         if self.signals:
             self.signals.close()
+        if self.indicator:
+            self.indicator.close()
         self.outbox.close()
 
     def run(self) -> None:
@@ -145,6 +153,7 @@ class Agent:
             "fix_mode": self.gps.fix_mode,
             "sats": self.gps.sats,
             "outbox": self.outbox.depth(),
+            "unconfirmed": self.outbox.unconfirmed(),
             "uptime_s": time.monotonic() - self.started,
             "dropped": self.outbox.dropped,
             "filtered": self.fixes.filtered,

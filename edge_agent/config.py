@@ -63,7 +63,9 @@ class MqttSettings:
         100, "Messages sent and not yet acknowledged at once (paho's ids wrap at 65,535)."
     )
     reconnect_max_s: float = _key(
-        30.0, "Longest wait between two attempts to reach the broker (the wait doubles from 1 s)."
+        5.0,
+        "Longest wait between two attempts to reach the broker (the wait doubles from about "
+        "1 s, and differs a little from unit to unit so a fleet does not knock at once).",
     )
 
 
@@ -113,7 +115,7 @@ class FiltersSettings:
 class OutboxSettings:
     path: str = _key(
         "/var/lib/fieldlink-agent/outbox.db",
-        "SQLite file that holds every message until the broker acknowledges it.",
+        "SQLite file that holds every message until it is safe (the server stored it).",
     )
     max_rows: int = _key(
         500_000,
@@ -123,6 +125,11 @@ class OutboxSettings:
     batch_size: int = _key(
         200,
         "A backlog of positions goes out as batches of up to this many fixes (1 to 1000).",
+    )
+    receipt_timeout_s: float = _key(
+        30.0,
+        "An alarm or an ack the broker took but the server has not confirmed storing within"
+        " this many seconds is sent again (positions go again after a reconnect).",
     )
 
 
@@ -305,6 +312,7 @@ def check(s: Settings) -> list[str]:
         "health.interval_s": s.health.interval_s,
         "mqtt.session_expiry_s": s.mqtt.session_expiry_s,
         "mqtt.reconnect_max_s": s.mqtt.reconnect_max_s,
+        "outbox.receipt_timeout_s": s.outbox.receipt_timeout_s,
     }
     problems.extend(
         f"{name} = {value}: must be above 0" for name, value in positive.items() if value <= 0

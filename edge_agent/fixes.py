@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_agent.config import FiltersSettings, GpsdSettings
+from wire import fix_problem
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,10 @@ def no_fix(fix: dict, _track: Track, s: FiltersSettings, _now: float) -> bool:
     return fix.get("mode", 0) < s.min_mode
 
 
-def out_of_range(fix: dict, _track: Track, _s: FiltersSettings, _now: float) -> bool:
-    # Always on: the wire protocol rejects such a fix anyway. NaN fails both comparisons.
-    return not (-90 <= fix["lat"] <= 90 and -180 <= fix["lon"] <= 180)
+def invalid(fix: dict, _track: Track, _s: FiltersSettings, _now: float) -> bool:
+    # Always on, and the wire protocol's own rule (range, sign, NaN): a fix kept here is one
+    # the server takes, and so is the panic alarm that carries it.
+    return fix_problem(fix) is not None
 
 
 def null_island(fix: dict, _track: Track, s: FiltersSettings, _now: float) -> bool:
@@ -86,7 +88,7 @@ def inaccurate(fix: dict, _track: Track, s: FiltersSettings, _now: float) -> boo
 Filter = Callable[[dict, Track, FiltersSettings, float], bool]
 FILTERS: tuple[Filter, ...] = (
     no_fix,
-    out_of_range,
+    invalid,
     null_island,
     duplicate,
     future,

@@ -1,7 +1,11 @@
-"""The durable outbox: every message the agent sends waits here until the broker acknowledges it.
+"""The durable outbox: every message the agent sends waits here until it is safe.
 
-The outbox is the storage; the MQTT client is only a transport. A row leaves the outbox when
-its PUBACK arrives, so a crash, a reboot or a dead link never loses an alarm or an ack.
+The outbox is the storage; the MQTT client is only a transport. Alarms, acks and positions
+leave it only when the server's receipt says they are in its store: a broker's PUBACK only
+says the broker has them, and a broker that crashes loses what it had not yet saved. After
+the PUBACK such a row waits, marked sent; it is sent again after a reconnect (the broker
+may have restarted), and an alarm or an ack also when no receipt came in time. State and
+health leave at their PUBACK: only the newest of them matters, and the next one follows.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_drain ON outbox (priority, id);
+-- the columns of receipts (added with them: ALTERed into an older outbox, `_RECEIPTS`)
 -- orders the unit has seen and the acks it sent for each: a restarted agent must not
 -- buzz again for an order the server re-sends
 CREATE TABLE IF NOT EXISTS known_order (
@@ -51,6 +56,21 @@ CREATE TABLE IF NOT EXISTS known_order (
     seen INTEGER NOT NULL
 );
 """
+
+
+# Added to an outbox made before receipts: what the server's receipt names a row by (an
+# alarm's id, an ack's order and status; a position's fix time), and since when the broker
+# has it (NULL: not yet sent, or to be sent again).
+_RECEIPTS = (("confirm", "TEXT"), ("fix_ts", "REAL"), ("sent_at", "REAL"))
+
+
+def confirm_key(channel: Channel, message: dict) -> str | None:
+    """What the server's receipt names a message by (positions go by their fix time)."""
+    if channel is Channel.ALARM:
+        return str(message["alarm_id"])
+    if channel is Channel.ACK:
+        return f"{message['order_id']}/{message['status']}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -86,6 +106,13 @@ class Outbox:
         # FULL: the row is on disk before put() returns, so "queued" means "survives a crash".
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        for column, kind in _RECEIPTS:
+            if column not in present:
+                self._db.execute(f"ALTER TABLE outbox ADD COLUMN {column} {kind}")
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS outbox_confirm ON outbox (confirm) WHERE confirm NOT NULL"
+        )
         # Counted once, then kept: count(*) walks the table, a week's backlog on every put.
         self._rows = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
@@ -119,17 +146,20 @@ class Outbox:
         qos: int = 1,
         retain: bool = False,
         replace: bool = False,
+        confirm: str | None = None,
+        fix_ts: float | None = None,
     ) -> int:
-        """Store a message; `replace` deletes unsent older rows on the same topic first."""
+        """Store a message; `replace` deletes unsent older rows on the same topic first.
+        A row with a `confirm` key or a `fix_ts` stays until the server's receipt names it."""
         with self._lock, self._db:
             if replace:
                 self._rows -= self._db.execute(
                     "DELETE FROM outbox WHERE topic = ?", (topic,)
                 ).rowcount
             cursor = self._db.execute(
-                "INSERT INTO outbox (priority, topic, payload, qos, retain, created)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (priority, topic, payload, qos, int(retain), time.time()),
+                "INSERT INTO outbox (priority, topic, payload, qos, retain, created, confirm,"
+                " fix_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (priority, topic, payload, qos, int(retain), time.time(), confirm, fix_ts),
             )
             self._rows += 1
             self._evict_over_limit()
@@ -164,19 +194,72 @@ class Outbox:
         with self._lock:
             rows = self._db.execute(
                 f"SELECT id, priority, topic, payload, qos, retain, created FROM outbox"
-                f" WHERE id NOT IN ({marks}) AND (priority != ? OR id > ?)"
+                f" WHERE sent_at IS NULL AND id NOT IN ({marks}) AND (priority != ? OR id > ?)"
                 f" ORDER BY priority, id LIMIT ?",
                 (*skip, PRIORITY[Channel.POSITION], positions_after, limit),
             ).fetchall()
         return [Row(r[0], r[1], r[2], bytes(r[3]), r[4], bool(r[5]), r[6]) for r in rows]
 
     def delete(self, *row_ids: int) -> None:
-        """Acknowledged by the broker: the messages (one, or a batch's rows) left the unit."""
+        """The messages (one, or a batch's rows) left the unit for good."""
         with self._lock, self._db:
             for row_id in row_ids:  # one transaction, one fsync, for a whole batch
                 self._rows -= self._db.execute(
                     "DELETE FROM outbox WHERE id = ?", (row_id,)
                 ).rowcount
+
+    def acknowledged(self, *row_ids: int) -> None:
+        """The broker has them (PUBACK): what a receipt confirms waits for it, the rest goes."""
+        now = time.time()
+        with self._lock, self._db:
+            for row_id in row_ids:  # one transaction, one fsync, for a whole batch
+                waits = self._db.execute(
+                    "UPDATE outbox SET sent_at = ? WHERE id = ?"
+                    " AND (confirm IS NOT NULL OR fix_ts IS NOT NULL)",
+                    (now, row_id),
+                ).rowcount
+                if not waits:
+                    self._rows -= self._db.execute(
+                        "DELETE FROM outbox WHERE id = ?", (row_id,)
+                    ).rowcount
+
+    def confirm(self, receipt: dict) -> int:
+        """The server's receipt: what it names is in the server's store and leaves here."""
+        keys = [
+            *receipt.get("alarms", ()),
+            *(f"{a['order_id']}/{a['status']}" for a in receipt.get("acks", ())),
+        ]
+        with self._lock, self._db:
+            gone = sum(
+                self._db.execute("DELETE FROM outbox WHERE confirm = ?", (key,)).rowcount
+                for key in keys
+            )
+            if receipt.get("positions") is not None:
+                gone += self._db.execute(
+                    "DELETE FROM outbox WHERE priority = ? AND fix_ts <= ?",
+                    (PRIORITY[Channel.POSITION], receipt["positions"]),
+                ).rowcount
+            self._rows -= gone
+        return gone
+
+    def send_again(self, unconfirmed_before: float, priorities: Iterable[int] | None = None) -> int:
+        """Rows the broker took before `unconfirmed_before` and no receipt named since go out
+        again (of the given priorities; default all): after a reconnect, the broker may have
+        lost them; an alarm or an ack with no receipt in time may have been lost."""
+        wanted = tuple(priorities or PRIORITY.values())
+        marks = ",".join("?" * len(wanted))
+        with self._lock, self._db:
+            return self._db.execute(
+                f"UPDATE outbox SET sent_at = NULL WHERE sent_at < ? AND priority IN ({marks})",
+                (unconfirmed_before, *wanted),
+            ).rowcount
+
+    def unconfirmed(self) -> int:
+        """Rows the broker has that the server has not confirmed yet."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"
+            ).fetchone()[0]
 
     def contains(self, row_id: int) -> bool:
         with self._lock:
@@ -210,4 +293,6 @@ class Uplink:
             qos=rule.qos,
             retain=rule.retain,
             replace=channel in LATEST_ONLY,
+            confirm=confirm_key(channel, message),
+            fix_ts=message["ts"] if channel is Channel.POSITION else None,
         )

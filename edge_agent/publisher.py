@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ import paho.mqtt.client as mqtt
 
 from edge_agent.config import Settings
 from edge_agent.outbox import PRIORITY, Outbox, Row, Uplink
-from wire import Channel
+from wire import Channel, WireError, decode
 from wire.mqtt import (
     UNSUPPORTED_PROTOCOL,
     BrokerAddress,
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 _STOP_FLUSH_S = 2.0  # how long stop() waits for the "offline" state to reach the broker
 _POSITION = PRIORITY[Channel.POSITION]
+# an alarm or an ack with no receipt this long after its PUBACK goes out again
+_RESENT_WITHOUT_RECEIPT = (PRIORITY[Channel.ALARM], PRIORITY[Channel.ACK])
+_DOWNSTREAM = (Channel.ORDERS, Channel.RECEIPT, Channel.CALL)
 
 
 def plan(rows: list[Row], room: int, batch_size: int) -> list[list[Row]]:
@@ -76,7 +80,10 @@ class Publisher:
         self.outbox: Outbox = uplink.outbox
         self.version = version
         self.on_order: Callable[[bytes], None] | None = None
+        self.on_receipt: Callable[[dict], None] | None = None  # told what the server stored
+        self.on_call: Callable[[dict], None] | None = None  # how the unit's call goes
         self.connected = False
+        self._resend_checked = time.monotonic()
         self.protocol = settings.mqtt.protocol
         self._address = BrokerAddress.parse(settings.mqtt.url)
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -131,7 +138,7 @@ class Publisher:
         )
         client = new_client(self._address, options)
         client.max_inflight_messages_set(mqtt_settings.max_inflight)
-        client.reconnect_delay_set(min_delay=1, max_delay=mqtt_settings.reconnect_max_s)
+        self._jitter_reconnect(client)
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -140,6 +147,15 @@ class Publisher:
         connect_persistent(client, self._address, options)
         client.loop_start()
         return client
+
+    def _jitter_reconnect(self, client: mqtt.Client) -> None:
+        """Waits between attempts that differ from unit to unit: after a broker restart the
+        whole fleet would otherwise knock at the same instants (capped at reconnect_max_s)."""
+        cap = self.settings.mqtt.reconnect_max_s
+        client.reconnect_delay_set(
+            min_delay=min(cap, random.uniform(0.5, 1.5)),  # type: ignore[arg-type]
+            max_delay=cap * random.uniform(0.6, 0.95),  # type: ignore[arg-type]
+        )
 
     def _close_client(self) -> None:
         if self._client is None:
@@ -165,10 +181,14 @@ class Publisher:
         # Before paho resends its in-memory copies (right after this callback): the drain
         # thread resends from the outbox instead, under fresh message ids.
         client.drop_out_messages()
-        client.subscribe(self._topic(Channel.ORDERS), qos=1)
+        client.subscribe(
+            [(self._topic(channel), 1) for channel in _DOWNSTREAM]
+            + [(self.uplink.topics.to_all(Channel.SERVER), 1)]
+        )
         self._events.put(("up", flags.session_present))
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+    def _on_disconnect(self, c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._jitter_reconnect(c)
         self._events.put(("down", reason))
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
@@ -177,8 +197,27 @@ class Publisher:
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         # Handled here, not queued: paho sends the PUBACK after this returns, so an order is
         # acknowledged to the broker only once its "received" ack is safe in the outbox.
-        if self.on_order:
+        channel = message.topic.rsplit("/", 1)[-1]
+        if channel == Channel.ORDERS and self.on_order:
             self.on_order(message.payload)
+        elif channel in (Channel.RECEIPT, Channel.CALL, Channel.SERVER):
+            self._server_says(Channel(channel), message.payload)
+
+    def _server_says(self, channel: Channel, payload: bytes) -> None:
+        try:
+            message = decode(channel, payload)
+        except WireError as exc:
+            log.warning("ignored an invalid %s from the server: %s", channel.value, exc)
+            return
+        if channel is Channel.SERVER:
+            if not message["kept"]:  # the broker lost the server's queue, and ours with it
+                self._events.put(("server_lost_queue", None))
+            return
+        if channel is Channel.RECEIPT:
+            self.outbox.confirm(message)  # in the server's store: it may leave the unit
+        handler = self.on_receipt if channel is Channel.RECEIPT else self.on_call
+        if handler:
+            handler(message)
 
     # -- the drain thread -----------------------------------------------------------------
 
@@ -192,13 +231,25 @@ class Publisher:
                 return
             self._handle(kind, arg)
             if self.connected:
+                self._resend_unconfirmed()
                 self._fill_window()
+
+    def _resend_unconfirmed(self) -> None:
+        """Alarms and acks the broker took but the server never confirmed go out again."""
+        now = time.monotonic()
+        timeout = self.settings.outbox.receipt_timeout_s
+        if now - self._resend_checked < min(timeout, 5.0):
+            return
+        self._resend_checked = now
+        again = self.outbox.send_again(time.time() - timeout, _RESENT_WITHOUT_RECEIPT)
+        if again:
+            log.warning("%d alarms or acks had no receipt in %.0f s: sending again", again, timeout)
 
     def _handle(self, kind: str, arg: Any) -> None:
         if kind == "acked":
             row_ids = self._inflight.pop(arg, None)
             if row_ids is not None:
-                self.outbox.delete(*row_ids)
+                self.outbox.acknowledged(*row_ids)
         elif kind == "up":
             log.info(
                 "connected to %s (MQTT %s, session present: %s)",
@@ -208,6 +259,11 @@ class Publisher:
             )
             self._inflight.clear()
             self._positions_sent = 0
+            # what the broker had but the server has not confirmed: the broker may have
+            # restarted and lost it, so it goes again (the server drops repeats)
+            again = self.outbox.send_again(time.time())
+            if again:
+                log.info("sending %d unconfirmed messages again", again)
             self.connected = True
             self.uplink.send(
                 Channel.STATE,
@@ -218,6 +274,11 @@ class Publisher:
                     "version": self.version,
                 },
             )
+        elif kind == "server_lost_queue":
+            again = self.outbox.send_again(time.time())
+            self._inflight.clear()  # what is in flight too: it went into a queue now gone
+            self._positions_sent = 0
+            log.warning("the server's queue was lost: sending %d unconfirmed messages again", again)
         elif kind == "down":
             if self.connected:
                 log.warning("disconnected from %s: %s", self._address.host, arg)

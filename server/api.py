@@ -84,6 +84,9 @@ class UnitOut(Schema):
     online = fields.Boolean()
     out_of_service = fields.Boolean()
     position = fields.Nested(FixOut, allow_none=True)
+    clock_offset_s = fields.Float(
+        allow_none=True, metadata={"description": "server clock minus the unit's, seconds"}
+    )
 
 
 class LocationOut(Schema):
@@ -136,6 +139,17 @@ IncidentOut = Schema.from_dict(
             fields.Dict(),
             allow_none=True,
             metadata={"description": "units the plan still lacks: sent when available"},
+        ),
+        "location_source": fields.String(
+            allow_none=True,
+            metadata={
+                "description": "where the location came from: alarm_fix, unit_fix, post, "
+                "last_known (see location_age_s) or dispatcher; null: none known"
+            },
+        ),
+        "location_age_s": fields.Float(allow_none=True),
+        "presses": fields.Integer(
+            allow_none=True, metadata={"description": "panic presses of its unit it holds"}
         ),
         "arrival_s": fields.Float(
             allow_none=True, metadata={"description": "first unit on scene - first dispatch"}
@@ -551,6 +565,51 @@ def reassign(body: dict, order_id: str):
     return order_public(order)
 
 
+# -- alarms ------------------------------------------------------------------------------
+class AlarmOut(Schema):
+    id = fields.Integer(required=True, metadata={"description": "the server's id of the press"})
+    alarm_id = fields.String(required=True, metadata={"description": "the unit's own id"})
+    unit_id = fields.String(required=True)
+    kind = fields.String(validate=validate.OneOf(("panic", "test")))
+    ts = fields.Float(metadata={"description": "when it was pressed"})
+    received_at = fields.Float()
+    incident_id = fields.String(allow_none=True)
+    presses = fields.Integer(allow_none=True, metadata={"description": "of its unit's call"})
+    location_source = fields.String(allow_none=True)
+    lat = fields.Float(allow_none=True)
+    lon = fields.Float(allow_none=True)
+    acknowledged_at = fields.Float(allow_none=True)
+    acknowledged_by = fields.String(allow_none=True)
+    escalated_at = fields.Float(
+        allow_none=True, metadata={"description": "sent on to the commanders: not heard in time"}
+    )
+
+
+class AlarmAckIn(ActionIn):
+    ids = fields.List(
+        fields.Integer(validate=validate.Range(1, 2**53)),
+        required=True,
+        validate=validate.Length(min=1, max=500),
+    )
+
+
+@blp.route("/alarms")
+@blp.response(200, AlarmOut(many=True))
+def alarms():
+    """Alarms no dispatcher has acknowledged yet, oldest first: they ring on every console."""
+    with db.connection_context():
+        return orders_service().unacknowledged_alarms()
+
+
+@blp.route("/alarms/acknowledge", methods=["POST"])
+@blp.arguments(AlarmAckIn())
+@blp.response(200, AlarmOut(many=True))
+def acknowledge_alarms(body: dict):
+    """Acknowledge alarms: every console falls silent for them; the timeline says who, when."""
+    who = actor(body)
+    return in_worker(orders_service().acknowledge_alarms, body["ids"], who)
+
+
 # -- duty level, plans, grids, posts -----------------------------------------------------
 @blp.route("/duty")
 class Duty(MethodView):
@@ -625,7 +684,9 @@ class Posts(MethodView):
         """Replace every response post (points with properties.id and tier_min 1, 3 or 5)."""
         posts = assign_post_grids(_geojson_in(parse_posts, body), orders_service().grids)
         with db.connection_context():
-            return {"imported": save_posts(posts)}
+            count = save_posts(posts)
+        in_worker(orders_service().use_posts, posts)
+        return {"imported": count}
 
 
 # -- response figures --------------------------------------------------------------------
@@ -870,14 +931,19 @@ def metrics_view():
 
 
 def health_view():
+    """Not ok while the runtime is stopped or one of its loops has made no progress for its
+    stall time (a worker that stopped, a store that is away)."""
     rt = runtime()
-    ok = rt.running
+    stalled = [stage.name for stage in rt.stages if stage.stalled()]
+    ok = rt.running and not stalled
     body = {
         "ok": ok,
         "broker": rt.ingest.connected,
         "units": len(rt.live.units),
         "instance": rt.instance_id,
         "runs_timers": rt.runs_timers,
+        "stalled": stalled,
+        "stages": {stage.name: round(stage.silent_s(), 1) for stage in rt.stages},
     }
     return body, 200 if ok else 503
 

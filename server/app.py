@@ -9,6 +9,7 @@ outside it (`drive_times`) so a slow router never holds up positions and acks.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +28,11 @@ from server.notify import CONSOLE_COALESCE_S, Notifier, TextPacket
 from server.orders import OrderService, Shortlist, incident_public
 from server.pipeline import Call, Pipeline
 from server.plans import load_plans
+from server.receipts import Receipts
 from server.routing import OsrmRouter, RoutingError
 from server.store import Incident, Position, Unit, db, load_grids, open_database
 from server.store_writer import StoreWriter
+from server.supervise import Stage, supervised
 from wire import Topics
 
 if TYPE_CHECKING:
@@ -38,6 +41,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 socketio = SocketIO()
+
+
+class Misconfigured(RuntimeError):
+    """A setting that would lose alarms if the server ran with it; the text names it."""
+
 
 DRAIN_GIVE_UP_S = 30.0  # per session; what is not handled by then is drained again later
 FIX_FIELDS = ("ts", "lat", "lon", "speed", "heading", "acc", "alt", "mode")
@@ -53,7 +61,10 @@ class Runtime:
         self.inbox = Inbox()
         # the timers' instance judges silence also by what the others heard
         self.live = LiveState(heard_share_s=settings.offline_after_s / 4)
-        self.ingest = MqttIngest(settings, self.inbox)
+        self.ingest = MqttIngest(settings, self.inbox, self._client_id_taken)
+        # why this instance must not run (set at most once); `run_server` exits with it
+        self.refusal: str | None = None
+        self.refused = threading.Event()
         self.notifier = Notifier(sio, self.topics, self.ingest.publish, self._delivered)
         clock.run_at(settings.clock_speedup, settings.clock_anchor)
         self.plans = load_plans(settings.plans_file, settings.categories(), settings.ack_timeouts())
@@ -73,14 +84,27 @@ class Runtime:
             offline_after_s=settings.offline_after_s,
             shortlist=settings.osrm_shortlist if osrm_url else 1,
             coverage_reach_s=settings.coverage_reach_s,
+            alarm_ack_s=settings.alarm_ack_s,
         )
         self.router = OsrmRouter(osrm_url, settings.osrm_timeout_s) if osrm_url else None
         if self.router is not None:
             self.orders.route_later = self._route_later
         self.writer = StoreWriter(settings.ingest_batch, settings.ingest_flush_s)
+        self.receipts = Receipts(self.ingest.publish, self.topics, settings.receipt_interval_s)
         self.pipeline = Pipeline(
-            self.topics, self.inbox, self.ingest, self.live, self.orders, self.writer
+            self.topics, self.inbox, self.ingest, self.live, self.orders, self.writer, self.receipts
         )
+        # every loop beats; /healthz is not ok while one has not for its stall time
+        self.timers_stage = Stage("timers")
+        self.console_stage = Stage("console_push")
+        self.receipts_stage = Stage("receipts")
+        self.stages = [
+            self.pipeline.stage,
+            self.writer.stage,
+            self.timers_stage,
+            self.console_stage,
+            self.receipts_stage,
+        ]
         self.instance_id = settings.mqtt_client_id  # unique per instance, as the broker needs
         self.timer_lease: instances.Lease | None = None
         self.terminal_orders: instances.TerminalOrders | None = None
@@ -109,18 +133,45 @@ class Runtime:
         )
         self.live.on_change = self.shared_units.share
 
+    def _refuse(self, why: str) -> None:
+        self.refusal = why
+        log.error("%s", why)
+        self.refused.set()
+
+    def _client_id_taken(self, client_id: str) -> None:
+        """Another server that started before this one holds our client id (its claim on
+        the broker, `ingest.ClientIdClaim`): this one must not run beside it."""
+        self._refuse(
+            f"another server runs with FIELDLINK_MQTT_CLIENT_ID={client_id}: give each "
+            "instance its own client id"
+        )
+
     @property
     def runs_timers(self) -> bool:
         return self.timer_lease is None or self.timer_lease.held
 
+    def _supervised(self, stage: Stage, loop: Any, *args: Any) -> Any:
+        """A background task that runs `loop` again if it raises, until the runtime stops."""
+        run = supervised(stage, loop, lambda: self.running, self.socketio.sleep, *args)
+        return self.socketio.start_background_task(run)
+
     def start(self) -> None:
+        if self.membership is not None and not self.membership.claim_identity():
+            self._refuse(
+                f"another live instance runs with FIELDLINK_MQTT_CLIENT_ID="
+                f"{self.settings.mqtt_client_id} (seen in Redis): give each its own"
+            )
+            raise Misconfigured(self.refusal or "")
         self.load_live_state()
         self.running = True
-        self.writer_task = self.socketio.start_background_task(self.writer.run)
-        self.pipeline_task = self.socketio.start_background_task(self.pipeline.run)
-        self.pusher_task = self.socketio.start_background_task(self._push_to_consoles)
-        self.console_task = self.socketio.start_background_task(self._flush_to_consoles)
-        self.timer_task = self.socketio.start_background_task(self._run_timers)
+        self.writer_task = self._supervised(self.writer.stage, self.writer.run)
+        self.pipeline_task = self._supervised(self.pipeline.stage, self.pipeline.run)
+        self.pusher_task = self._supervised(self.console_stage, self._push_to_consoles)
+        self.console_task = self._supervised(self.console_stage, self._flush_to_consoles)
+        self.timer_task = self._supervised(self.timers_stage, self._run_timers)
+        self.receipts_task = self._supervised(
+            self.receipts_stage, self.receipts.run, self.socketio.sleep, self.receipts_stage.beat
+        )
         if self.terminal_orders is not None:
             self.terminal_task = self.socketio.start_background_task(
                 self.terminal_orders.run, self.socketio.sleep
@@ -154,6 +205,8 @@ class Runtime:
         self.notifier.flush_consoles()  # the worker's last changes
         self.writer.stop()
         self.writer_task.join()
+        self.receipts.stop()  # after the writer: the last stored fixes are confirmed
+        self.receipts_task.join()
         if self.shared_units is not None:
             self.shared_units.stop()
             self.outbox.stop()  # after the worker: its last changes go out
@@ -190,6 +243,7 @@ class Runtime:
         return {
             "units": [u.public() for u in self.live.units.values()],
             "incidents": [incident_public(i) for i in open_incidents.order_by(Incident.created_at)],
+            "alarms": self.orders.unacknowledged_alarms(),  # still ringing, on every console
             "now": clock.now(),  # the server's time: ages on the console are by its clock
         }
 
@@ -294,6 +348,7 @@ class Runtime:
         """
         while self.running:
             self.socketio.sleep(self.settings.timer_tick_s)
+            self.timers_stage.beat()
             if self.timer_lease is not None and not self.timer_lease.hold():
                 continue
             try:
@@ -355,6 +410,7 @@ class Runtime:
         """Unit moves go to consoles at most every `console_push_s`, batched, not per fix."""
         while self.running:
             self.socketio.sleep(self.settings.console_push_s)
+            self.console_stage.beat()
             try:
                 changed = self.pipeline.call(self.live.take_changed)
                 if changed:
@@ -370,7 +426,7 @@ class Runtime:
 
 def create_app(settings: Settings | None = None) -> Flask:
     from server import api, auth, web
-    from server.sockets import ConsoleNamespace, TerminalNamespace
+    from server.sockets import ConsoleNamespace, TerminalNamespace, console_event_failed
 
     settings = settings or Settings.from_env()
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
@@ -404,6 +460,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime.consoles = ConsoleNamespace(runtime)
     socketio.server.register_namespace(TerminalNamespace(runtime))
     socketio.on_namespace(runtime.consoles)
+    socketio.on_error_default(console_event_failed)
     api.init_app(app)
     web.init_app(app)
     return app

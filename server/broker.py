@@ -139,6 +139,12 @@ class MosquittoProcess:
             end_process(self.proc, name="mosquitto")
         self.proc = None
 
+    def kill(self) -> None:
+        """As a crash: no chance to save what it holds since its last autosave."""
+        if self.proc is not None:
+            end_process(self.proc, signal.SIGKILL, name="mosquitto")
+        self.proc = None
+
 
 class TrustLoopback(BaseAuthPlugin):
     """amqtt auth for a loopback-only broker: everyone in, but not as "anonymous".

@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,12 +67,18 @@ def server(**options: Any) -> None:
 
 
 def run_server(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM, then stop every stage cleanly."""
-    from server.app import create_app, socketio
+    """Serve until SIGINT/SIGTERM, then stop every stage cleanly. A setting that would lose
+    alarms (`Runtime.refusal`) stops the server as SIGTERM does, and it exits with 2."""
+    from server.app import Misconfigured, create_app, socketio
 
     app = create_app(settings)
     runtime = app.extensions["fieldlink"]
-    runtime.start()
+    try:
+        runtime.start()
+    except Misconfigured as exc:  # refused before any stage started
+        _exit_refused(str(exc))
+    refusal = threading.Thread(target=_stop_when_refused, args=(runtime,), daemon=True)
+    refusal.start()
     # What start-up made (modules, schemas, the app) lives as long as the process: frozen
     # out of the collector's full passes, which walked it all in ~40 ms, stalling every
     # connection, every few seconds under load. Start-up's garbage goes first, or it would
@@ -88,13 +96,23 @@ def run_server(settings: Settings) -> None:
         pass
     finally:
         runtime.stop()
+    if runtime.refusal:
+        _exit_refused(runtime.refusal)
+
+
+def _exit_refused(why: str) -> None:
+    print(f"fieldlink server: {why}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _stop_when_refused(runtime: Any) -> None:
+    runtime.refused.wait()
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _serve_threaded(app: Any, settings: Settings) -> None:
     """Werkzeug's threaded server with simple-websocket, as Flask-SocketIO's threading mode
     runs it, kept here so SIGTERM can shut it down from outside a request."""
-    import threading
-
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     class Handler(WSGIRequestHandler):

@@ -164,6 +164,16 @@ class Settings:
         900.0, "Cold-spot map: a place no available unit reaches within this is black."
     )
     timer_tick_s: float = _setting(0.5, "How often ack deadlines and silent units are checked.")
+    alarm_ack_s: float = _setting(
+        30.0,
+        "An alarm no dispatcher acknowledged on the console within this many seconds is "
+        "escalated to the commanders on duty.",
+    )
+    receipt_interval_s: float = _setting(
+        5.0,
+        "How often each unit is told up to which fix time its positions are stored (they "
+        "leave its outbox only then); alarms and acks are confirmed at once.",
+    )
     clock_speedup: float = _setting(
         1.0,
         "For `fieldlink simulate` only: the server's clock runs this many times faster than "
@@ -261,6 +271,8 @@ class Settings:
             "road_factor",
             "timer_tick_s",
             "clock_speedup",
+            "alarm_ack_s",
+            "receipt_interval_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"FIELDLINK_{name.upper()}={getattr(self, name)}: must be > 0")

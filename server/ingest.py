@@ -14,10 +14,12 @@ that share over.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +27,7 @@ import paho.mqtt.client as mqtt
 
 from server import clock
 from server.config import Settings
-from wire import CHANNELS, Channel, Topics
+from wire import CHANNELS, Channel, Topics, encode
 from wire.mqtt import (
     BrokerAddress,
     SessionOptions,
@@ -39,6 +41,7 @@ from wire.mqtt import (
 log = logging.getLogger(__name__)
 
 URGENT = (Channel.ALARM, Channel.ACK, Channel.STATE)
+RECONNECT_MAX_S = 2
 BULK = (Channel.POSITION, Channel.HEALTH)
 
 
@@ -87,7 +90,8 @@ class Session:
         client = new_client(address, options, manual_ack=True)
         client.max_inflight_messages_set(max_inflight)
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # two sessions, not a fleet: no need to back off far, and an alarm waits for it
+        client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -103,12 +107,18 @@ class Session:
             self.client = None
         self.connected = False
 
-    def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
+    def _on_connect(self, client, _userdata, flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused the %s session: %s", self.name, reason_code)
             return
-        client.subscribe([(f, 1) for f in self.filters])
+        filters = [(f, 1) for f in self.filters]
+        if self.urgent:
+            filters.append((self.ingest.claim_topic, 1))
+        client.subscribe(filters)
+        if self.urgent:  # after subscribing: the broker hands over the claim it kept first
+            self.ingest.claim.publish(client)
         log.info("%s session connected; subscribing to %s", self.name, ", ".join(self.filters))
+        self.ingest.announce(client, bool(flags.session_present))
         if self.urgent:
             self.ingest.inbox.put(BrokerConnected(), urgent=True)
 
@@ -126,10 +136,55 @@ class Session:
         log.warning("%s session lost the broker (%s); reconnecting", self.name, reason_code)
 
     def _on_message(self, client, _userdata, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.ingest.claim_topic:
+            if message.qos:
+                client.ack(message.mid, message.qos)
+            self.ingest.claim.heard(message.payload)
+            return
         self.ingest.inbox.put(
             Inbound(message.topic, message.payload, clock.now(), message.mid, message.qos, client),
             urgent=self.urgent,
         )
+
+
+class ClientIdClaim:
+    """This process's claim on its client id, kept on the broker as a retained message.
+
+    Two processes with the same client id would take each other's broker sessions for ever,
+    each losing the other's share of the units' messages. Each publishes its claim (with
+    when it started, and when it said so) every time it connects, right after subscribing
+    to the claims: the broker keeps the last one and hands it to the next to subscribe. A
+    claim of another process that started earlier and has spoken since this one started
+    is a live twin: this one gives up (`on_conflict`). A claim left by a process that died
+    is never renewed after this one starts, so a restart after a crash is not refused.
+    """
+
+    def __init__(self, topic: str, on_conflict: Callable[[str], None]):
+        self.topic = topic
+        self.token = uuid.uuid4().hex
+        self.started = time.time()
+        self.on_conflict = on_conflict
+
+    def publish(self, client: mqtt.Client) -> None:
+        mine = {"token": self.token, "started": self.started, "seen": time.time()}
+        client.publish(self.topic, json.dumps(mine).encode(), qos=1, retain=True)
+
+    def heard(self, payload: bytes) -> None:
+        try:
+            claim = json.loads(payload)
+            theirs, started, seen = (
+                str(claim["token"]),
+                float(claim["started"]),
+                float(claim["seen"]),
+            )
+        except (ValueError, TypeError, KeyError):
+            return
+        if theirs == self.token or seen < self.started:
+            return  # ours, or left by a process gone before this one started
+        if (started, theirs) < (self.started, self.token):  # it ran first: this one gives up
+            self.on_conflict(self.topic.rsplit("/", 1)[-1])
+        else:
+            log.error("another process claims our client id; it started later and gives up")
 
 
 class Drain:
@@ -210,11 +265,19 @@ class Drain:
 
 
 class MqttIngest:
-    def __init__(self, settings: Settings, inbox: Inbox):
+    def __init__(
+        self,
+        settings: Settings,
+        inbox: Inbox,
+        on_client_id_taken: Callable[[str], None] = lambda _client_id: None,
+    ):
         self.settings = settings
         self.inbox = inbox
         self.topics = Topics(settings.topic_root)
         self.address = BrokerAddress.parse(settings.mqtt_url)
+        # another process with our client id: the one that started later gives up
+        self.claim_topic = f"{settings.topic_root}/instances/{settings.mqtt_client_id}"
+        self.claim = ClientIdClaim(self.claim_topic, on_client_id_taken)
         # one of several instances: the units' messages are shared among them
         self.share_group = settings.mqtt_share_group if settings.redis_url else ""
         self.urgent = Session("urgent", URGENT, self)
@@ -231,6 +294,9 @@ class MqttIngest:
     def connected(self) -> bool:
         return self.urgent.connected and self.bulk.connected
 
+    def client_id(self, session: str) -> str:
+        return self.settings.mqtt_client_id + ("-urgent" if session == "urgent" else "")
+
     def start(self) -> None:
         protocol = negotiate_protocol(self.address, self.settings.mqtt_protocol)
         bulk_protocol = negotiate_protocol(self.address, self.settings.mqtt_bulk_protocol)
@@ -241,12 +307,9 @@ class MqttIngest:
                 "every instance would handle every message; use mosquitto 2 for several "
                 "instances"
             )
-        for session, suffix, version in (
-            (self.urgent, "-urgent", protocol),
-            (self.bulk, "", bulk_protocol),
-        ):
+        for session, version in ((self.urgent, protocol), (self.bulk, bulk_protocol)):
             options = SessionOptions(
-                client_id=self.settings.mqtt_client_id + suffix,
+                client_id=self.client_id(session.name),
                 protocol=version,
                 session_expiry_s=self.settings.mqtt_session_expiry_s,
             )
@@ -258,6 +321,18 @@ class MqttIngest:
     def stop(self) -> None:
         self.bulk.stop()
         self.urgent.stop()
+
+    def announce(self, client: mqtt.Client, kept: bool) -> None:
+        """Tell every unit a session of ours is connected, and whether the broker had kept it:
+        if not, what they sent while it was gone is lost with it, and they send again what
+        the server has not confirmed."""
+        if not kept:
+            log.warning("the broker had no session of ours: units send again what is unconfirmed")
+        message = {"online": True, "ts": clock.now(), "kept": kept}
+        rule = CHANNELS[Channel.SERVER]
+        client.publish(
+            self.topics.to_all(Channel.SERVER), encode(Channel.SERVER, message), qos=rule.qos
+        )
 
     def publish(self, topic: str, payload: bytes, channel: Channel) -> None:
         """Queue an outgoing message on the urgent session; paho retries it on reconnect."""

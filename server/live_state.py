@@ -13,13 +13,17 @@ that made them did).
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from server import clock
+from server import clock, metrics
+from server.alarms import clock_offset
 from server.dispatch import Candidate
 from server.unit_index import UnitIndex
+
+CLOCK_SAMPLES = 10
 
 
 @dataclass
@@ -47,6 +51,14 @@ class UnitState:
     health: dict[str, Any] | None = None
     last_heard: float | None = None
     targets: dict[str, Target] = field(default_factory=dict)  # order id -> scene
+    provisioned_at: float = 0.0  # nothing it sent can have happened before this
+    # the latest (receive - send) times of its health reports: its clock's offset
+    clock_samples: deque[float] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
+
+    @property
+    def clock_offset_s(self) -> float | None:
+        offset = clock_offset(list(self.clock_samples))
+        return None if offset is None else round(offset, 1)
 
     @classmethod
     def from_row(cls, row: Any, **live: Any) -> UnitState:
@@ -60,6 +72,7 @@ class UnitState:
             row.status_since,
             out_of_service=bool(row.out_of_service),
             home_post=row.home_post,
+            provisioned_at=row.created_at or 0.0,
             **live,
         )
 
@@ -76,6 +89,7 @@ class UnitState:
             "online": self.online,
             "out_of_service": self.out_of_service,
             "position": self.fix,
+            "clock_offset_s": self.clock_offset_s,
         }
 
     def candidate(self) -> Candidate:
@@ -137,6 +151,12 @@ class LiveState:
         ):
             self._heard_shared[unit_id] = at
             self._share(unit_id, {"heard": at})
+
+    def clock_sample(self, unit_id: str, late_by: float) -> None:
+        """A report sent by the unit's clock at `t` arrived `late_by` seconds later by ours."""
+        unit = self.units[unit_id]
+        unit.clock_samples.append(late_by)
+        metrics.CLOCK_OFFSET.labels(unit_id).set(unit.clock_offset_s or 0.0)
 
     def set_status(self, unit_id: str, status: str, now: float) -> bool:
         unit = self.units[unit_id]

@@ -27,3 +27,24 @@ ESCALATIONS = Counter(
 ROUTING_FAILURES = Counter(
     "fieldlink_routing_failures_total", "OSRM requests that failed (straight line used instead)"
 )
+STAGE_RESTARTS = Counter(
+    "fieldlink_stage_restarts_total", "Background loops started again after an error", ["stage"]
+)
+ALARM_ESCALATIONS = Counter(
+    "fieldlink_alarm_escalations_total",
+    "Alarms no dispatcher acknowledged in time, sent on to the commanders",
+)
+ALARM_PRESSES_JOINED = Counter(
+    "fieldlink_alarm_presses_joined_total",
+    "Panic presses that joined their unit's call still open instead of opening a new one",
+)
+DEVICE_TIME_DISTRUSTED = Counter(
+    "fieldlink_device_time_distrusted_total",
+    "Acks and alarms whose device time was implausible (the receive time was used)",
+    ["channel"],
+)
+CLOCK_OFFSET = Gauge(
+    "fieldlink_unit_clock_offset_seconds",
+    "Server clock minus the unit's, from its health reports (the smallest of the latest)",
+    ["unit"],
+)

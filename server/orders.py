@@ -14,7 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from peewee import JOIN
+
 from server import clock, metrics
+from server.alarms import Place, alarm_ack_overdue, alarm_place, pressed_at
 from server.arrival import ArrivalRule, track_arrival
 from server.coverage import Cell, cells, coverage
 from server.dispatch import (
@@ -27,7 +30,7 @@ from server.dispatch import (
     recommend,
     with_drive_times,
 )
-from server.geo import GridMap
+from server.geo import GridMap, PostPoint
 from server.lifecycle import (
     ACTIVE_INCIDENT_STATES,
     AWAITING_ACCEPT,
@@ -54,6 +57,7 @@ from server.store import (
     by_id,
     db,
     insert,
+    load_posts,
     new_id,
     record_event,
     save,
@@ -186,10 +190,33 @@ def incident_public(incident: Incident) -> dict[str, Any]:
         "disposition": incident.disposition,
         "followup": _json(incident.followup),
         "wanted": _json(incident.wanted),
+        "location_source": incident.location_source,
+        "location_age_s": incident.location_age_s,
+        "presses": incident.presses,
         # arrival time: the first unit on scene, from the first dispatch
         "arrival_s": _span(incident.dispatched_at, incident.on_scene_at),
         **{f"{step}_at": getattr(incident, f"{step}_at") for step in INCIDENT_TIMESTAMPS},
         "followup_at": incident.followup_at,
+    }
+
+
+def alarm_public(alarm: Alarm, incident: Incident | None) -> dict[str, Any]:
+    """An alarm as consoles ring for it, until a dispatcher acknowledges it."""
+    return {
+        "id": alarm.id,
+        "alarm_id": alarm.alarm_id,
+        "unit_id": alarm.unit_id,
+        "kind": alarm.kind,
+        "ts": alarm.ts,
+        "received_at": alarm.received_at,
+        "incident_id": incident.id if incident else None,
+        "presses": incident.presses if incident else None,
+        "location_source": incident.location_source if incident else None,
+        "lat": alarm.lat,
+        "lon": alarm.lon,
+        "acknowledged_at": alarm.acknowledged_at,
+        "acknowledged_by": alarm.acknowledged_by,
+        "escalated_at": alarm.escalated_at,
     }
 
 
@@ -214,6 +241,7 @@ class OrderService:
         offline_after_s: float,
         shortlist: int = 25,
         coverage_reach_s: float = 900.0,
+        alarm_ack_s: float = 30.0,
         clock: Callable[[], float] = clock.now,
     ):
         self.live = live
@@ -225,24 +253,39 @@ class OrderService:
         self.offline_after_s = offline_after_s
         self.shortlist = shortlist
         self.coverage_reach_s = coverage_reach_s
+        self.alarm_ack_s = alarm_ack_s
         self.clock = clock
         self.grids = GridMap([])
+        self.posts: dict[str, PostPoint] = {}  # where a unit at a post stands
+        # units whose own call for help has no place yet: their next fix gives it one
+        self.unplaced_calls: set[str] = set()
         self.duty_level = "normal"
         # Set by the runtime where OSRM is configured: asks drive times outside the worker
         # and calls `finish_fill` back in it.
         self.route_later: Callable[[Incident, list[Shortlist], str, str], None] | None = None
 
     def load(self, grids: GridMap) -> None:
-        """Start-up: grids, the duty level, and the scenes of orders not yet on scene."""
+        """Start-up: grids, posts, the duty level, and the scenes of orders not yet on scene."""
         self.use_grids(grids)
+        self.use_posts(load_posts())
         row = Setting.get_or_none(Setting.key == "duty_level")
         self.duty_level = row.value if row else "normal"
         for order, incident in self.open_orders():
             self._watch(order, incident)
+        unplaced = Incident.select(Incident.reported_by).where(
+            Incident.lat.is_null()
+            & Incident.reported_by.is_null(False)
+            & Incident.state.in_(ACTIVE_INCIDENT_STATES)
+        )
+        self.unplaced_calls = {row.reported_by for row in unplaced}
 
     def use_grids(self, grids: GridMap) -> None:
         """New incidents get their grid from these; those made before keep theirs."""
         self.grids = grids
+
+    def use_posts(self, posts: Iterable[PostPoint]) -> None:
+        """The response posts' surveyed places: a post's alarm without a fix goes there."""
+        self.posts = {post.post_id: post for post in posts}
 
     # -- incidents -----------------------------------------------------------------------
     def create_incident(self, data: dict[str, Any], actor: str) -> Incident:
@@ -298,16 +341,23 @@ class OrderService:
             if name in changes:
                 setattr(incident, name, changes[name])
         if location:
-            incident.lat, incident.lon = location["lat"], location["lon"]
+            self._place(incident, Place(location["lat"], location["lon"], "dispatcher"))
             incident.address = location.get("address", incident.address)
-            incident.grid = self._grid_at(incident.lat, incident.lon)
         if caller:
             incident.caller_name = caller.get("name", incident.caller_name)
             incident.caller_phone = caller.get("phone", incident.caller_phone)
         with db.atomic():
             save(incident)
-            record_event(actor, "incident_updated", incident_id=incident.id, changes=changes)
+            record_event(
+                actor,
+                "incident_updated",
+                incident_id=incident.id,
+                changes=changes,
+                location=location or None,
+            )
         self._tell_units(incident)
+        if location:  # an incident that had no place may now get the units it waits for
+            self._send_wanted(incident, actor, "placed on the map")
         return incident
 
     def add_note(self, incident_id: str, text: str, actor: str) -> Incident:
@@ -397,63 +447,216 @@ class OrderService:
         ]
 
     # -- alarms --------------------------------------------------------------------------
-    def on_alarm(self, unit_id: str, alarm: dict[str, Any], received_at: float) -> Incident | None:
-        """A panic makes an incident and sends its plan; a redelivery does nothing."""
-        if Alarm.get_or_none(Alarm.alarm_id == alarm["alarm_id"]) is not None:
+    def on_alarm(
+        self,
+        unit_id: str,
+        alarm: dict[str, Any],
+        received_at: float,
+        dropped: list[str] | None = None,
+    ) -> Incident | None:
+        """A panic makes an incident and sends its plan, or joins its unit's call still open;
+        a redelivery does nothing. Returns the incident (None for a drill)."""
+        already = Alarm.get_or_none((Alarm.unit == unit_id) & (Alarm.alarm_id == alarm["alarm_id"]))
+        if already is not None:
             metrics.DUPLICATES.labels("alarm").inc()
-            return None
+            return already.incident
         unit = self.live.get(unit_id)
-        fix = alarm.get("fix") or (unit.fix if unit else None)
-        lat, lon = (fix["lat"], fix["lon"]) if fix else (None, None)
+        provisioned = unit.provisioned_at if unit else 0.0
+        when = pressed_at(alarm.get("ts"), received_at, not_before=provisioned)
+        if when.distrust:
+            metrics.DEVICE_TIME_DISTRUSTED.labels("alarm").inc()
+        place = self._alarm_place(unit, alarm.get("fix"), when.ts)
         drill = alarm["kind"] == "test"
+        open_call = None if drill else self._open_alarm_call(unit_id)
+        placed_now = open_call is not None and open_call.lat is None and place.known
         with db.atomic():
             incident = None
-            if not drill:
-                incident = Incident.create(
-                    id=new_id(),
-                    category=self.categories[0],
-                    priority=PANIC_PRIORITY,
-                    lat=lat,
-                    lon=lon,
-                    grid=self._grid_at(lat, lon),
-                    summary=f"Panic button at {unit.name if unit else unit_id}",
-                    reported_by=unit_id,
-                    duty_level=self.duty_level,
-                    created_at=received_at,
-                )
-            Alarm.create(
+            if open_call is not None:
+                incident = self._join_call(open_call, place)
+            elif not drill:
+                incident = self._incident_for_alarm(unit_id, unit, place, when.ts)
+            row = Alarm.create(
                 alarm_id=alarm["alarm_id"],
                 unit=unit_id,
                 kind=alarm["kind"],
-                ts=alarm["ts"],
-                lat=lat,
-                lon=lon,
+                ts=when.ts,
+                device_ts=when.device_ts,
+                lat=place.lat,
+                lon=place.lon,
                 received_at=received_at,
                 incident=incident,
+                dropped=json.dumps(dropped) if dropped else None,
             )
             record_event(
                 f"unit:{unit_id}",
-                "drill" if drill else "alarm",
+                "drill" if drill else "alarm_repeated" if open_call else "alarm",
                 unit_id=unit_id,
                 incident_id=incident.id if incident else None,
                 alarm_id=alarm["alarm_id"],
+                presses=incident.presses if incident else None,
+                location_source=place.source,
+                location_age_s=place.age_s,
+                dropped=dropped or None,
+                **when.public(),
             )
-        self.notifier.console(
-            "alarm",
-            {
-                "alarm_id": alarm["alarm_id"],
-                "unit_id": unit_id,
-                "kind": alarm["kind"],
-                "incident_id": incident.id if incident else None,
-                "lat": lat,
-                "lon": lon,
-            },
-        )
-        if incident is not None:
-            guard_panic = unit is not None and unit.kind == "guard_post"
-            self.apply_plan(incident, "dispatch", guard_panic=guard_panic)
-            metrics.ALARM_TO_ORDER.observe(self.clock() - received_at)
+        self.notifier.console("alarm", alarm_public(row, incident))
+        if incident is None:
+            return None
+        if open_call is not None:
+            metrics.ALARM_PRESSES_JOINED.inc()
+            self._incident_changed(incident)
+            if placed_now:
+                self._send_wanted(incident, "dispatch", "placed by a later press")
+            return incident
+        guard_panic = unit is not None and unit.kind == "guard_post"
+        self.apply_plan(incident, "dispatch", guard_panic=guard_panic)
+        metrics.ALARM_TO_ORDER.observe(self.clock() - received_at)
         return incident
+
+    def _alarm_place(self, unit: UnitState | None, fix: dict | None, at: float) -> Place:
+        post = self.posts.get(unit.home_post) if unit and unit.home_post else None
+        return alarm_place(fix, unit.fix if unit else None, post, at, self.rules.stale_s)
+
+    def _open_alarm_call(self, unit_id: str) -> Incident | None:
+        """The unit's call for help still being handled, which a press of its button joins."""
+        return (
+            Incident.select()
+            .where(
+                (Incident.reported_by == unit_id)
+                & Incident.state.in_(ACTIVE_INCIDENT_STATES)
+                & Incident.presses.is_null(False)
+            )
+            .order_by(Incident.created_at.desc())
+            .first()
+        )
+
+    def _incident_for_alarm(
+        self, unit_id: str, unit: UnitState | None, place: Place, pressed: float
+    ) -> Incident:
+        return Incident.create(
+            id=new_id(),
+            category=self.categories[0],
+            priority=PANIC_PRIORITY,
+            lat=place.lat,
+            lon=place.lon,
+            location_source=place.source,
+            location_age_s=place.age_s,
+            grid=self._grid_at(place.lat, place.lon),
+            summary=f"Panic button at {unit.name if unit else unit_id}",
+            reported_by=unit_id,
+            duty_level=self.duty_level,
+            created_at=pressed,
+            presses=1,
+        )
+
+    def _join_call(self, incident: Incident, place: Place) -> Incident:
+        """Another press while the call is open: counted; it may place a call that had no
+        location (its plan then goes out)."""
+        incident.presses = (incident.presses or 1) + 1
+        if incident.lat is None and place.known:
+            self._place(incident, place)
+        save(incident)
+        return incident
+
+    def place_call_by_fix(self, unit_id: str, fix: dict[str, Any]) -> None:
+        """A fix from a unit whose call for help had no place: the call goes there now, and
+        its units are sent (the dispatcher may still move it)."""
+        self.unplaced_calls.discard(unit_id)
+        incident = self._open_alarm_call(unit_id)
+        if incident is None or incident.lat is not None:
+            return
+        self._place(incident, Place(fix["lat"], fix["lon"], "unit_fix", 0.0))
+        with db.atomic():
+            save(incident)
+            record_event(
+                "dispatch", "placed", incident_id=incident.id, unit_id=unit_id, by="unit_fix"
+            )
+        self._tell_units(incident)
+        self._send_wanted(incident, "dispatch", "placed by its unit's fix")
+
+    def _place(self, incident: Incident, place: Place) -> None:
+        incident.lat, incident.lon = place.lat, place.lon
+        incident.location_source, incident.location_age_s = place.source, place.age_s
+        incident.grid = self._grid_at(place.lat, place.lon)
+
+    # -- dispatchers acknowledge alarms ---------------------------------------------------
+    def unacknowledged_alarms(self) -> list[dict[str, Any]]:
+        """Alarms still ringing: a console that connects (or reloads) rings for them too."""
+        rows = (
+            Alarm.select(Alarm, Incident)
+            .join(Incident, JOIN.LEFT_OUTER)
+            .where(Alarm.acknowledged_at.is_null())
+            .order_by(Alarm.received_at)
+        )
+        return [alarm_public(a, a.incident) for a in rows]
+
+    def acknowledge_alarms(self, ids: list[int], actor: str) -> list[dict[str, Any]]:
+        """A dispatcher heard them: every console falls silent for them, the timeline says who."""
+        now = self.clock()
+        rows = list(
+            Alarm.select(Alarm, Incident)
+            .join(Incident, JOIN.LEFT_OUTER)
+            .where(Alarm.id.in_(ids) & Alarm.acknowledged_at.is_null())
+        )
+        if not rows and ids and not Alarm.select().where(Alarm.id.in_(ids)).exists():
+            raise OrderRefused(f"no alarm {ids[0]}", 404)
+        with db.atomic():
+            for row in rows:
+                row.acknowledged_at, row.acknowledged_by = now, actor
+                save(row)
+                record_event(
+                    actor,
+                    "alarm_acknowledged",
+                    incident_id=row.incident_id,
+                    unit_id=row.unit_id,
+                    alarm_id=row.alarm_id,
+                    waited_s=round(now - row.received_at, 1),
+                )
+        done = [alarm_public(r, r.incident) for r in rows]
+        if done:
+            self.notifier.console("alarms_acknowledged", {"alarms": done, "by": actor, "at": now})
+        return done
+
+    def _escalate_unheard_alarms(self, now: float) -> None:
+        """An alarm nobody acknowledged in time goes to the commanders on duty, once."""
+        due = (
+            Alarm.select(Alarm, Incident)
+            .join(Incident, JOIN.LEFT_OUTER)
+            .where(
+                Alarm.acknowledged_at.is_null()
+                & Alarm.escalated_at.is_null()
+                & (Alarm.received_at <= now - self.alarm_ack_s)
+            )
+        )
+        for row in list(due):
+            if not alarm_ack_overdue(
+                row.received_at, row.acknowledged_at, row.escalated_at, now, self.alarm_ack_s
+            ):
+                continue
+            row.escalated_at = now
+            save(row)
+            waited = now - row.received_at
+            message = f"alarm from {row.unit_id} not acknowledged for {waited:.0f} s"
+            record_event(
+                "dispatch",
+                "alarm_escalated",
+                incident_id=row.incident_id,
+                unit_id=row.unit_id,
+                alarm_id=row.alarm_id,
+                message=message,
+            )
+            metrics.ALARM_ESCALATIONS.inc()
+            self.notifier.console(
+                "alert",
+                {
+                    "kind": "alarm_unacknowledged",
+                    "to": "commanders",  # every console shows it; a commander's calls out
+                    "incident_id": row.incident_id,
+                    "unit_id": row.unit_id,
+                    "message": message,
+                    "alarm": alarm_public(row, row.incident),
+                },
+            )
 
     # -- dispatch ------------------------------------------------------------------------
     def apply_plan(self, incident: Incident, actor: str, guard_panic: bool) -> None:
@@ -477,7 +680,11 @@ class OrderService:
     def fill(self, incident: Incident, slots: list[Slot], actor: str, reason: str) -> None:
         """Send units for `slots`: now by straight line, or after OSRM's drive times."""
         if incident.lat is None or incident.lon is None:
-            self._alert(incident, "no_location", "the incident has no location: set one")
+            # kept as wanted: placing the incident on the map (or its unit's next fix) sends them
+            self._want(incident, [*slots, *self._wanted(incident)])
+            if incident.reported_by:
+                self.unplaced_calls.add(incident.reported_by)
+            self._alert(incident, "no_location", "no location known: place the incident on the map")
             return
         shortlists = self.shortlists(incident, slots, self.shortlist)
         if self.route_later is not None and any(s.recommendations for s in shortlists):
@@ -550,13 +757,22 @@ class OrderService:
         # cannot become a write once the store writer has committed ("database is locked")
         rows = list(
             Incident.select().where(
-                Incident.wanted.is_null(False) & Incident.state.in_(ACTIVE_INCIDENT_STATES)
+                Incident.wanted.is_null(False)
+                & Incident.state.in_(ACTIVE_INCIDENT_STATES)
+                & Incident.lat.is_null(False)
             )
         )
         for incident in rows:
             self.finish_fill(
                 incident.id, self._wanted(incident), {}, "dispatch", "wanted", retry=True
             )
+
+    def _send_wanted(self, incident: Incident, actor: str, reason: str) -> None:
+        """What an incident still waits for, now that it has a place."""
+        wanted = self._wanted(incident)
+        if wanted and incident.lat is not None and incident.state in ACTIVE_INCIDENT_STATES:
+            self._want(incident, [])
+            self.fill(incident, wanted, actor, reason=reason)
 
     def shortlists(self, incident: Incident, slots: list[Slot], size: int) -> list[Shortlist]:
         """Each slot's best units, none counted twice, none already sent to the incident."""
@@ -761,8 +977,12 @@ class OrderService:
         actor: str,
         reason: str = "",
         at: float | None = None,
+        device_ts: float | None = None,
+        received_at: float | None = None,
     ) -> dict[str, Any]:
-        """Apply an ack from a unit's agent or terminal (or its arrival); repeats change nothing."""
+        """Apply an ack from a unit's agent or terminal (or its arrival, `at`); repeats change
+        nothing. An ack that came from a device (`received_at`) counts at the time it was
+        pressed (`device_ts`) where that is plausible."""
         order = by_id(Order, order_id)
         if order is None:
             raise OrderRefused(f"no order {order_id!r}", 404)
@@ -775,7 +995,13 @@ class OrderService:
         if new_state is None:
             metrics.DUPLICATES.labels("ack").inc()
             return order_public(order)
-        now = self.clock() if at is None else at
+        when = None
+        if at is None and received_at is not None:
+            stamps = [getattr(order, f"{step}_at") for step in ORDER_TIMESTAMPS]
+            when = pressed_at(device_ts, received_at, max(t for t in stamps if t is not None))
+            if when.distrust:
+                metrics.DEVICE_TIME_DISTRUSTED.labels("ack").inc()
+        now = at if at is not None else when.ts if when is not None else self.clock()
         with db.atomic():
             order.state = new_state
             setattr(order, f"{new_state}_at", now)
@@ -789,6 +1015,7 @@ class OrderService:
                 unit_id=unit_id,
                 order_id=order.id,
                 reason=reason or None,
+                **(when.public() if when is not None else {}),
             )
             self._refresh_unit(unit_id, now)
             incident = by_id(Incident, order.incident_id)
@@ -887,6 +1114,7 @@ class OrderService:
             if unit.online and silent_too_long(unit.last_heard, now, self.offline_after_s):
                 self.on_unit_online(unit.unit_id, False, now, why="missing heartbeats")
         self._fill_wanted()
+        self._escalate_unheard_alarms(now)
         return count
 
     # -- arrival -------------------------------------------------------------------------
@@ -966,7 +1194,9 @@ class OrderService:
         if to_consoles:
             self.notifier.console("incident", incident_public(incident))
         if incident.reported_by:
-            self.notifier.reporter(incident.reported_by, self.call_status(incident))
+            self.notifier.reporter(
+                incident.reported_by, {"ts": self.clock(), **self.call_status(incident)}
+            )
 
     def _way(self, order: Order, incident: Incident) -> dict[str, Any]:
         """How far the unit is from the scene now, and its estimated arrival (for its screen)."""
@@ -993,6 +1223,7 @@ class OrderService:
         return {
             "incident_id": incident.id,
             "state": incident.state,
+            "presses": incident.presses,
             "created_at": incident.created_at,
             "dispatched_at": incident.dispatched_at,
             "on_scene_at": incident.on_scene_at,

@@ -118,15 +118,20 @@ def acl_file(topic_root: str, server: ServerAccount) -> str:
     ]
     for channel, rule in CHANNELS.items():
         access = "write" if rule.upstream else "read"
-        lines.append(f"pattern {access} {units}/%u/{channel.value}")
+        where = f"{units}/%u/{channel.value}" if rule.per_unit else f"{topic_root}/{channel.value}"
+        lines.append(f"pattern {access} {where}")
     lines += [
         "",
         "# the server: reads what every unit sends, writes every unit's orders",
         f"user {server.username}",
         f"topic read {units}/+/+",
+        # each instance's claim on its client id (server/ingest.py: ClientIdClaim)
+        f"topic readwrite {topic_root}/instances/+",
     ]
     lines += [
         f"topic write {units}/+/{channel.value}"
+        if rule.per_unit
+        else f"topic write {topic_root}/{channel.value}"
         for channel, rule in CHANNELS.items()
         if not rule.upstream
     ]

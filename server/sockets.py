@@ -18,10 +18,11 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from server import clock, metrics, roles
 from server.auth import SignedIn, signed_in_by_token, who
-from server.notify import CONSOLE_NS, TERMINAL_NS, unit_room
+from server.log_limit import LimitedLog
+from server.notify import CONSOLE_NS, TERMINAL_NS, UNREADABLE_EVENT, unit_room
 from server.orders import OrderRefused
 from server.store import Unit, db
-from wire import ACK_STATUSES, ALARM_KINDS, Text
+from wire import ACK_STATUSES, Text, load_alarm, unwritable
 
 if TYPE_CHECKING:
     from server.app import Runtime
@@ -38,24 +39,33 @@ class TerminalAck(Schema):
         required=True, validate=validate.OneOf([s for s in ACK_STATUSES if s != "received"])
     )
     reason = Text(load_default="", validate=validate.Length(max=500))
-
-
-class TerminalPanic(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    alarm_id = Text(load_default=lambda: uuid.uuid4().hex, validate=validate.Length(min=1, max=64))
-    kind = fields.String(load_default="panic", validate=validate.OneOf(ALARM_KINDS))
+    # when the officer pressed it (the screen may have held it while offline)
+    ts = fields.Float(allow_nan=False, validate=validate.Range(min=0))
 
 
 # made once: building a schema's fields costs more than loading an ack with them
-TERMINAL_ACK, TERMINAL_PANIC = TerminalAck(), TerminalPanic()
+TERMINAL_ACK = TerminalAck()
+
+
+limited = LimitedLog(log)
+RESERVED = ("connect", "disconnect")
 
 
 def refuse(source: str, reason: str, message: str) -> dict[str, Any]:
     metrics.REJECTED.labels(source, reason).inc()
-    log.warning("%s rejected (%s): %s", source, reason, message)
+    limited.warning(reason, "%s rejected (%s): %s", source, reason, message)
     return {"ok": False, "error": message}
+
+
+def failed(source: str, event: Any, exc: Exception) -> dict[str, Any]:
+    """An event that raised: counted, logged, answered. `retry`: it may work a moment later
+    (the screen's outbox keeps it), as when the worker is busy."""
+    if isinstance(exc, TimeoutError):
+        metrics.REJECTED.labels(source, "busy").inc()
+        return {"ok": False, "error": str(exc), "retry": True}
+    metrics.STEP_FAILURES.labels(f"{source}_event").inc()
+    limited.exception("event", "%s event %.40r failed", source, event)
+    return {"ok": False, "error": "the server could not handle this; try again", "retry": True}
 
 
 class TerminalNamespace(socketio.Namespace):
@@ -71,9 +81,35 @@ class TerminalNamespace(socketio.Namespace):
         self.runtime = runtime
         self.unit_of: dict[str, str] = {}
 
+    def trigger_event(self, event: Any, *args: Any) -> Any:
+        """Every event a terminal sends gets an answer, and nothing it sends gets past here:
+        no unknown or unreadable event, no event before its connect, no "connect" or
+        "disconnect" sent as an event by a client already connected (the real ones come from
+        the server itself, for a connection not yet or no longer connected)."""
+        sid = args[0] if args else None
+        reserved = event in RESERVED
+        if reserved and not (
+            sid in self.unit_of and self.server.manager.is_connected(sid, TERMINAL_NS)
+        ):
+            return super().trigger_event(event, *args)
+        if event == UNREADABLE_EVENT:
+            return refuse(
+                "socketio", "invalid", f"unreadable event: {args[1] if len(args) > 1 else ''}"
+            )
+        if reserved or not isinstance(event, str) or not hasattr(self, f"on_{event}"):
+            return refuse("socketio", "unknown_event", f"no event {str(event)[:40]!r} on /terminal")
+        if sid not in self.unit_of:
+            return refuse("socketio", "auth", "not connected: connect with the device token")
+        try:
+            return super().trigger_event(event, *args)
+        except Exception as exc:
+            return failed("socketio", event, exc)
+
     def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         token = token or parse_qs(environ.get("QUERY_STRING", "")).get("token", [""])[0]
+        if not isinstance(token, str) or unwritable(token):
+            token = None
         with db.connection_context():
             unit = Unit.get_or_none(Unit.terminal_token == token) if token else None
         if unit is None:
@@ -106,27 +142,41 @@ class TerminalNamespace(socketio.Namespace):
                 ack["status"],
                 actor=f"terminal:{unit_id}",
                 reason=ack["reason"],
+                device_ts=ack.get("ts"),
+                received_at=clock.now(),
             )
         except OrderRefused as exc:
             return refuse("socketio", "ack", str(exc))
         return {"ok": True, "order": order}
 
     def on_panic(self, sid: str, data: Any = None) -> dict[str, Any]:
-        """The on-screen panic button of a kiosk or car terminal."""
+        """The on-screen panic button of a kiosk or car terminal: as the agent's button, never
+        refused for what travels with it. The screen keeps it until this answer comes."""
         unit_id = self.unit_of[sid]
-        try:
-            panic = TERMINAL_PANIC.load(data if isinstance(data, dict) else {})
-        except ValidationError as exc:
-            return refuse("socketio", "invalid", f"invalid panic: {exc.messages}")
-        now = clock.now()
-        incident = self.runtime.pipeline.call(
-            self.runtime.orders.on_alarm, unit_id, {**panic, "ts": now}, now
+        alarm = load_alarm(
+            {"kind": "panic", **data} if isinstance(data, dict) else data,
+            fallback_id=uuid.uuid4().hex,
         )
+        dropped = alarm.pop("dropped", None)
+        orders, received_at = self.runtime.orders, clock.now()
+
+        def raise_it() -> tuple[Any, dict[str, Any] | None]:
+            incident = orders.on_alarm(unit_id, alarm, received_at, dropped)
+            return incident, incident and orders.call_status(incident)
+
+        incident, call = self.runtime.pipeline.call(raise_it)
         return {
             "ok": True,
-            "alarm_id": panic["alarm_id"],
+            "alarm_id": alarm["alarm_id"],
             "incident_id": incident.id if incident else None,
+            "call": call,
         }
+
+
+def console_event_failed(exc: Exception) -> dict[str, Any]:
+    """Flask-SocketIO's handler for a console event that raised: counted and answered."""
+    event = getattr(request, "event", None) or {}
+    return failed("console", event.get("message"), exc)
 
 
 class ConsoleNamespace(Namespace):

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from peewee import (
+    AutoField,
     BooleanField,
     CharField,
     DatabaseProxy,
@@ -131,17 +132,38 @@ class Incident(BaseModel):
     followup = TextField(null=True)  # JSON: outcome, note, by
     # JSON [{kinds, count}]: units its plan still lacks; sent as soon as any are available
     wanted = TextField(null=True)
+    # where the units were sent: alarm_fix, unit_fix, post, last_known, dispatcher
+    location_source = CharField(null=True, max_length=16)
+    location_age_s = DoubleField(null=True)  # how old the fix it was taken from
+    presses = IntegerField(null=True)  # alarms from its unit that joined it (the first too)
 
 
 class Alarm(BaseModel):
-    alarm_id = CharField(primary_key=True, max_length=64)
+    """A press of a unit's panic button. Its id is the unit's own: two units' ids may agree.
+
+    `ts` is when it was pressed (the device's time where plausible, `server/alarms.py`),
+    `device_ts` what the device said; an alarm nobody acknowledged in time is escalated.
+    """
+
+    id = AutoField()
+    alarm_id = CharField(max_length=64)
     unit = ForeignKeyField(Unit, backref="alarms", on_delete="CASCADE")
     kind = CharField(max_length=16)
     ts = DoubleField()
+    device_ts = DoubleField(null=True)
     lat = DoubleField(null=True)
     lon = DoubleField(null=True)
     received_at = DoubleField()
     incident = ForeignKeyField(Incident, null=True, backref="alarms")
+    dropped = TextField(null=True)  # JSON: what of the message could not be read
+    acknowledged_at = DoubleField(null=True)
+    acknowledged_by = CharField(null=True, max_length=64)
+    escalated_at = DoubleField(null=True)  # to the commanders, when nobody acknowledged it
+
+    class Meta:
+        # 0.1 keyed alarms by their id alone, in table "alarm" (`_move_alarms`)
+        table_name = "unit_alarm"
+        indexes = ((("unit", "alarm_id"), True),)
 
 
 class Order(BaseModel):
@@ -249,6 +271,7 @@ def open_database(url: str) -> None:
         _add_missing_columns(database)
         db.create_tables(MODELS, safe=True)
         _widen_real_columns(database)
+        _move_alarms(database)
 
 
 # Columns added to existing tables after their first release: create_tables(safe=True)
@@ -271,6 +294,9 @@ ADDED_COLUMNS = (
             "followup_at",
             "followup",
             "wanted",
+            "location_source",
+            "location_age_s",
+            "presses",
         )
     ),
     *(
@@ -303,6 +329,22 @@ def _widen_real_columns(database: Any) -> None:
             if isinstance(field, DoubleField) and field.column_name in narrow:
                 log.info("widening %s.%s to double precision", table, field.column_name)
                 migrate(migrator.alter_column_type(table, field.column_name, DoubleField()))
+
+
+def _move_alarms(database: Any) -> None:
+    """0.1's alarms (table "alarm", keyed by the alarm id alone) into "unit_alarm", keyed by
+    unit and alarm id: ids come from the units, and two units' may agree."""
+    if "alarm" not in database.get_tables():
+        return
+    log.info("moving alarms to table unit_alarm (keyed by unit and alarm id)")
+    with database.atomic():
+        database.execute_sql(
+            "INSERT INTO unit_alarm (alarm_id, unit_id, kind, ts, device_ts, lat, lon,"
+            " received_at, incident_id, acknowledged_at, acknowledged_by)"
+            " SELECT alarm_id, unit_id, kind, ts, ts, lat, lon, received_at, incident_id,"
+            " received_at, 'before the upgrade' FROM alarm"
+        )
+        database.execute_sql("DROP TABLE alarm")
 
 
 def load_grids() -> GridMap:

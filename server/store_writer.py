@@ -15,6 +15,7 @@ from peewee import DataError, IntegrityError
 
 from server import metrics
 from server.store import db, insert_positions
+from server.supervise import Stage
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class StoreWriter:
         self.sleep = sleep
         self.pending: queue.SimpleQueue = queue.SimpleQueue()
         self.running = False
+        self.stage = Stage("store_writer")  # no beat while the store is away
 
     def put(self, rows: list[dict], ack: Ack | None) -> None:
         self.pending.put((rows, ack))
@@ -36,6 +38,7 @@ class StoreWriter:
         """Background task: collect for up to `flush_s` or `batch` rows, write, acknowledge."""
         self.running = True
         while self.running or not self.pending.empty():
+            self.stage.beat()
             rows, acks = self._collect()
             if rows or acks:
                 self._write(rows, acks)

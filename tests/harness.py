@@ -117,8 +117,8 @@ class ServerProcess:
             FIELDLINK_ASYNC_MODE=async_mode,
             FIELDLINK_MQTT_CLIENT_ID=f"fieldlink-test-{uuid.uuid4().hex[:8]}",
             FIELDLINK_CONSOLE_PUSH_S="0.2",
-            **{f"FIELDLINK_{k.upper()}": str(v) for k, v in settings.items()},
         )
+        self.env.update({f"FIELDLINK_{k.upper()}": str(v) for k, v in settings.items()})
         self.proc: subprocess.Popen | None = None
         open_database(self.db_url)
         with db.connection_context():

@@ -77,7 +77,17 @@ def test_a_busy_unit_is_not_chosen_again_until_it_clears(city) -> None:
     first = terminal.orders[0]
     assert terminal.ack(first["order_id"], "accepted")["ok"]
 
-    links["kiosk-1"].panic()
+    # another call near the same post (the post's own second press would join its first)
+    server.call(
+        "POST",
+        "/api/v1/incidents",
+        {
+            "category": "urgent",
+            "priority": 1,
+            "location": {"lat": KIOSK[0], "lon": KIOSK[1]},
+            "apply_plan": True,
+        },
+    )
     second = eventually(
         lambda: (
             len(server.get("/api/v1/incidents")) == 2

@@ -244,21 +244,21 @@ def test_kiosk_panic_is_held_to_confirm_and_follows_its_call_until_arrival(page,
     page.wait_for_timeout(2300)
     page.mouse.up()
     steps = page.locator("#steps li.done")
-    expect(steps).to_have_text(["Sent", "Dispatched"])
+    expect(steps).to_have_text(["Pressed", "Received by the centre", "Dispatched"])
     expect(page.locator("#coming li")).to_have_text("Car 1 · sent · ETA 1 min")
     [incident] = server.get("/api/v1/incidents")
     assert incident["reported_by"] == "kiosk-1"
     [order] = server.get(f"/api/v1/incidents/{incident['id']}")["orders"]
 
     links["car-1"].ack(order["order_id"], "en_route")
-    expect(steps).to_have_text(["Sent", "Dispatched", "Unit en route"])
+    expect(steps).to_have_text(["Pressed", "Received by the centre", "Dispatched", "Unit en route"])
     links["car-1"].ack(order["order_id"], "on_scene")
-    expect(steps).to_have_count(4)
+    expect(steps).to_have_count(5)
     expect(page.locator("#coming li")).to_have_text("Car 1 · on scene")
     page.get_by_role("button", name="Language / 语言").click()
     expect(page.locator("#steps li").last).to_have_text("已到达")
     page.goto(f"{server.url}/kiosk")  # token and language kept; the call comes back on sync
-    expect(page.locator("#steps li.done")).to_have_count(4)
+    expect(page.locator("#steps li.done")).to_have_count(5)
     expect(page.locator("#steps li.done").last).to_have_text("已到达")
     expect(page.locator("#no-call")).to_be_hidden()
     page.screenshot(path=str(tmp_path / "kiosk.png"))

@@ -144,10 +144,13 @@ def test_broker_files_hold_every_account_and_the_per_unit_acl(env, tmp_path) -> 
     units = "fieldlink/v1/units"
     assert rules == [
         *(f"pattern write {units}/%u/{c}" for c in ("position", "alarm", "ack", "state", "health")),
-        f"pattern read {units}/%u/orders",
+        *(f"pattern read {units}/%u/{c}" for c in ("orders", "receipt", "call")),
+        "pattern read fieldlink/v1/server",
         "user fieldlink-server",
         f"topic read {units}/+/+",
-        f"topic write {units}/+/orders",
+        "topic readwrite fieldlink/v1/instances/+",
+        *(f"topic write {units}/+/{c}" for c in ("orders", "receipt", "call")),
+        "topic write fieldlink/v1/server",
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from wire import MAX_PAYLOAD_BYTES, Channel, Topics, WireError, decode, encode, unwritable
-from wire.messages import FixSchema, compile_flat
+from wire.messages import FixSchema, compile_flat, fix_problem, nesting_depth
 from wire.mqtt import BrokerAddress
 from wire.topics import TopicError
 
@@ -27,6 +28,10 @@ GOLDEN = {
     Channel.ORDERS: b'{"order_id":"o-1","incident_id":"i-1","ts":1795430002.0,"kind":"dispatch",'
     b'"priority":1,"category":"urgent","summary":"Panic at kiosk-03",'
     b'"location":{"lat":35.41,"lon":116.59,"address":"Guanghe Rd 12"},"unit_id":"car-07"}',
+    Channel.RECEIPT: b'{"ts":1795430003.0,"alarms":["a1b2c3"],'
+    b'"acks":[{"order_id":"o-1","status":"accepted"}],"positions":1795430000.0}',
+    Channel.CALL: b'{"ts":1795430004.0,"incident_id":"i-1","state":"dispatched","presses":2,'
+    b'"units":[{"unit_id":"car-07","name":"Car 7","state":"en_route","eta_s":140.0}]}',
 }
 
 
@@ -72,8 +77,6 @@ def test_bad_positions_are_refused_with_a_reason(payload: bytes, says: str) -> N
 @pytest.mark.parametrize(
     ("channel", "payload"),
     [
-        (Channel.ALARM, b'{"alarm_id":"","ts":1,"kind":"panic"}'),
-        (Channel.ALARM, b'{"alarm_id":"x","ts":1,"kind":"fire"}'),
         (Channel.ACK, b'{"order_id":"o","ts":1,"status":"maybe"}'),
         (Channel.STATE, b'{"online":"yes","ts":1}'),
         (
@@ -174,3 +177,74 @@ def test_the_quick_fix_check_never_disagrees_with_the_schema(data: dict) -> None
 def test_the_quick_fix_check_takes_a_plain_fix() -> None:
     fix = {"ts": 1795430000.0, "lat": 35.4, "lon": 116.5, "speed": 0, "mode": 3}
     assert compile_flat(FixSchema())(fix) == FixSchema().load(fix)
+
+
+# the payloads that once stopped the server's worker for good
+KILLERS = [
+    b"[" * 1000 + b"]" * 1000,
+    b'{"ts":1,"lat":1,"lon":' + b"1" * 5000 + b"}",
+    b'{"ts":1,"lat":1,"lon":' + b"9" * 400 + b"}",
+    b'{"ts":1,"lat":1,"lon":2,"alt":1e999}',
+    b'{"batch":[' + b"{" * 50 + b"}" * 50 + b"]}",
+    b'{"ts":1,"lat":1,"lon":2,"x":"' + b"[" * 5000 + b'"}',  # brackets in a string: fine
+    b"\xef\xbb\xbf" + b'{"ts":1,"lat":1,"lon":2}',
+    '{"ts":1,"lat":1,"lon":2}'.encode("utf-16"),
+]
+
+
+@pytest.mark.parametrize("payload", KILLERS[:5] + KILLERS[6:], ids=range(7))
+def test_what_once_stopped_the_server_is_refused_as_any_bad_payload(payload: bytes) -> None:
+    for channel in (Channel.POSITION, Channel.ACK, Channel.STATE, Channel.HEALTH):
+        with pytest.raises(WireError):
+            decode(channel, payload)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    assert nesting_depth(KILLERS[5]) == 1
+    assert nesting_depth(b'{"a":"\\\\","b":[[["\\"]]]}') == 4
+    assert nesting_depth('["unclosed [[[') >= 1
+    assert decode(Channel.POSITION, KILLERS[5]) == [{"ts": 1.0, "lat": 1.0, "lon": 2.0}]
+
+
+def test_an_alarm_keeps_what_it_can_and_says_what_it_dropped() -> None:
+    bad_fix = b'{"alarm_id":"a1","ts":5,"kind":"panic","fix":{"ts":4,"lat":95,"lon":1}}'
+    alarm = decode(Channel.ALARM, bad_fix)
+    assert (alarm["alarm_id"], alarm["ts"], alarm["kind"]) == ("a1", 5.0, "panic")
+    assert "fix" not in alarm and "lat" in alarm["dropped"][0]
+    odd = decode(Channel.ALARM, b'{"alarm_id":"","ts":"x","kind":"fire","new_field":1}')
+    assert odd["kind"] == "panic" and odd["ts"] is None and len(odd["dropped"]) == 3
+    assert odd["alarm_id"].startswith("payload-")
+    again = decode(Channel.ALARM, b'{"alarm_id":"","ts":"x","kind":"fire","new_field":1}')
+    assert again["alarm_id"] == odd["alarm_id"]  # a redelivery is still recognised
+
+
+@pytest.mark.parametrize("payload", KILLERS)
+def test_even_an_unreadable_alarm_is_an_alarm(payload: bytes) -> None:
+    alarm = decode(Channel.ALARM, payload)
+    assert alarm["kind"] == "panic" and alarm["alarm_id"]
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+        ),
+        max_leaves=30,
+    )
+)
+def test_any_json_on_the_alarm_topic_is_an_alarm(data: Any) -> None:
+    payload = json.dumps(data).encode()
+    alarm = decode(Channel.ALARM, payload)
+    assert alarm["kind"] in ("panic", "test")
+    assert encode(Channel.ALARM, {**alarm, "ts": alarm["ts"] or 1.0})
+
+
+@given(st.dictionaries(st.sampled_from([*FixSchema().fields, "extra"]), _VALUES, max_size=9))
+def test_fix_problem_is_the_schemas_own_verdict(data: dict) -> None:
+    try:
+        FixSchema().load(data)
+        valid = True
+    except ValidationError:
+        valid = False
+    assert (fix_problem(data) is None) is valid

@@ -14,6 +14,9 @@ from wire.messages import (
     WireError,
     decode,
     encode,
+    fix_problem,
+    load_alarm,
+    parse_json,
     unwritable,
     validate_message,
 )
@@ -33,6 +36,9 @@ __all__ = [
     "WireError",
     "decode",
     "encode",
+    "fix_problem",
+    "load_alarm",
+    "parse_json",
     "unwritable",
     "validate_message",
 ]

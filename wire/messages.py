@@ -6,9 +6,12 @@ degrees. Unknown fields are dropped, not fatal, so newer agents can talk to olde
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -104,11 +107,51 @@ class HealthSchema(_Message):
     fix_mode = fields.Integer(required=True, validate=validate.OneOf((0, 1, 2, 3)))
     sats = fields.Integer(required=True, validate=validate.Range(min=0, max=255))
     outbox = fields.Integer(required=True, validate=validate.Range(min=0))
+    unconfirmed = fields.Integer(validate=validate.Range(min=0))  # sent, not yet stored
     uptime_s = _number(required=True, validate=validate.Range(min=0))
     dropped = fields.Integer(validate=validate.Range(min=0))
     filtered = fields.Integer(validate=validate.Range(min=0))  # fixes the quality filters dropped
     cpu_temp_c = _number()
     link = Text(validate=validate.Length(max=32))
+
+
+class AckKeySchema(_Message):
+    order_id = Text(required=True, validate=_ID)
+    status = fields.String(required=True, validate=validate.OneOf(ACK_STATUSES))
+
+
+class ReceiptSchema(_Message):
+    """Server -> unit: stored. Alarms and acks by their ids; positions up to a fix time."""
+
+    ts = _number(required=True, validate=validate.Range(min=0))
+    alarms = fields.List(Text(validate=_ID), validate=validate.Length(max=MAX_BATCH))
+    acks = fields.List(fields.Nested(AckKeySchema), validate=validate.Length(max=MAX_BATCH))
+    positions = _number(validate=validate.Range(min=0))  # every fix up to this time is stored
+
+
+class CallUnitSchema(_Message):
+    unit_id = Text(required=True, validate=validate.Regexp(f"^{UNIT_ID_PATTERN}$"))
+    name = Text(load_default="", validate=validate.Length(max=200))
+    state = fields.String(required=True, validate=validate.Length(max=16))
+    eta_s = _number(allow_none=True, validate=validate.Range(min=0))
+
+
+class CallSchema(_Message):
+    """Server -> unit: how the unit's own call for help goes, for its lights and screen."""
+
+    ts = _number(required=True, validate=validate.Range(min=0))
+    incident_id = Text(required=True, validate=_ID)
+    state = fields.String(required=True, validate=validate.Length(max=16))
+    presses = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    units = fields.List(fields.Nested(CallUnitSchema), load_default=list)
+
+
+class ServerSchema(_Message):
+    """Server -> every unit: it is connected; `kept`: the broker had kept its queue."""
+
+    online = fields.Boolean(required=True, truthy={True}, falsy={False})
+    ts = _number(required=True, validate=validate.Range(min=0))
+    kept = fields.Boolean(required=True, truthy={True}, falsy={False})
 
 
 class LocationSchema(_Message):
@@ -135,6 +178,9 @@ _SCHEMAS: dict[Channel, Schema] = {
     Channel.STATE: StateSchema(),
     Channel.HEALTH: HealthSchema(),
     Channel.ORDERS: OrderSchema(),
+    Channel.RECEIPT: ReceiptSchema(),
+    Channel.CALL: CallSchema(),
+    Channel.SERVER: ServerSchema(),
 }
 _FIX = FixSchema()
 _BATCH = BatchSchema()
@@ -162,6 +208,8 @@ class _NumberRule:
     def accepts(self, value: Any) -> bool:
         if type(value) is not int and (type(value) is not float or self.to is int):
             return False  # strings, bools, floats for integers: the schema decides
+        if value - value != 0:
+            return False  # infinity or NaN: the schema refuses it, saying which
         if self.choices is not None and value not in self.choices:
             return False
         if self.low is not None and (
@@ -209,15 +257,66 @@ def _load_fix(data: Any) -> dict:
     return (isinstance(data, dict) and _quick_fix(data)) or _load(_FIX, data)
 
 
+# What a v1 message ever needs, checked before the parser recurses or converts: JSON nested
+# a thousand deep (RecursionError) or a number of thousands of digits (ValueError,
+# OverflowError) must be refused like any other bad payload, not escape as another error.
+MAX_DEPTH = 16
+MAX_NUMBER_CHARS = 40
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_NOT_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"')
+_STRING = re.compile(rb'"[^"]*"')
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def nesting_depth(text: bytes | str) -> int:
+    """How deep arrays and objects nest in JSON `text`, brackets inside strings not counted.
+
+    Each step runs in C (the escapes out, then all but brackets and quotes, then the
+    strings), so a batch of a thousand fixes costs well under a millisecond.
+    """
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    structure = _STRING.sub(b"", _ESCAPE.sub(b"", raw).translate(None, _NOT_STRUCTURE))
+    structure = structure.translate(None, b'"')  # an unclosed string's quote: invalid anyway
+    return max(accumulate(map(_STEP.__getitem__, structure)), default=0)
+
+
 def _reject_constant(name: str) -> float:
     raise WireError(f"{name} is not a number JSON allows")
 
 
-def _parse_json(payload: bytes | str) -> Any:
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise WireError(f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD_BYTES} limit")
+def _integer(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise WireError(f"a number of {len(text)} characters: at most {MAX_NUMBER_CHARS}")
+    return int(text)
+
+
+def _decimal(text: str) -> float:
+    value = float(text)
+    if len(text) > MAX_NUMBER_CHARS or not math.isfinite(value):
+        raise WireError(f"number {text[:20]!r} is not one a message carries")
+    return value
+
+
+# made once: json.loads with hooks builds a decoder per call, which cost more than the hooks
+_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_int=_integer, parse_float=_decimal
+)
+
+
+def parse_json(payload: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES) -> Any:
+    """JSON from outside, within the limits of size, nesting and number length; anything
+    else is a WireError that says why. Bytes must be UTF-8 (no BOM, no UTF-16)."""
+    if len(payload) > max_bytes:
+        raise WireError(f"payload of {len(payload)} bytes is over the {max_bytes} limit")
+    openers = (b"[", b"{") if isinstance(payload, bytes) else ("[", "{")
+    few = sum(map(payload.count, openers)) <= MAX_DEPTH  # then surely not too deep
+    if not few and nesting_depth(payload) > MAX_DEPTH:
+        raise WireError(f"payload nests deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(payload, parse_constant=_reject_constant)
+        text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+        if text.startswith("\ufeff"):
+            raise WireError("payload starts with a byte-order mark: send UTF-8 without one")
+        return _DECODER.decode(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WireError(f"payload is not JSON: {exc}") from None
 
@@ -229,15 +328,70 @@ def _load(schema: Schema, data: Any) -> dict:
         return schema.load(data)
     except ValidationError as exc:
         raise WireError(f"invalid payload: {exc.messages}") from None
+    except ArithmeticError as exc:  # e.g. an integer too large for a float, built in process
+        raise WireError(f"invalid payload: {exc}") from None
+
+
+def fix_problem(fix: Any) -> str | None:
+    """What makes `fix` not a v1 fix, or None: the one rule the agent's filters and the
+    server both apply, so a fix the agent keeps (and an alarm carries) always validates."""
+    if isinstance(fix, dict) and _quick_fix(fix):
+        return None
+    try:
+        _load(_FIX, fix)
+    except WireError as exc:
+        return str(exc)
+    return None
+
+
+def load_alarm(data: Any, fallback_id: str, dropped: list[str] | None = None) -> dict:
+    """An alarm is never refused for what travels with it: somebody pressed a button.
+
+    What cannot be read is left out and named in `dropped`: an invalid fix goes (the
+    server places the alarm otherwise), an unreadable kind is a panic, an unreadable time
+    is None (the server takes the time the alarm came), and an unreadable id becomes
+    `fallback_id` (made from the payload, so that a redelivery is still recognised).
+    """
+    dropped = list(dropped or [])
+    alarm: dict[str, Any] = {}
+    if data is None and dropped:
+        pass  # nothing could be read: `dropped` says why
+    elif not isinstance(data, dict):
+        dropped.append(f"payload is a JSON {type(data).__name__}, not an object")
+    else:
+        try:
+            alarm = _SCHEMAS[Channel.ALARM].load(data)
+        except ValidationError as exc:
+            problems = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
+            alarm = {k: v for k, v in exc.valid_data.items() if k not in problems}
+            dropped += [f"{name}: {problem}" for name, problem in problems.items()]
+    alarm.setdefault("alarm_id", fallback_id)
+    alarm.setdefault("kind", "panic")
+    alarm.setdefault("ts", None)
+    if dropped:
+        alarm["dropped"] = dropped
+    return alarm
+
+
+def _decode_alarm(payload: bytes | str) -> dict:
+    raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
+    fallback_id = "payload-" + hashlib.sha256(raw).hexdigest()[:32]
+    try:
+        return load_alarm(parse_json(payload), fallback_id)
+    except WireError as exc:
+        return load_alarm(None, fallback_id, [str(exc)])
 
 
 def decode(channel: Channel, payload: bytes | str) -> Any:
     """Parse and validate a payload received on `channel`.
 
     A position payload (one fix or `{"batch": [...]}`) always decodes to a list of fixes.
-    Raises WireError with a message fit for a log line or an error answer.
+    An alarm always decodes (`_decode_alarm`). Otherwise raises WireError with a message
+    fit for a log line or an error answer.
     """
-    data = _parse_json(payload)
+    if channel is Channel.ALARM:
+        return _decode_alarm(payload)
+    data = parse_json(payload)
     if channel is Channel.POSITION:
         if isinstance(data, dict) and "batch" in data:
             return _load(_BATCH, data)["batch"]

@@ -19,6 +19,9 @@ class Channel(StrEnum):
     STATE = "state"
     HEALTH = "health"
     ORDERS = "orders"
+    RECEIPT = "receipt"
+    CALL = "call"
+    SERVER = "server"  # {root}/server: the server's word to every unit
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class ChannelRule:
     upstream: bool  # unit -> server
     qos: int
     retain: bool
+    per_unit: bool = True  # {root}/units/{unit}/{channel}; else {root}/{channel}, to all
 
 
 CHANNELS: dict[Channel, ChannelRule] = {
@@ -37,6 +41,14 @@ CHANNELS: dict[Channel, ChannelRule] = {
     Channel.STATE: ChannelRule(upstream=True, qos=1, retain=True),
     Channel.HEALTH: ChannelRule(upstream=True, qos=0, retain=False),
     Channel.ORDERS: ChannelRule(upstream=False, qos=1, retain=False),
+    # what the server has stored of the unit's alarms, acks and positions: only then do
+    # they leave the unit's outbox
+    Channel.RECEIPT: ChannelRule(upstream=False, qos=1, retain=False),
+    # how the unit's own call for help goes (received, dispatched, units coming, on scene)
+    Channel.CALL: ChannelRule(upstream=False, qos=1, retain=False),
+    # the server (re)connected, and whether the broker had kept its queue: if not, what
+    # the units sent meanwhile may be lost, and they send again what it never confirmed
+    Channel.SERVER: ChannelRule(upstream=False, qos=1, retain=False, per_unit=False),
 }
 
 
@@ -54,7 +66,15 @@ class Topics:
 
     root: str = DEFAULT_ROOT
 
+    def to_all(self, channel: Channel) -> str:
+        """A channel every unit hears (not one of a unit's own)."""
+        if CHANNELS[channel].per_unit:
+            raise TopicError(f"{channel.value} is a unit's own channel")
+        return f"{self.root}/{channel.value}"
+
     def unit(self, unit_id: str, channel: Channel) -> str:
+        if not CHANNELS[channel].per_unit:
+            raise TopicError(f"{channel.value} is not a unit's own channel: use to_all")
         if not valid_unit_id(unit_id):
             raise TopicError(f"invalid unit id {unit_id!r}: use 1-64 of A-Z a-z 0-9 _ -")
         return f"{self.root}/units/{unit_id}/{channel.value}"

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,14 +41,17 @@ def agent_settings(tmp_path: Path, broker_url: str, **sections: Any) -> Settings
 
 
 class Observer:
-    """A subscriber on the broker that records what the agent publishes (the server's view).
+    """A subscriber on the broker that records what the agent publishes, and answers as the
+    server does: a receipt for each alarm and ack, and for positions the newest fix time
+    (`confirm=False`: no receipts, as while the server is down).
 
     A persistent session (fixed id, clean_start False), so across a broker restart it
     still gets what was queued for it.
     """
 
-    def __init__(self, url: str, topic: str = "fieldlink/v1/units/#"):
+    def __init__(self, url: str, topic: str = "fieldlink/v1/units/#", confirm: bool = True):
         self.port = int(url.rsplit(":", 1)[1])
+        self.confirm = confirm
         self.messages: list[tuple[str, dict, bool]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -75,10 +79,15 @@ class Observer:
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         channel = msg.topic.rsplit("/", 1)[1]
-        if channel == "orders":  # downstream, and tests send garbage there on purpose
+        if channel in DOWNSTREAM:  # ours and the server's; tests send garbage there too
             return
+        payload = json.loads(msg.payload)
         with self._lock:
-            self.messages.append((channel, json.loads(msg.payload), bool(msg.retain)))
+            self.messages.append((channel, payload, bool(msg.retain)))
+        receipt = self.confirm and receipt_for(channel, payload)
+        if receipt:
+            topic = msg.topic.rsplit("/", 1)[0] + "/receipt"
+            self.client.publish(topic, json.dumps({"ts": time.time(), **receipt}), qos=1)
 
     def fixes(self) -> list[dict]:
         """Every fix received, in arrival order, with `{"batch": [...]}` messages unpacked."""
@@ -95,12 +104,26 @@ class Observer:
             ]
 
 
+DOWNSTREAM = frozenset({"orders", "receipt", "call"})
+
+
+def receipt_for(channel: str, payload: dict) -> dict | None:
+    """What the server confirms of a message once it has stored it."""
+    if channel == "alarm":
+        return {"alarms": [payload["alarm_id"]]}
+    if channel == "ack":
+        return {"acks": [{"order_id": payload["order_id"], "status": payload["status"]}]}
+    if channel == "position":
+        return {"positions": max(fix["ts"] for fix in payload.get("batch", [payload]))}
+    return None
+
+
 @pytest.fixture
-def observer() -> Iterator[Callable[[str], Observer]]:
+def observer() -> Iterator[Callable[..., Observer]]:
     made: list[Observer] = []
 
-    def start(url: str) -> Observer:
-        made.append(Observer(url).start())
+    def start(url: str, confirm: bool = True) -> Observer:
+        made.append(Observer(url, confirm=confirm).start())
         return made[-1]
 
     yield start

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from edge_agent.button import PanicButton, Signals
+import pytest
+
+from edge_agent.button import CallProgress, Indicator, PanicButton, Signals, call_pattern
 from edge_agent.config import PanicSettings, SignalsSettings
 from edge_agent.orders import Orders
 from edge_agent.outbox import Outbox, Uplink
@@ -71,7 +73,9 @@ def test_drill_mode_sends_kind_test(tmp_path, mock_gpio):
 def test_buzzer_beeps_for_a_new_order_until_the_ack_button_accepts_it(tmp_path, mock_gpio):
     outbox = Outbox(tmp_path / "o.db")
     orders = Orders(Uplink(outbox, "car-7", Topics()))
-    signals = Signals(SignalsSettings(ack_pin=27, buzzer_pin=22, led_pin=23), orders)
+    settings = SignalsSettings(ack_pin=27, buzzer_pin=22, led_pin=23)
+    indicator = Indicator(settings)
+    signals = Signals(settings, orders, indicator)
     orders.handle(json.dumps(ORDER).encode())
     eventually(lambda: mock_gpio.pin(22).state == 1, what="the buzzer on")
 
@@ -82,6 +86,7 @@ def test_buzzer_beeps_for_a_new_order_until_the_ack_button_accepts_it(tmp_path, 
     time.sleep(1.1)  # longer than a beep cycle: it stays quiet
     assert mock_gpio.pin(22).state == 0 and mock_gpio.pin(23).state == 0
     signals.close()
+    indicator.close()
 
 
 def test_contact_bounce_then_a_hold_sends_one_alarm(tmp_path, mock_gpio):
@@ -99,3 +104,38 @@ def test_contact_bounce_then_a_hold_sends_one_alarm(tmp_path, mock_gpio):
     time.sleep(HOLD_S)
     assert len(alarms(outbox)) == 1
     button.close()
+
+
+@pytest.mark.parametrize(
+    ("call", "shown"),
+    [
+        ({"state": "new", "units": []}, "alarm_received"),
+        ({"state": "dispatched", "units": [{"state": "delivered"}]}, "alarm_received"),
+        (
+            {"state": "dispatched", "units": [{"state": "sent"}, {"state": "en_route"}]},
+            "units_coming",
+        ),
+        ({"state": "on_scene", "units": [{"state": "on_scene"}]}, "on_scene"),
+        ({"state": "resolved", "units": []}, None),
+        ({"state": "closed"}, None),
+    ],
+)
+def test_the_call_shows_how_far_help_has_come(call, shown):
+    assert call_pattern(call) == shown
+
+
+def test_the_led_follows_a_press_from_queued_to_units_coming(tmp_path, mock_gpio):
+    indicator = Indicator(SignalsSettings(buzzer_pin=22, led_pin=23))
+    progress = CallProgress(indicator)
+    progress.pressed("a1")
+    assert indicator.shown == "alarm_queued"
+    progress.stored(["someone-else"])
+    assert indicator.shown == "alarm_queued"
+    progress.stored(["a1"])
+    assert indicator.shown == "alarm_received"
+    indicator.want("order", "order")  # an order meanwhile: the call still shows first
+    progress.update({"state": "dispatched", "units": [{"state": "accepted"}]})
+    assert indicator.shown == "units_coming" and mock_gpio.pin(23).state == 1
+    progress.update({"state": "resolved", "units": []})
+    assert indicator.shown == "order"  # the call is over: the order calls for attention
+    indicator.close()

@@ -14,11 +14,11 @@ from edge_agent.fixes import (
     duplicate,
     future,
     inaccurate,
+    invalid,
     is_due,
     jump,
     no_fix,
     null_island,
-    out_of_range,
     rejected_by,
     slow_since,
 )
@@ -58,11 +58,21 @@ def test_no_fix_needs_the_configured_mode():
 
 
 @pytest.mark.parametrize(
-    ("lat", "lon", "dropped"),
-    [(90, 180, False), (-90, -180, False), (90.1, 0, True), (0, -180.5, True), (math.nan, 1, True)],
+    ("extra", "dropped"),
+    [
+        ({"lat": 90, "lon": 180}, False),
+        ({"lat": -90, "lon": -180}, False),
+        ({"lat": 90.1}, True),
+        ({"lon": -180.5}, True),
+        ({"lat": math.nan}, True),
+        ({"speed": -0.01}, True),  # a receiver's rounding: the wire protocol refuses it
+        ({"heading": 360.5}, True),
+        ({"acc": -1}, True),
+        ({"alt": math.inf}, True),
+    ],
 )
-def test_out_of_range_coordinates(lat, lon, dropped):
-    assert out_of_range(fix(lat=lat, lon=lon), Track(), FILTERS, NOW) is dropped
+def test_a_fix_the_wire_protocol_refuses_is_invalid(extra, dropped):
+    assert invalid(fix(**extra), Track(), FILTERS, NOW) is dropped
 
 
 def test_null_island_only_at_exactly_zero_zero_and_only_when_enabled():

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 
-from edge_agent.outbox import Outbox, Uplink
+from edge_agent.outbox import PRIORITY, Outbox, Uplink
 from edge_agent.publisher import payload, plan
 from wire import Channel, Topics, decode
 
@@ -134,3 +136,49 @@ def test_plan_sends_urgent_rows_alone_and_batches_positions(tmp_path):
     assert json.loads(payload(messages[4])) == _fix(5)  # a lone fix goes out bare
     assert [len(m) for m in plan(rows, room=3, batch_size=200)] == [1, 1, 5]
     assert [len(m) for m in plan(rows, room=1, batch_size=200)] == [1]
+
+
+def test_what_the_broker_took_waits_for_the_servers_receipt(tmp_path):
+    up = _uplink(tmp_path / "o.db")
+    alarm = up.send(Channel.ALARM, {"alarm_id": "a1", "ts": 1, "kind": "panic"})
+    ack = up.send(Channel.ACK, {"order_id": "o1", "ts": 2, "status": "accepted"})
+    fixes = [up.send(Channel.POSITION, _fix(ts)) for ts in (3, 4, 5)]
+    state = up.send(Channel.STATE, {"online": True, "ts": 6})
+    up.outbox.acknowledged(alarm, ack, *fixes, state)  # the PUBACKs
+    assert up.outbox.depth() == 5 and up.outbox.unconfirmed() == 5  # state left: no receipt
+    assert up.outbox.peek(10) == []  # with the broker: not sent again unasked
+
+    assert up.outbox.confirm({"ts": 9, "alarms": ["a1"], "positions": 4.0}) == 3
+    assert up.outbox.confirm({"ts": 9, "acks": [{"order_id": "o1", "status": "accepted"}]}) == 1
+    assert up.outbox.confirm({"ts": 9, "alarms": ["a1"]}) == 0  # a receipt again: nothing
+    assert up.outbox.depth() == 1  # the fix at 5 waits for the next mark
+
+
+def test_unconfirmed_rows_go_again_after_a_reconnect_or_alarms_after_a_timeout(tmp_path):
+    up = _uplink(tmp_path / "o.db")
+    alarm = up.send(Channel.ALARM, {"alarm_id": "a1", "ts": 1, "kind": "panic"})
+    fix = up.send(Channel.POSITION, _fix(2))
+    up.outbox.acknowledged(alarm, fix)
+    alarms_and_acks = (PRIORITY[Channel.ALARM], PRIORITY[Channel.ACK])
+    assert up.outbox.send_again(time.time() - 30, alarms_and_acks) == 0  # not yet overdue
+    assert up.outbox.send_again(time.time() + 1, alarms_and_acks) == 1  # overdue: the alarm
+    assert [row.id for row in up.outbox.peek(10)] == [alarm]
+    assert up.outbox.send_again(time.time() + 1) == 1  # a reconnect: everything, the fix too
+    assert [row.id for row in up.outbox.peek(10)] == [alarm, fix]
+
+
+def test_an_outbox_from_before_receipts_gains_their_columns_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, priority INTEGER NOT NULL,"
+        " topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL,"
+        " retain INTEGER NOT NULL, created REAL NOT NULL);"
+        "INSERT INTO outbox (priority, topic, payload, qos, retain, created)"
+        " VALUES (0, 'fieldlink/v1/units/car-7/alarm', x'7b7d', 1, 0, 1.0);"
+    )
+    con.close()
+    outbox = Outbox(path)
+    assert outbox.depth() == 1 and outbox.peek(1)[0].topic.endswith("/alarm")
+    outbox.acknowledged(outbox.peek(1)[0].id)  # no key to be confirmed by: it goes at PUBACK
+    assert outbox.depth() == 0

@@ -179,6 +179,18 @@
     fitted = true;
   }
 
+  // a change made with the login's cookie carries the page's CSRF token
+  async function api(method, path, body) {
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    const reply = await fetch(path, { method,
+                                      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+                                      body: body ? JSON.stringify(body) : undefined });
+    const answer = await reply.json();
+    if (!reply.ok) throw new Error(answer.message || `HTTP ${reply.status}`);
+    return answer;
+  }
+  window.fieldlinkApi = api;  // the incident panel's changes go the same way
+
   const socket = io("/console");
   window.fieldlinkSocket = socket;  // the incident panel listens too
   const link = document.getElementById("link");
@@ -189,6 +201,9 @@
       skew = snap.now - Date.now() / 1000;
       document.dispatchEvent(new CustomEvent("fieldlink:clock", { detail: { now: snap.now } }));
       snap.units.forEach(showUnit); snap.incidents.forEach(showIncident); fitOnce(); renderUnits();
+      alarms.clear();
+      (snap.alarms || []).forEach((a) => alarms.set(a.id, a));
+      showAlarms();
       document.getElementById("counts").textContent = `(${snap.units.length})`;
     });
   });
@@ -197,9 +212,13 @@
   socket.on("disconnect", () => linkState("offline"));
   socket.on("connect_error", () => linkState("offline"));
   socket.on("units", (changed) => { changed.forEach(showUnit); fitOnce(); renderUnits(); });
-  socket.on("incident", showIncident);
-  // An alarm stays up, flashing and beeping, until a dispatcher acknowledges it.
-  const alarms = [];
+  socket.on("incident", (i) => { showIncident(i); showAlarms(); });
+  // An alarm rings, flashing and beeping, on every console until a dispatcher acknowledges
+  // it: the acknowledgement goes to the server (who and when, in the timeline) and silences
+  // it everywhere at once; a reload, or a console that connects later, rings for those
+  // still unacknowledged. One not acknowledged in time is escalated to the commanders.
+  const alarms = new Map();  // the server's alarm id -> alarm
+  const commander = ["commander", "admin"].includes($("who").title);
   let beeper = null;
   let audio = null;
   function beep() {
@@ -214,25 +233,72 @@
       tone.stop(audio.currentTime + 0.35);
     } catch (err) { /* no audio device: the flashing box still says it */ }
   }
+  // incidents raised with no place to send units to: the dispatcher places them on the map
+  const unplaced = () => [...incidents.values()].filter((i) => i.location.lat == null && !HANDLED.has(i.state));
   function showAlarms() {
     const box = document.getElementById("alarm");
-    box.hidden = alarms.length === 0;
-    box.dataset.sounding = alarms.length ? "yes" : "no";
-    document.getElementById("alarm-list").replaceChildren(...alarms.map((a) => {
+    const lost = unplaced();
+    const ringing = alarms.size + lost.length;
+    box.hidden = ringing === 0;
+    box.dataset.sounding = ringing ? "yes" : "no";
+    box.classList.toggle("escalated", [...alarms.values()].some((a) => a.escalated_at));
+    document.getElementById("alarm-list").replaceChildren(...[...alarms.values()].map((a) => {
       const li = document.createElement("li");
       li.textContent = t("alarm")(a.kind, a.unit_id);
+      const notes = [a.presses > 1 ? t("presses")(a.presses) : "", a.location_source ? word("sources", a.location_source) : "",
+                     a.escalated_at ? (commander ? t("escalated_to_you") : t("escalated")) : ""].filter(Boolean);
+      if (notes.length) li.append(Object.assign(document.createElement("small"), { textContent: ` · ${notes.join(" · ")}` }));
+      return li;
+    }), ...lost.map((i) => {
+      const li = document.createElement("li");
+      li.className = "unplaced";
+      const button = Object.assign(document.createElement("button"), { type: "button", textContent: t("place_it") });
+      button.addEventListener("click", () => placeOnMap(i));
+      li.append(`${t("no_place")(i.summary || i.id)} `, button);
       return li;
     }));
-    if (alarms.length && !beeper) { beep(); beeper = setInterval(beep, 1500); }
-    if (!alarms.length && beeper) { clearInterval(beeper); beeper = null; }
+    document.getElementById("alarm-ack").hidden = alarms.size === 0;
+    if (ringing && !beeper) { beep(); beeper = setInterval(beep, 1500); }
+    if (!ringing && beeper) { clearInterval(beeper); beeper = null; }
   }
-  function acknowledgeAlarms() { alarms.length = 0; showAlarms(); }
+  async function acknowledgeAlarms() {
+    if (!alarms.size) return;
+    try {
+      await api("POST", "/api/v1/alarms/acknowledge", { ids: [...alarms.keys()] });
+    } catch (err) {
+      document.getElementById("alarm-status").textContent = t("not_acknowledged")(err.message);
+    }
+  }
+  // the next click on the map places the incident there; the server then sends its plan
+  let placing = null;
+  function placeOnMap(incident) {
+    placing = incident;
+    mapEl.classList.add("placing");
+    document.getElementById("alarm-status").textContent = t("click_to_place");
+  }
+  map.on("click", async (e) => {
+    if (!placing) return;
+    e.originalEvent.fieldlinkPlaced = true;  // this click is taken: no new incident here
+    const incident = placing;
+    placing = null;
+    mapEl.classList.remove("placing");
+    try {
+      await api("PATCH", `/api/v1/incidents/${incident.id}`, { location: { lat: e.latlng.lat, lon: e.latlng.lng } });
+      document.getElementById("alarm-status").textContent = "";
+    } catch (err) {
+      document.getElementById("alarm-status").textContent = t("not_placed")(err.message);
+    }
+  });
   document.getElementById("alarm-ack").addEventListener("click", acknowledgeAlarms);
-  document.addEventListener("keydown", (e) => { if (e.key === "Enter" && alarms.length) acknowledgeAlarms(); });
+  document.addEventListener("keydown", (e) => { if (e.key === "Enter" && alarms.size && !e.target.closest("input, select, textarea, button")) acknowledgeAlarms(); });
   socket.on("alarm", (a) => {
-    alarms.push(a);
+    alarms.set(a.id, a);
     showAlarms();
     document.getElementById("alarm-ack").focus();
+  });
+  socket.on("alarms_acknowledged", (done) => { done.alarms.forEach((a) => alarms.delete(a.id)); showAlarms(); });
+  socket.on("alert", (alert) => {
+    if (alert.kind === "alarm_unacknowledged" && alert.alarm) { alarms.set(alert.alarm.id, alert.alarm); showAlarms(); }
   });
   setInterval(tickTimers, 1000);
   // keys: N a new incident at the map's centre (console_incident.js), Escape closes panels

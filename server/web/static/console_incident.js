@@ -10,16 +10,7 @@
   let categories = ["urgent", "help", "dispute", "traffic", "report", "other"];
   fetch("/api/v1/plans").then((r) => r.json()).then((p) => { categories = p.categories; });
 
-  async function api(method, path, body) {
-    // a change made with the login's cookie carries the page's CSRF token
-    const csrf = document.querySelector('meta[name="csrf-token"]').content;
-    const reply = await fetch(path, { method,
-                                      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-                                      body: body ? JSON.stringify(body) : undefined });
-    const answer = await reply.json();
-    if (!reply.ok) throw new Error(answer.message || `HTTP ${reply.status}`);
-    return answer;
-  }
+  const api = window.fieldlinkApi;
 
   function item(text, ...children) {
     const li = document.createElement("li");
@@ -63,7 +54,7 @@
       }
     });
   }
-  map.on("click", (e) => newIncident(e.latlng));
+  map.on("click", (e) => { if (!e.originalEvent.fieldlinkPlaced) newIncident(e.latlng); });
   document.addEventListener("fieldlink:new-incident", (e) => newIncident(e.detail.at));
 
   // -- the panel ----------------------------------------------------------------------------
@@ -76,8 +67,11 @@
       api("GET", `/api/v1/incidents/${id}/timeline`),
     ]);
     if (selected !== id) return;  // another one was chosen meanwhile
+    const source = incident.location_source && (word("sources", incident.location_source)
+      + (incident.location_age_s > 60 ? ` (${t("minutes_old")(Math.round(incident.location_age_s / 60))})` : ""));
     $("incident-head").textContent = [`P${incident.priority} ${word("categories", incident.category)}`,
-      word("states", incident.state), incident.summary, incident.location.address].filter(Boolean).join(" · ");
+      word("states", incident.state), incident.summary, incident.location.address, source,
+      incident.presses > 1 ? t("presses")(incident.presses) : ""].filter(Boolean).join(" · ");
     $("recommendations").replaceChildren(...recs.recommendations.filter((r) => r.recommendable).map((r) => {
       const send = document.createElement("button");
       send.textContent = t("dispatch")(r.unit_id);

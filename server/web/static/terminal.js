@@ -25,7 +25,8 @@
   const NEXT = { accepted: ["sent", "delivered"], en_route: ["accepted"], on_scene: ["accepted", "en_route"],
                  cleared: ["accepted", "en_route", "on_scene"] };
   const FINISHED = new Set(["declined", "cleared", "cancelled", "timed_out"]);
-  const { $, t, translate, connect } = window.fieldlinkDevice(TEXT, () => { reasons(); render(); });
+  const { $, t, translate, connect, outbox, chime } = window.fieldlinkDevice(TEXT, () => { reasons(); render(); });
+  const bell = chime();  // rings while an order waits to be accepted
   const orders = new Map();
   let current = null;
   let unitId = null;
@@ -47,6 +48,7 @@
       b.disabled = !current || !NEXT[b.dataset.status].includes(current.state);
     });
     $("decline").disabled = !current || !["sent", "delivered"].includes(current.state);
+    bell.ring(open.some((o) => ["sent", "delivered"].includes(o.state)));
     if (current) {
       $("priority").textContent = `P${current.priority}`;
       $("priority").className = `p p${current.priority}`;
@@ -56,7 +58,7 @@
       $("where").textContent = loc.address || (loc.lat != null ? `${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)}` : "");
       $("way").textContent = current.distance_m != null
         ? t("away")((current.distance_m / 1000).toFixed(1), Math.max(1, Math.round(current.eta_s / 60))) : "";
-      $("state").textContent = t("states")[current.state] || current.state;
+      $("state").textContent = (t("states")[current.state] || current.state) + (current.sending ? " …" : "");
     }
     const past = unitId ? Object.values(JSON.parse(localStorage.getItem(shiftKey()) || "{}")) : [];
     $("past").replaceChildren(...past.sort((a, b) => b.ts - a.ts).map((o) => {
@@ -76,30 +78,39 @@
     }));
   }
 
+  // An answer shows at once and waits in the screen's outbox until the server has it: the
+  // time it was pressed goes with it, also when the link is down for a while.
   function answer(status, reason) {
     if (!current) return;
-    socket.emit("ack", { order_id: current.order_id, status, reason: reason || "" }, (reply) => {
-      if (reply && reply.ok) {
-        const order = orders.get(reply.order.order_id);
-        order.state = reply.order.state;
-        remember(order);
-        $("message").textContent = "";
-      } else {
-        $("message").textContent = (reply && reply.error) || "No answer from the server.";
-      }
-      render();
-    });
+    current.state = status;
+    current.sending = true;
+    remember(current);
+    box.put("ack", { order_id: current.order_id, status, reason: reason || "" });
+    render();
+  }
+  function answered(_event, payload, reply) {
+    const order = orders.get(payload.order_id);
+    if (order) {
+      order.sending = false;
+      if (reply && reply.ok) order.state = reply.order.state;
+      remember(order);
+    }
+    $("message").textContent = reply && reply.ok ? "" : (reply && reply.error) || "";
+    render();
   }
 
   const socket = connect((r) => { if (r.unit_id) { unitId = r.unit_id; $("unit").textContent = r.unit_id; render(); } });
+  const box = outbox(socket, answered);
   socket.on("order", (order, delivered) => {
     if (order.kind === "cancel") {
       const known = orders.get(order.order_id);
       if (known) { known.state = "cancelled"; remember(known); }
     } else {
       const known = orders.get(order.order_id);
-      const state = known && !["sent"].includes(known.state) ? known.state : order.state === "sent" ? "delivered" : order.state;
-      const merged = { ...order, state };
+      // an answer still in the outbox stands until the server has it
+      const state = known && (known.sending || !["sent"].includes(known.state)) ? known.state
+        : order.state === "sent" ? "delivered" : order.state;
+      const merged = { ...order, state, sending: !!(known && known.sending) };
       orders.set(order.order_id, merged);
       remember(merged);
     }

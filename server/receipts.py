@@ -1,0 +1,68 @@
+"""Receipts: the server tells each unit what it has stored, so that it may leave the unit's
+outbox. A broker's acknowledgement only says the broker has it, and a broker can lose what
+it has not yet saved; a receipt says the store has it.
+
+Alarms and acks are confirmed one by one as soon as they are handled; positions by a
+high-water mark per unit (every fix up to that time is stored), at most every
+`interval_s`, which is how many seconds of fixes a unit holds on to.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from server import clock
+from wire import Channel, Topics, encode
+
+log = logging.getLogger(__name__)
+
+
+class Receipts:
+    def __init__(
+        self,
+        publish: Callable[[str, bytes, Channel], None],
+        topics: Topics,
+        interval_s: float,
+    ):
+        self.publish = publish
+        self.topics = topics
+        self.interval_s = interval_s
+        self.running = False
+        self._lock = threading.Lock()
+        self._marks: dict[str, float] = {}  # unit -> newest fix time stored since the last
+
+    def alarm(self, unit_id: str, alarm_id: str) -> None:
+        self._send(unit_id, {"alarms": [alarm_id]})
+
+    def ack(self, unit_id: str, order_id: str, status: str) -> None:
+        self._send(unit_id, {"acks": [{"order_id": order_id, "status": status}]})
+
+    def positions(self, unit_id: str, newest_ts: float) -> None:
+        """Called by the store writer once a unit's fixes are stored."""
+        with self._lock:
+            self._marks[unit_id] = max(newest_ts, self._marks.get(unit_id, newest_ts))
+
+    def flush(self) -> int:
+        with self._lock:
+            marks, self._marks = self._marks, {}
+        for unit_id, newest in marks.items():
+            self._send(unit_id, {"positions": newest})
+        return len(marks)
+
+    def run(self, sleep: Callable[[float], None], beat: Callable[[], None]) -> None:
+        self.running = True
+        while self.running:
+            sleep(self.interval_s)
+            beat()
+            self.flush()
+        self.flush()
+
+    def stop(self) -> None:
+        self.running = False
+
+    def _send(self, unit_id: str, receipt: dict[str, Any]) -> None:
+        payload = encode(Channel.RECEIPT, {"ts": clock.now(), **receipt})
+        self.publish(self.topics.unit(unit_id, Channel.RECEIPT), payload, Channel.RECEIPT)
