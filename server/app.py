@@ -43,10 +43,6 @@ log = logging.getLogger(__name__)
 socketio = SocketIO()
 
 
-class Misconfigured(RuntimeError):
-    """A setting that would lose alarms if the server ran with it; the text names it."""
-
-
 DRAIN_GIVE_UP_S = 30.0  # per session; what is not handled by then is drained again later
 FIX_FIELDS = ("ts", "lat", "lon", "speed", "heading", "acc", "alt", "mode")
 
@@ -156,12 +152,6 @@ class Runtime:
         return self.socketio.start_background_task(run)
 
     def start(self) -> None:
-        if self.membership is not None and not self.membership.claim_identity():
-            self._refuse(
-                f"another live instance runs with FIELDLINK_MQTT_CLIENT_ID="
-                f"{self.settings.mqtt_client_id} (seen in Redis): give each its own"
-            )
-            raise Misconfigured(self.refusal or "")
         self.load_live_state()
         self.running = True
         self.writer_task = self._supervised(self.writer.stage, self.writer.run)
@@ -172,18 +162,23 @@ class Runtime:
         self.receipts_task = self._supervised(
             self.receipts_stage, self.receipts.run, self.socketio.sleep, self.receipts_stage.beat
         )
+        # the loops between instances restart on an error too (their own waits on Redis are
+        # their progress, so they have no stall time)
         if self.terminal_orders is not None:
-            self.terminal_task = self.socketio.start_background_task(
-                self.terminal_orders.run, self.socketio.sleep
+            self.terminal_task = self._supervised(
+                Stage("terminal_orders"), self.terminal_orders.run, self.socketio.sleep
             )
         if self.shared_units is not None:
             self.shared_tasks = [
-                self.socketio.start_background_task(run, self.socketio.sleep)
-                for run in (self.outbox.run, self.shared_units.run_listener)
+                self._supervised(Stage(name), run, self.socketio.sleep)
+                for name, run in (
+                    ("instance_outbox", self.outbox.run),
+                    ("shared_units", self.shared_units.run_listener),
+                )
             ]
         if self.membership is not None:
             self.membership.renew()  # a member before its broker sessions get any share
-            self.members_task = self.socketio.start_background_task(self._watch_instances)
+            self.members_task = self._supervised(Stage("membership"), self._watch_instances)
         self.ingest.start()
         log.info("fieldlink started: %d units known", len(self.live.units))
 

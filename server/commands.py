@@ -69,14 +69,11 @@ def server(**options: Any) -> None:
 def run_server(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM, then stop every stage cleanly. A setting that would lose
     alarms (`Runtime.refusal`) stops the server as SIGTERM does, and it exits with 2."""
-    from server.app import Misconfigured, create_app, socketio
+    from server.app import create_app, socketio
 
     app = create_app(settings)
     runtime = app.extensions["fieldlink"]
-    try:
-        runtime.start()
-    except Misconfigured as exc:  # refused before any stage started
-        _exit_refused(str(exc))
+    runtime.start()
     refusal = threading.Thread(target=_stop_when_refused, args=(runtime,), daemon=True)
     refusal.start()
     # What start-up made (modules, schemas, the app) lives as long as the process: frozen
@@ -97,12 +94,8 @@ def run_server(settings: Settings) -> None:
     finally:
         runtime.stop()
     if runtime.refusal:
-        _exit_refused(runtime.refusal)
-
-
-def _exit_refused(why: str) -> None:
-    print(f"fieldlink server: {why}", file=sys.stderr)
-    raise SystemExit(2)
+        print(f"fieldlink server: {runtime.refusal}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _stop_when_refused(runtime: Any) -> None:

@@ -23,7 +23,6 @@ import json
 import logging
 import queue
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -138,19 +137,6 @@ class Membership:
         self.me = me
         self.ttl_s = ttl_s
         self.alive = Lease(client, alive_lease(me), me, ttl_s)
-        # this process's hold on the instance id: a second process with the same id is
-        # refused (the id names broker sessions, which two processes cannot share)
-        self.identity = Lease(client, f"process:{me}", uuid.uuid4().hex, ttl_s)
-
-    def claim_identity(self, poll_s: float = 0.2) -> bool:
-        """The instance id is this process's, or False when another live process holds it.
-        A lease left by this instance's last run (killed) lapses within `ttl_s`: waited for."""
-        deadline = time.monotonic() + self.ttl_s + 1.0
-        while not self.identity.hold():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(poll_s)
-        return True
 
     def renew(self) -> bool:
         """Joined and alive for another `ttl_s`."""
@@ -159,8 +145,6 @@ class Membership:
         except redis.RedisError as exc:
             log.warning("instances: Redis did not answer (%s)", exc)
             return False
-        if not self.identity.hold():
-            log.error("instance id %s: another process holds it now", self.me)
         return self.alive.hold()
 
     def orphans(self) -> list[str]:
@@ -192,7 +176,6 @@ class Membership:
         lease goes at once, so another instance drains them without waiting for it to lapse
         (with no other instance, they wait for this one's restart, as a single server's do)."""
         self.alive.release()
-        self.identity.release()
 
 
 class Outbox:

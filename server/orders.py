@@ -511,7 +511,7 @@ class OrderService:
         guard_panic = unit is not None and unit.kind == "guard_post"
         self.apply_plan(incident, "dispatch", guard_panic=guard_panic)
         metrics.ALARM_TO_ORDER.observe(self.clock() - received_at)
-        return incident
+        return self.get_incident(incident.id)  # as the plan left it
 
     def _alarm_place(self, unit: UnitState | None, fix: dict | None, at: float) -> Place:
         post = self.posts.get(unit.home_post) if unit and unit.home_post else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,7 +56,9 @@ class Receipts:
     def run(self, sleep: Callable[[float], None], beat: Callable[[], None]) -> None:
         self.running = True
         while self.running:
-            sleep(self.interval_s)
+            due = time.monotonic() + self.interval_s
+            while self.running and time.monotonic() < due:
+                sleep(0.1)  # a stop need not wait out the interval
             beat()
             self.flush()
         self.flush()

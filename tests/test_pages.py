@@ -117,8 +117,14 @@ def test_terminal_declines_with_a_reason_and_keeps_the_shift_in_chinese(page, ci
     page.get_by_role("button", name="车辆故障").click()
     expect(page.locator("#no-order")).to_be_visible()
     expect(page.locator("#past li")).to_contain_text("已拒绝")
-    [order] = server.get(f"/api/v1/incidents/{incident['id']}")["orders"]
-    assert order["state"] == "declined" and order["decline_reason"] == "车辆故障"
+    [order] = eventually(  # the screen shows it at once; the server has it a moment later
+        lambda: [
+            o
+            for o in server.get(f"/api/v1/incidents/{incident['id']}")["orders"]
+            if o["state"] == "declined"
+        ]
+    )
+    assert order["decline_reason"] == "车辆故障"
     page.reload()  # the shift's orders stay on the screen
     expect(page.locator("#past li")).to_have_count(1)
 
@@ -433,3 +439,136 @@ def test_console_and_login_text_meets_the_contrast_norm(page, city):
     page.get_by_role("button", name="Acknowledge (Enter)").focus()
     outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"  # the keyboard's focus shows
+
+
+def test_an_alarm_rings_on_every_console_until_one_acknowledges_it_also_after_a_reload(
+    browser, city
+):
+    server, _tokens, links = city
+    consoles = []
+    for _ in range(2):
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        consoles.append(context.new_page())
+        sign_in(consoles[-1], server)
+        expect(consoles[-1].locator("#link")).to_have_text("online")
+    first, second = consoles
+    links["kiosk-1"].panic()
+    for console in consoles:
+        expect(console.locator("#alarm")).to_contain_text("PANIC from kiosk-1")
+    first.reload()  # nobody acknowledged it: it rings again after a reload
+    expect(first.locator("#alarm")).to_contain_text("PANIC from kiosk-1")
+    expect(first.locator("#alarm")).to_have_attribute("data-sounding", "yes")
+
+    second.get_by_role("button", name="Acknowledge (Enter)").click()
+    for console in consoles:  # silenced everywhere at once
+        expect(console.locator("#alarm")).to_be_hidden()
+    first.reload()
+    expect(first.locator("#link")).to_have_text("online")
+    expect(first.locator("#alarm")).to_be_hidden()
+    [incident] = server.get("/api/v1/incidents")
+    [heard] = [
+        e
+        for e in server.get(f"/api/v1/incidents/{incident['id']}/timeline")
+        if e["kind"] == "alarm_acknowledged"
+    ]
+    assert heard["actor"] == "admin:admin"
+    for console in consoles:
+        console.context.close()
+
+
+def test_an_alarm_with_no_place_rings_until_a_dispatcher_places_it_on_the_map(
+    page, server_factory, mosquitto
+):
+    server = server_factory()
+    server.add_unit("car-1", name="Car 1")
+    server.add_unit("kiosk-9", "guard_post", name="New kiosk")  # no fix ever, no post
+    server.start()
+    car, kiosk = UnitLink(mosquitto.port, "car-1"), UnitLink(mosquitto.port, "kiosk-9")
+    try:
+        car.online()
+        car.fix(35.402, 116.587)
+        eventually(lambda: server.get("/api/v1/units/car-1")["position"])
+        page.set_viewport_size({"width": 1280, "height": 800})
+        sign_in(page, server)
+        expect(page.locator("#link")).to_have_text("online")
+        kiosk.panic()
+        alarm = page.locator("#alarm")
+        expect(alarm).to_contain_text("No location: Panic button at New kiosk")
+        page.get_by_role("button", name="Acknowledge (Enter)").click()
+        expect(alarm).to_contain_text("No location")  # heard, but still nowhere to send units
+        expect(alarm).to_have_attribute("data-sounding", "yes")
+        page.get_by_role("button", name="Place on the map").click()
+        expect(page.locator("#alarm-status")).to_have_text("Click the map where the incident is")
+        page.locator("#map").click(position={"x": 450, "y": 400})
+        expect(alarm).to_be_hidden()
+        [incident] = server.get("/api/v1/incidents")
+        assert incident["location_source"] == "dispatcher"
+        orders = eventually(lambda: server.get(f"/api/v1/incidents/{incident['id']}")["orders"])
+        assert orders[0]["unit_id"] == "car-1"  # placing it sent its plan
+        expect(page.locator(".new-incident")).to_have_count(0)  # that click made no new one
+    finally:
+        car.close()
+        kiosk.close()
+
+
+def test_the_kiosk_keeps_a_panic_pressed_while_the_server_is_down_across_a_reload(browser, city):
+    server, tokens, _links = city
+    context = browser.new_context(viewport={"width": 1024, "height": 600})
+    page = context.new_page()
+    open_screen(page, server, "kiosk", "kiosk-1", tokens["kiosk-1"])
+    server.stop()
+    expect(page.locator("#link")).to_have_text("offline")
+    panic = page.get_by_role("button", name="PANIC")
+    box = panic.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.wait_for_timeout(2300)
+    page.mouse.up()
+    pressed_at = time.time()
+    expect(page.locator("#message")).to_have_text(
+        "Alarm kept: it goes out by itself when the link is back"
+    )
+    expect(page.locator("#steps li.done")).to_have_text(["Pressed"])
+    page.close()  # the screen goes away with the press still in its storage
+    time.sleep(1.5)
+
+    server.start()
+    again = context.new_page()
+    again.goto(f"{server.url}/kiosk")  # the token and the press were kept by the browser
+    expect(again.locator("#steps li.done")).to_have_text(
+        ["Pressed", "Received by the centre", "Dispatched"]
+    )
+    [incident] = server.get("/api/v1/incidents")
+    assert incident["reported_by"] == "kiosk-1"
+    assert incident["created_at"] < pressed_at + 0.5  # counted at the press, not the delivery
+    with_alarms = server.get("/api/v1/alarms")
+    assert [a["unit_id"] for a in with_alarms] == ["kiosk-1"]  # once: no duplicate
+    context.close()
+
+
+def test_the_terminal_rings_until_accepted_and_its_answer_waits_out_a_server_restart(page, city):
+    server, tokens, links = city
+    open_screen(page, server, "terminal", "car-1", tokens["car-1"])
+    links["kiosk-1"].panic()
+    expect(page.locator("#summary")).to_contain_text("Panic button at City Hospital")
+    expect(page.locator("body")).to_have_class(re.compile("ringing"))
+    [incident] = server.get("/api/v1/incidents")
+    [order] = eventually(lambda: server.get(f"/api/v1/incidents/{incident['id']}")["orders"])
+
+    server.stop()
+    expect(page.locator("#link")).to_have_text("offline")
+    page.get_by_role("button", name="Accept").click()
+    pressed_at = time.time()
+    expect(page.locator("#state")).to_have_text("Accepted …")
+    expect(page.locator("body")).not_to_have_class(re.compile("ringing"))
+    page.wait_for_timeout(2000)
+    server.start()
+    expect(page.locator("#state")).to_have_text("Accepted")
+    stored = eventually(
+        lambda: next(
+            o
+            for o in server.get(f"/api/v1/incidents/{incident['id']}")["orders"]
+            if o["order_id"] == order["order_id"] and o["accepted_at"]
+        )
+    )
+    assert stored["accepted_at"] < pressed_at + 0.5  # the press, 2 s before it could arrive

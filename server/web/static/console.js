@@ -39,6 +39,10 @@
   }
 
   function statusOf(u) { return u.online ? u.status : "offline"; }
+  // a unit whose clock is off by 2 s or more says so: its presses count by its own time
+  function clockNote(u) {
+    return u.clock_offset_s != null && Math.abs(u.clock_offset_s) >= 2 ? ` · ${t("clock_off")(u.clock_offset_s)}` : "";
+  }
 
   function showHeading(u, at, stale) {
     const moving = !stale && u.position.heading != null && (u.position.speed || 0) > 1;
@@ -74,7 +78,7 @@
       li.tabIndex = 0;
       li.innerHTML = "<i></i>";
       li.firstChild.className = statusOf(u);
-      li.append(`${u.name || u.id} · ${word("kinds", u.kind)} · ${u.grid || "-"} · ${word("statuses", statusOf(u))}`);
+      li.append(`${u.name || u.id} · ${word("kinds", u.kind)} · ${u.grid || "-"} · ${word("statuses", statusOf(u))}${clockNote(u)}`);
       const go = () => { if (u.position) map.setView([u.position.lat, u.position.lon], 17); };
       li.addEventListener("click", go);
       li.addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });
@@ -98,7 +102,7 @@
     } else {
       m.setLatLng(at).setStyle(style);
     }
-    m.bindTooltip(() => `${u.name || u.id} · ${word("kinds", u.kind)} · ${word("statuses", statusOf(units.get(u.id)))}`);
+    m.bindTooltip(() => `${u.name || u.id} · ${word("kinds", u.kind)} · ${word("statuses", statusOf(units.get(u.id)))}${clockNote(units.get(u.id))}`);
     showHeading(u, at, stale);
   }
 

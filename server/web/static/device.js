@@ -76,7 +76,8 @@ window.fieldlinkDevice = function (TEXT, onLanguage) {
     const socket = io("/terminal", { auth: { token } });
     socket.on("connect", () => { link("online"); socket.emit("sync", (answer) => answer && onSync(answer)); });
     socket.on("disconnect", () => link("offline"));
-    socket.on("connect_error", (err) => { $("message").textContent = err.message; });
+    // the server's refusal (a wrong token) is said; a lost link is the offline state already
+    socket.on("connect_error", (err) => { if (err.type !== "TransportError") $("message").textContent = err.message; });
     return socket;
   }
 
