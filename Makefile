@@ -18,3 +18,4 @@ bench: setup
 	.venv/bin/python -m bench.terminals
 	.venv/bin/python -m bench.scale
 	.venv/bin/python -m bench.recommend
+	.venv/bin/python -m bench.outage

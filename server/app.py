@@ -86,7 +86,12 @@ class Runtime:
         if self.router is not None:
             self.orders.route_later = self._route_later
         self.writer = StoreWriter(settings.ingest_batch, settings.ingest_flush_s)
-        self.receipts = Receipts(self.ingest.publish, self.topics, settings.receipt_interval_s)
+        self.receipts = Receipts(
+            self.ingest.publish,
+            self.topics,
+            settings.receipt_interval_s,
+            publish_bulk=self.ingest.publish_bulk,
+        )
         self.pipeline = Pipeline(
             self.topics, self.inbox, self.ingest, self.live, self.orders, self.writer, self.receipts
         )

@@ -41,7 +41,7 @@ from wire.mqtt import (
 log = logging.getLogger(__name__)
 
 URGENT = (Channel.ALARM, Channel.ACK, Channel.STATE)
-RECONNECT_MAX_S = 2
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 1.0  # back within ~1 s of the broker's return
 BULK = (Channel.POSITION, Channel.HEALTH)
 
 
@@ -91,7 +91,7 @@ class Session:
         client.max_inflight_messages_set(max_inflight)
         client.max_queued_messages_set(0)
         # two sessions, not a fleet: no need to back off far, and an alarm waits for it
-        client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
+        client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # type: ignore[arg-type]
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -336,10 +336,19 @@ class MqttIngest:
 
     def publish(self, topic: str, payload: bytes, channel: Channel) -> None:
         """Queue an outgoing message on the urgent session; paho retries it on reconnect."""
-        if self.urgent.client is None:
+        self._publish(self.urgent, topic, payload, channel)
+
+    def publish_bulk(self, topic: str, payload: bytes, channel: Channel) -> None:
+        """On the positions' session: thousands at a time (the units' position receipts)
+        must not queue ahead of an order or an alarm's receipt."""
+        self._publish(self.bulk, topic, payload, channel)
+
+    @staticmethod
+    def _publish(session: Session, topic: str, payload: bytes, channel: Channel) -> None:
+        if session.client is None:
             raise RuntimeError("ingest is not started")
         rule = CHANNELS[channel]
-        self.urgent.client.publish(topic, payload, qos=rule.qos, retain=rule.retain)
+        session.client.publish(topic, payload, qos=rule.qos, retain=rule.retain)
 
     def drain(
         self,

@@ -109,6 +109,23 @@ _SET_UNIT_STATUS = Prepared(
         Unit.id == unit_id
     )
 )
+# run for every alarm: is it a redelivery, and has its unit a call still open
+_ALARM_OF_UNIT = Prepared(
+    lambda unit_id, alarm_id: Alarm.select().where(
+        (Alarm.unit == unit_id) & (Alarm.alarm_id == alarm_id)
+    )
+)
+_OPEN_CALL_OF_UNIT = Prepared(
+    lambda unit_id, *states: (
+        Incident.select()
+        .where(
+            (Incident.reported_by == unit_id)
+            & Incident.state.in_(states)
+            & Incident.presses.is_null(False)
+        )
+        .order_by(Incident.created_at.desc())
+    )
+)
 
 
 class OrderRefused(Exception):
@@ -456,10 +473,10 @@ class OrderService:
     ) -> Incident | None:
         """A panic makes an incident and sends its plan, or joins its unit's call still open;
         a redelivery does nothing. Returns the incident (None for a drill)."""
-        already = Alarm.get_or_none((Alarm.unit == unit_id) & (Alarm.alarm_id == alarm["alarm_id"]))
+        already = _ALARM_OF_UNIT.first(Alarm, unit_id, alarm["alarm_id"])
         if already is not None:
             metrics.DUPLICATES.labels("alarm").inc()
-            return already.incident
+            return None if already.incident_id is None else by_id(Incident, already.incident_id)
         unit = self.live.get(unit_id)
         provisioned = unit.provisioned_at if unit else 0.0
         when = pressed_at(alarm.get("ts"), received_at, not_before=provisioned)
@@ -519,16 +536,7 @@ class OrderService:
 
     def _open_alarm_call(self, unit_id: str) -> Incident | None:
         """The unit's call for help still being handled, which a press of its button joins."""
-        return (
-            Incident.select()
-            .where(
-                (Incident.reported_by == unit_id)
-                & Incident.state.in_(ACTIVE_INCIDENT_STATES)
-                & Incident.presses.is_null(False)
-            )
-            .order_by(Incident.created_at.desc())
-            .first()
-        )
+        return _OPEN_CALL_OF_UNIT.first(Incident, unit_id, *ACTIVE_INCIDENT_STATES)
 
     def _incident_for_alarm(
         self, unit_id: str, unit: UnitState | None, place: Place, pressed: float

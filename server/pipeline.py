@@ -201,7 +201,7 @@ class Pipeline:
             metrics.REJECTED.labels("mqtt", "unreadable").inc()
             limited.exception("unreadable", "could not read %s", message.topic[:200])
         if delivery is not None:
-            metrics.MESSAGES.labels(delivery.channel.value).inc()
+            COUNTED[delivery.channel].inc()
             for step in STEPS[delivery.channel]:
                 if not self._guarded(step.__name__, step, self, delivery):
                     delivery.failed.append(step.__name__)
@@ -345,6 +345,9 @@ def measure_clock(p: Pipeline, d: Delivery) -> None:
     from retained state: that may be days old)."""
     p.live.clock_sample(d.unit.unit_id, d.message.received_at - d.body["ts"])
 
+
+# each channel's message counter, looked up once (labels() per message was ~3 % of ingest)
+COUNTED = {channel: metrics.MESSAGES.labels(channel.value) for channel in Channel}
 
 # The processing order, per channel: adding a step is one function and one entry here.
 STEPS: dict[Channel, tuple[Step, ...]] = {

@@ -9,14 +9,20 @@ import json
 from typing import Any
 
 import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edge_agent.button import PanicButton
+from edge_agent.config import FiltersSettings, GpsdSettings, PanicSettings
+from edge_agent.fixes import FixStage
+from edge_agent.outbox import Outbox, Uplink
 from server.alarms import Place, alarm_ack_overdue, alarm_place, clock_offset, pressed_at
 from server.geo import PostPoint
 from server.store import Alarm, Event, Incident, Order
 from tests.order_book import T0, order_book
-from wire import Channel, decode, encode
+from wire import Channel, Topics, decode, encode
 
 SCENE = (35.405, 116.587)
 NEAR = (35.406, 116.588)  # ~140 m away
@@ -217,7 +223,7 @@ def test_a_press_held_offline_counts_at_its_own_time_and_an_implausible_one_does
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     st.dictionaries(
@@ -242,6 +248,53 @@ def test_whatever_fix_travels_with_a_panic_the_panic_becomes_an_incident(
     incident = book.orders.on_alarm("car-1", decoded, T0, decoded.pop("dropped", None))
     assert incident is not None and incident.lat is not None
     assert Order.select().where(Order.incident == incident).count() >= 1
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.fixed_dictionaries(
+        {"ts": st.floats(T0 - 5, T0), "lat": st.floats(allow_nan=True), "lon": st.floats()},
+        optional={
+            "speed": st.floats(-1, 100),
+            "heading": st.floats(-10, 400),
+            "acc": st.floats(-1, 1e4),
+            "alt": st.floats(allow_nan=True, allow_infinity=True),
+            "mode": st.integers(0, 3),
+        },
+    )
+)
+def test_any_fix_the_receiver_gives_a_pressed_panic_is_queued_and_becomes_an_incident(
+    tmp_path_factory, receiver_fix
+) -> None:
+    """The agent's filters and the wire are one rule: whatever fix gpsd hands over, the
+    panic that carries the last good one is queued, decodes on the server, and is answered."""
+    workdir = tmp_path_factory.mktemp("agent")
+    stage = FixStage(FiltersSettings(max_future_s=0), GpsdSettings(), clock=lambda: T0)
+    stage.offer({**receiver_fix, "mode": receiver_fix.get("mode", 3)})
+    outbox = Outbox(workdir / "outbox.db")
+    Device.pin_factory = MockFactory()
+    try:
+        button = PanicButton(
+            PanicSettings(pin=17), Uplink(outbox, "car-1", Topics()), lambda: stage.last_good
+        )
+        button.fire()
+        button.close()
+    finally:
+        Device.pin_factory.reset()
+        Device.pin_factory = None
+    [row] = outbox.peek(10)
+    outbox.close()
+    book = order_book(workdir)
+    book.add_unit("car-1")
+    book.add_unit("car-2", at=NEAR)
+    decoded = decode(Channel.ALARM, row.payload)
+    assert "dropped" not in decoded  # a fix the filters kept always travels
+    incident = book.orders.on_alarm("car-1", decoded, T0)
+    answered = (
+        incident.lat is not None and Order.select().where(Order.incident == incident).exists()
+    )
+    alerted = [a for a in book.notes.of("console", "alert") if a["kind"] == "no_location"]
+    assert answered or (stage.last_good is None and alerted)
 
 
 def _json(value: Any) -> bytes:

@@ -17,6 +17,7 @@ import pytest
         ["bench.scale", "--instances", "1,2"],
         ["bench.agent"],
         ["bench.recommend"],
+        ["bench.outage"],
     ],
 )
 def test_benchmark_quick_run_completes(command: list[str]) -> None:

@@ -184,7 +184,7 @@ def test_hostile_terminal_events_get_answers_and_the_server_goes_on(server_facto
     sent = {"events": 0, "raw": 0}
 
     @settings(
-        max_examples=1500,
+        max_examples=2000,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )

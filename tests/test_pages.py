@@ -477,7 +477,7 @@ def test_an_alarm_rings_on_every_console_until_one_acknowledges_it_also_after_a_
 
 
 def test_an_alarm_with_no_place_rings_until_a_dispatcher_places_it_on_the_map(
-    page, server_factory, mosquitto
+    page, server_factory, mosquitto, tmp_path
 ):
     server = server_factory()
     server.add_unit("car-1", name="Car 1")
@@ -494,6 +494,9 @@ def test_an_alarm_with_no_place_rings_until_a_dispatcher_places_it_on_the_map(
         kiosk.panic()
         alarm = page.locator("#alarm")
         expect(alarm).to_contain_text("No location: Panic button at New kiosk")
+        kiosk.panic()  # pressed again: the same call, pressed twice
+        expect(alarm).to_contain_text("pressed 2 times")
+        page.screenshot(path=str(tmp_path / "console-alarm.png"))
         page.get_by_role("button", name="Acknowledge (Enter)").click()
         expect(alarm).to_contain_text("No location")  # heard, but still nowhere to send units
         expect(alarm).to_have_attribute("data-sounding", "yes")

@@ -22,7 +22,7 @@ from server.supervise import Stage, supervised
 from tests.harness import eventually
 from tests.order_book import T0, order_book
 from tests.test_wire import KILLERS
-from wire import CHANNELS, Channel, Topics
+from wire import CHANNELS, Channel, Topics, decode
 
 
 def failures(step: str) -> float:
@@ -132,6 +132,7 @@ TOPICS = st.sampled_from(
 
 def test_no_payload_on_any_topic_stops_the_worker_or_goes_unacknowledged(worker) -> None:
     pipeline, broker, store, book = worker
+    receipts = pipeline.receipts
     sent = []
 
     @settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
@@ -153,6 +154,9 @@ def test_no_payload_on_any_topic_stops_the_worker_or_goes_unacknowledged(worker)
     incident = Alarm.get(Alarm.alarm_id == "after-the-fuzz").incident
     assert incident is not None and Order.select().where(Order.incident == incident).exists()
     assert any(b"after-the-fuzz" in payload for _, payload in broker.published)  # confirmed
+    receipts.flush()
+    for topic, payload in broker.published:  # built without the schema, held to it here
+        assert topic.endswith("/receipt") and decode(Channel.RECEIPT, payload)["ts"]
 
 
 TOPICS_OF = {

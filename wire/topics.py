@@ -42,8 +42,10 @@ CHANNELS: dict[Channel, ChannelRule] = {
     Channel.HEALTH: ChannelRule(upstream=True, qos=0, retain=False),
     Channel.ORDERS: ChannelRule(upstream=False, qos=1, retain=False),
     # what the server has stored of the unit's alarms, acks and positions: only then do
-    # they leave the unit's outbox
-    Channel.RECEIPT: ChannelRule(upstream=False, qos=1, retain=False),
+    # they leave the unit's outbox. QoS 0: one lost (the unit offline just then) costs a
+    # resend, which the unit makes after every reconnect anyway, and thousands a minute in
+    # QoS 1 cost the server's ingest a PUBACK each
+    Channel.RECEIPT: ChannelRule(upstream=False, qos=0, retain=False),
     # how the unit's own call for help goes (received, dispatched, units coming, on scene)
     Channel.CALL: ChannelRule(upstream=False, qos=1, retain=False),
     # the server (re)connected, and whether the broker had kept its queue: if not, what

@@ -246,7 +246,10 @@
     box.hidden = ringing === 0;
     box.dataset.sounding = ringing ? "yes" : "no";
     box.classList.toggle("escalated", [...alarms.values()].some((a) => a.escalated_at));
-    document.getElementById("alarm-list").replaceChildren(...[...alarms.values()].map((a) => {
+    // one line per call: a post's repeated presses are the same call, pressed again
+    const calls = new Map();
+    alarms.forEach((a) => calls.set(a.incident_id || `alarm-${a.id}`, a));
+    document.getElementById("alarm-list").replaceChildren(...[...calls.values()].map((a) => {
       const li = document.createElement("li");
       li.textContent = t("alarm")(a.kind, a.unit_id);
       const notes = [a.presses > 1 ? t("presses")(a.presses) : "", a.location_source ? word("sources", a.location_source) : "",
