@@ -38,7 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.load import cpu_seconds, mosquitto
 from bench.report import machine_facts, table
 from edge_agent.outbox import Outbox, Uplink
-from server.broker import MosquittoProcess, free_port, wait_for_port
+from server.sim.local_broker import MosquittoProcess, free_port, wait_for_port
 from wire import Channel, Topics
 
 log = logging.getLogger(__name__)

@@ -199,7 +199,7 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
                 100 * (cpu_seconds(server.pid) - cpu0) / (time.perf_counter() - t0)
             )
             result.mqtt_hop = list(pair.hops)
-            metrics = server.metrics()
+            metrics = server.runtime.metrics()
             count = metrics.get("fieldlink_alarm_to_order_seconds_count", 0.0)
             if count:
                 total = metrics.get("fieldlink_alarm_to_order_seconds_sum", math.nan)

@@ -156,7 +156,7 @@ def run_server(
             server.start()
 
             def read() -> tuple[float, float]:
-                m = server.metrics()
+                m = server.runtime.metrics()
                 return m.get("fieldlink_positions_stored_total", 0.0), m.get(
                     "fieldlink_inbox_depth", 0.0
                 )

@@ -45,7 +45,7 @@ import socketio
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.report import summarize_py_spy
-from server.broker import MosquittoProcess, end_process, free_port, wait_for_port
+from server.sim.local_broker import MosquittoProcess, end_process, free_port, wait_for_port
 from wire import DEFAULT_ROOT, Channel, Topics, encode
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from bench.report import machine_facts, table
 from edge_agent.config import MqttSettings, OutboxSettings, Settings, UnitSettings
 from edge_agent.outbox import Outbox, Uplink
 from edge_agent.publisher import Publisher
-from server.broker import wait_for_port
+from server.sim.local_broker import wait_for_port
 from wire import Channel, Topics
 
 TARGET_SERVER_S = 2.0

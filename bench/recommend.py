@@ -31,8 +31,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from bench.report import machine_facts, summary_ms, table
-from server.dispatch import EARTH_RADIUS_M, Candidate, Rules, Scene, recommend
-from server.unit_index import UnitIndex
+from geodesy import EARTH_RADIUS_M
+from server.rules.dispatch import Candidate, Rules, Scene, recommend
+from server.state.unit_index import UnitIndex
 
 CENTRE = (31.23, 121.47)
 HALF_SIDE_DEG = (0.135, 0.158)  # ~15 km each way at this latitude

@@ -67,7 +67,7 @@ from bench.load import (
     wait_for_count,
 )
 from bench.report import machine_facts, percentile, table
-from server.broker import MosquittoProcess
+from server.sim.local_broker import MosquittoProcess
 from wire import Topics
 
 log = logging.getLogger(__name__)

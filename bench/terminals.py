@@ -74,7 +74,7 @@ from bench.load import (
     unit_ids,
 )
 from bench.report import machine_facts, summary_ms, table
-from server.broker import end_process, free_port
+from server.sim.local_broker import end_process, free_port
 
 log = logging.getLogger(__name__)
 
@@ -265,8 +265,8 @@ def provision_incidents(db_url: str, count: int, rng: random.Random) -> list[str
 
 def provision_dispatcher(db_url: str) -> str:
     """A dispatcher's account; its API token."""
-    from server import accounts
     from server.store import db, open_database
+    from server.web import accounts
 
     open_database(db_url)
     with db.connection_context():

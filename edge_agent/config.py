@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mqtt_link import PROTOCOLS, BrokerAddress
 from wire import DEFAULT_ROOT, MAX_BATCH
-from wire.mqtt import PROTOCOLS, BrokerAddress
 from wire.topics import valid_unit_id
 
 UNIT_KINDS = ("patrol_car", "motorcycle", "guard_post", "foot", "volunteer")

@@ -11,27 +11,16 @@ filter dropped.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_agent.config import FiltersSettings, GpsdSettings
+from geodesy import fix_distance_m
 from wire import fix_problem
 
 log = logging.getLogger(__name__)
-
-EARTH_RADIUS_M = 6_371_008.8  # mean radius: the error against WGS84 is < 0.5 %
-
-
-def distance_m(a: dict, b: dict) -> float:
-    """Great-circle (haversine) distance between two fixes, in metres."""
-    lat1, lat2 = math.radians(a["lat"]), math.radians(b["lat"])
-    dlat = lat2 - lat1
-    dlon = math.radians(b["lon"] - a["lon"])
-    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
 @dataclass
@@ -77,7 +66,7 @@ def jump(fix: dict, track: Track, s: FiltersSettings, _now: float) -> bool:
     last = track.last_published
     if s.max_speed_mps <= 0 or last is None or fix["ts"] <= last["ts"]:
         return False
-    return distance_m(last, fix) / (fix["ts"] - last["ts"]) > s.max_speed_mps
+    return fix_distance_m(last, fix) / (fix["ts"] - last["ts"]) > s.max_speed_mps
 
 
 def inaccurate(fix: dict, _track: Track, s: FiltersSettings, _now: float) -> bool:
@@ -131,7 +120,7 @@ def is_due(fix: dict, track: Track, s: GpsdSettings) -> bool:
     still = track.slow_since is not None and fix["ts"] - track.slow_since >= s.stationary_after_s
     if elapsed >= (s.stationary_interval_s if still else s.publish_interval_s):
         return True
-    return s.min_distance_m > 0 and distance_m(last, fix) >= s.min_distance_m
+    return s.min_distance_m > 0 and fix_distance_m(last, fix) >= s.min_distance_m
 
 
 class FixStage:

@@ -24,8 +24,7 @@ import paho.mqtt.client as mqtt
 
 from edge_agent.config import Settings
 from edge_agent.outbox import PRIORITY, Outbox, Row, Uplink
-from wire import Channel, WireError, decode
-from wire.mqtt import (
+from mqtt_link import (
     UNSUPPORTED_PROTOCOL,
     BrokerAddress,
     SessionOptions,
@@ -33,6 +32,7 @@ from wire.mqtt import (
     negotiate_protocol,
     new_client,
 )
+from wire import Channel, WireError, decode
 
 log = logging.getLogger(__name__)
 

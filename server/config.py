@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,7 +15,11 @@ ASYNC_MODES = ("threading", "gevent")
 
 
 class ConfigError(ValueError):
-    """A setting with a value the server cannot use; the text names the variable."""
+    """Settings the server cannot use; `problems` lists each, naming its variable."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 def _setting(default: Any, doc: str) -> Any:
@@ -186,17 +192,28 @@ class Settings:
     )
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        """Settings from FIELDLINK_<KEY> variables, then explicit overrides (CLI options)."""
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from FIELDLINK_<KEY> variables, then explicit overrides (CLI options).
+
+        Every problem is collected before the ConfigError: a mistyped name (with the
+        nearest real one), a value of the wrong type, a value out of range.
+        """
         env = os.environ if env is None else env
+        problems = unknown_variables(env)
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(f"FIELDLINK_{f.name.upper()}")
             if raw is not None and raw != "":
-                values[f.name] = _convert(f.name, f.type, raw)
+                value, problem = _convert(f.name, f.type, raw)
+                if problem:
+                    problems.append(problem)
+                else:
+                    values[f.name] = value
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
-        settings.check()
+        problems.extend(settings.problems())
+        if problems:
+            raise ConfigError(problems)
         return settings
 
     def with_(self, **changes: Any) -> Settings:
@@ -211,91 +228,127 @@ class Settings:
     def ack_timeouts(self) -> dict[int, float]:
         return _mapping("ack_timeouts_s", self.ack_timeouts_s, int, float)
 
-    def check(self) -> None:
+    def problems(self) -> list[str]:
+        """Every value the server cannot use, one line each, naming its variable."""
+        return [
+            problem
+            for check in (self._check_links, self._check_web, self._check_dispatch)
+            for problem in check()
+        ]
+
+    def _check_links(self) -> Iterator[str]:
         if self.async_mode not in ASYNC_MODES:
-            raise ConfigError(
-                f"FIELDLINK_ASYNC_MODE={self.async_mode!r}: use one of {', '.join(ASYNC_MODES)}"
-            )
+            yield f"FIELDLINK_ASYNC_MODE={self.async_mode!r}: use one of {', '.join(ASYNC_MODES)}"
         for name in ("mqtt_protocol", "mqtt_bulk_protocol"):
             if getattr(self, name) not in ("5", "3.1.1"):
-                raise ConfigError(
-                    f"FIELDLINK_{name.upper()}={getattr(self, name)!r}: use 5 or 3.1.1"
-                )
+                yield f"FIELDLINK_{name.upper()}={getattr(self, name)!r}: use 5 or 3.1.1"
         # the unit URL may be empty (derived from the server's); the server's may not
         for name, url in (("mqtt_url", self.mqtt_url), ("unit_mqtt_url", self.unit_mqtt_url)):
             if (url or name == "mqtt_url") and not url.startswith(("mqtt://", "mqtts://")):
-                raise ConfigError(
-                    f"FIELDLINK_{name.upper()}={url!r}: use mqtt://host:port or mqtts://host:port"
-                )
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"FIELDLINK_PORT={self.port}: not a TCP port")
-        if self.trusted_proxies < 0:
-            raise ConfigError(f"FIELDLINK_TRUSTED_PROXIES={self.trusted_proxies}: 0 or more")
-        if self.session_hours <= 0:
-            raise ConfigError(f"FIELDLINK_SESSION_HOURS={self.session_hours}: give hours above 0")
+                yield f"FIELDLINK_{name.upper()}={url!r}: use mqtt://host:port or mqtts://host:port"
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(
-                f"FIELDLINK_REDIS_URL={self.redis_url!r}: use redis://host:port/db or rediss://"
-            )
-        if self.redis_lease_s <= 0:
-            raise ConfigError(f"FIELDLINK_REDIS_LEASE_S={self.redis_lease_s}: must be > 0")
-        self._check_dispatch()
+            yield f"FIELDLINK_REDIS_URL={self.redis_url!r}: use redis://host:port/db or rediss://"
+        if self.osrm_url and not self.osrm_url.startswith(("http://", "https://")):
+            yield f"FIELDLINK_OSRM_URL={self.osrm_url!r}: use http://host:port of the OSRM server"
 
-    def _check_dispatch(self) -> None:
-        from server.dispatch import POLICIES
-        from server.store import UNIT_KINDS
-
-        if not self.categories():
-            raise ConfigError("FIELDLINK_INCIDENT_CATEGORIES is empty: name at least one")
-        speeds = self.speeds_ms()
-        missing = [k for k in UNIT_KINDS if k not in speeds]
-        if missing or set(speeds) - set(UNIT_KINDS) or min(speeds.values()) <= 0:
-            raise ConfigError(
-                f"FIELDLINK_UNIT_SPEEDS={self.unit_speeds!r}: give a speed above 0 for each of "
-                f"{', '.join(UNIT_KINDS)}"
-            )
-        timeouts = self.ack_timeouts()
-        if set(timeouts) != {1, 2, 3, 4} or min(timeouts.values()) <= 0:
-            raise ConfigError(
-                f"FIELDLINK_ACK_TIMEOUTS_S={self.ack_timeouts_s!r}: give seconds above 0 for"
-                " each priority, e.g. 1=30,2=60,3=120,4=300"
-            )
-        if self.dispatch_policy not in POLICIES:
-            raise ConfigError(
-                f"FIELDLINK_DISPATCH_POLICY={self.dispatch_policy!r}: use one of "
-                f"{', '.join(POLICIES)}"
-            )
-        for name in (
-            "position_stale_s",
-            "offline_after_s",
-            "road_factor",
-            "timer_tick_s",
-            "clock_speedup",
-            "alarm_ack_s",
-            "receipt_interval_s",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"FIELDLINK_{name.upper()}={getattr(self, name)}: must be > 0")
+    def _check_web(self) -> Iterator[str]:
+        if not 0 < self.port < 65536:
+            yield f"FIELDLINK_PORT={self.port}: not a TCP port (1-65535)"
+        if self.trusted_proxies < 0:
+            yield f"FIELDLINK_TRUSTED_PROXIES={self.trusted_proxies}: 0 or more"
+        if self.session_hours <= 0:
+            yield f"FIELDLINK_SESSION_HOURS={self.session_hours}: give hours above 0"
         try:
             ZoneInfo(self.timezone)
         except (ValueError, ZoneInfoNotFoundError):
-            raise ConfigError(
-                f"FIELDLINK_TIMEZONE={self.timezone!r}: use an IANA name such as Asia/Shanghai"
-            ) from None
-        if self.osrm_url and not self.osrm_url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"FIELDLINK_OSRM_URL={self.osrm_url!r}: use http://host:port of the OSRM server"
+            yield f"FIELDLINK_TIMEZONE={self.timezone!r}: use an IANA name such as Asia/Shanghai"
+
+    def _check_dispatch(self) -> Iterator[str]:
+        from server.rules.dispatch import POLICIES
+        from server.store import UNIT_KINDS
+
+        if not self.categories():
+            yield "FIELDLINK_INCIDENT_CATEGORIES is empty: name at least one"
+        try:
+            speeds = self.speeds_ms()
+        except ConfigError as exc:
+            yield from exc.problems
+        else:
+            missing = [k for k in UNIT_KINDS if k not in speeds]
+            if missing or set(speeds) - set(UNIT_KINDS) or min(speeds.values()) <= 0:
+                yield (
+                    f"FIELDLINK_UNIT_SPEEDS={self.unit_speeds!r}: give a speed above 0 for each "
+                    f"of {', '.join(UNIT_KINDS)}"
+                )
+        try:
+            timeouts = self.ack_timeouts()
+        except ConfigError as exc:
+            yield from exc.problems
+        else:
+            if set(timeouts) != {1, 2, 3, 4} or min(timeouts.values()) <= 0:
+                yield (
+                    f"FIELDLINK_ACK_TIMEOUTS_S={self.ack_timeouts_s!r}: give seconds above 0 "
+                    "for each priority, e.g. 1=30,2=60,3=120,4=300"
+                )
+        if self.dispatch_policy not in POLICIES:
+            yield (
+                f"FIELDLINK_DISPATCH_POLICY={self.dispatch_policy!r}: use one of "
+                f"{', '.join(POLICIES)}"
             )
+        for name in POSITIVE:
+            if getattr(self, name) <= 0:
+                yield f"FIELDLINK_{name.upper()}={getattr(self, name)}: must be > 0"
 
 
-def _convert(name: str, kind: Any, raw: str) -> Any:
+# settings that make no sense at zero or below
+POSITIVE = (
+    "redis_lease_s",
+    "position_stale_s",
+    "offline_after_s",
+    "road_factor",
+    "timer_tick_s",
+    "clock_speedup",
+    "alarm_ack_s",
+    "receipt_interval_s",
+)
+
+# FIELDLINK_* variables read by others than the server's settings, so not mistyped
+OTHER_VARIABLES = {
+    "FIELDLINK_DEMO_BROKER": "`make demo` / `fieldlink simulate`: embedded, mosquitto or auto",
+    "FIELDLINK_TERMINAL_URL": "the kiosk's Chromium: the terminal page it opens",
+    "FIELDLINK_POSTGRES_URL": "the test suite: PostgreSQL server it makes its databases on",
+    "FIELDLINK_TEST_DB_URL": "the test suite: PostgreSQL server of the current run",
+}
+
+
+def known_variables() -> set[str]:
+    """Every FIELDLINK_* name some part of fieldlink reads (server, agent, kiosk, tests)."""
+    from edge_agent.config import env_name
+    from edge_agent.config import reference as agent_reference
+
+    names = {var for var, _, _ in reference()} | set(OTHER_VARIABLES)
+    return names | {env_name(section, key) for section, key, _, _ in agent_reference()}
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """A problem for every FIELDLINK_* variable nothing reads, naming the nearest real one."""
+    known = known_variables()
+    problems = []
+    for name in sorted(n for n in env if n.startswith("FIELDLINK_") and n not in known):
+        # compared without the common prefix, which would make every name look near
+        nearest = difflib.get_close_matches(name[10:], [k[10:] for k in known], n=1, cutoff=0.6)
+        hint = f"did you mean FIELDLINK_{nearest[0]}?" if nearest else "see `fieldlink config`"
+        problems.append(f"{name} is not a fieldlink setting: {hint}")
+    return problems
+
+
+def _convert(name: str, kind: Any, raw: str) -> tuple[Any, str | None]:
+    """(value, None) or (None, the problem naming the variable)."""
     target = {"int": int, "float": float, "str": str}[kind if isinstance(kind, str) else "str"]
     try:
-        return target(raw)
+        return target(raw), None
     except ValueError:
-        raise ConfigError(
-            f"FIELDLINK_{name.upper()}={raw!r} is not a valid {target.__name__}"
-        ) from None
+        return None, f"FIELDLINK_{name.upper()}={raw!r} is not a valid {target.__name__}"
 
 
 def _mapping(name: str, raw: str, key: type, value: type) -> dict:
@@ -309,7 +362,7 @@ def _mapping(name: str, raw: str, key: type, value: type) -> dict:
             out[key(k.strip())] = value(v)
         except ValueError:
             raise ConfigError(
-                f"FIELDLINK_{name.upper()}: {item!r} is not KEY=NUMBER (as in {raw!r})"
+                [f"FIELDLINK_{name.upper()}: {item!r} is not KEY=NUMBER (as in {raw!r})"]
             ) from None
     return out
 

@@ -13,7 +13,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from bench.load import RedisServer
-from server.broker import MosquittoProcess
+from server.sim.local_broker import MosquittoProcess
 from tests.harness import (
     POSTGRES_URL,
     GpsFake,

@@ -21,9 +21,9 @@ import socketio
 from paho.mqtt.enums import CallbackAPIVersion
 from werkzeug.security import generate_password_hash
 
-from server.accounts import token_hash
-from server.broker import end_process, free_port, wait_for_port
+from server.sim.local_broker import end_process, free_port, wait_for_port
 from server.store import Account, create_unit, db, open_database
+from server.web.accounts import token_hash
 from wire import Channel, Topics, encode
 
 FIELDLINK = str(Path(sys.executable).parent / "fieldlink")

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.arrival import ArrivalRule
+from server import orders
 from server.config import Settings
-from server.dispatch import EtaModel, Rules
-from server.live_state import LiveState, UnitState
-from server.orders import OrderService
-from server.plans import load_plans
+from server.orders import OrderBook
+from server.rules.arrival import ArrivalRule
+from server.rules.dispatch import EtaModel, Rules
+from server.rules.plans import load_plans
+from server.state.live_state import LiveState, UnitState
 from server.store import Post, Unit, create_unit, db, load_posts, open_database
 
 T0 = 1_800_000_000.0
@@ -58,8 +59,11 @@ class Recorder:
 
 
 @dataclass
-class Book:
-    orders: OrderService
+class Desk:
+    """A fresh order book with what a test reads and moves: its live state, what it sent,
+    its clock."""
+
+    book: OrderBook
     live: LiveState
     notes: Recorder
     clock: Clock
@@ -85,17 +89,17 @@ class Book:
 
     def add_post(self, post_id: str, lat: float, lon: float) -> None:
         Post.create(id=post_id, name=post_id, tier_min=1, lat=lat, lon=lon)
-        self.orders.use_posts(load_posts())
+        self.book.use_posts(load_posts())
 
 
-def order_book(tmp_path: Path, **settings: Any) -> Book:
+def order_book(tmp_path: Path, **settings: Any) -> Desk:
     """A fresh book; `settings` override the server's defaults (as FIELDLINK_* would)."""
     open_database(f"sqlite:///{tmp_path / 'book.db'}")
     s = Settings(**settings)
     clock = Clock()
     live = LiveState()
     notes = Recorder()
-    orders = OrderService(
+    book = OrderBook(
         live,
         notes,  # type: ignore[arg-type]
         load_plans(s.plans_file, s.categories(), s.ack_timeouts()),
@@ -107,5 +111,5 @@ def order_book(tmp_path: Path, **settings: Any) -> Book:
         clock=clock,
     )
     db.connect(reuse_if_open=True)
-    orders.load(orders.grids)
-    return Book(orders, live, notes, clock)
+    orders.load(book, book.grids)
+    return Desk(book, live, notes, clock)

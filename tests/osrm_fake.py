@@ -14,7 +14,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from server.dispatch import distance_m
+from geodesy import distance_m
 
 ROAD_FACTOR = 1.3
 SPEED_MS = 10.0

@@ -12,7 +12,7 @@ import pytest
 import requests
 import socketio
 
-from server import roles
+from server.rules import roles
 from tests.conftest import DATA
 from tests.harness import ADMIN, ADMIN_PASSWORD, FIELDLINK, Console, eventually
 

@@ -1,6 +1,6 @@
 """Every alarm answered, in process: where its units go, the time it counts at, repeated
 presses, per-unit ids, the dispatcher's acknowledgement and the commanders' escalation.
-The pure rules with plain asserts; the order book on a temporary store with a clock the
+The pure rules with plain asserts; the order desk on a temporary store with a clock the
 test moves (no broker, no server process, no sleeping)."""
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from edge_agent.button import PanicButton
 from edge_agent.config import FiltersSettings, GpsdSettings, PanicSettings
 from edge_agent.fixes import FixStage
 from edge_agent.outbox import Outbox, Uplink
-from server.alarms import Place, alarm_ack_overdue, alarm_place, clock_offset, pressed_at
-from server.geo import PostPoint
+from server.orders import acks, alarms, incidents, timers, views
+from server.rules.alarms import Place, alarm_ack_overdue, alarm_place, clock_offset, pressed_at
+from server.rules.geo import PostPoint
 from server.store import Alarm, Event, Incident, Order
 from tests.order_book import T0, order_book
 from wire import Channel, Topics, decode, encode
@@ -78,9 +79,9 @@ def test_a_clock_offset_is_the_least_lateness_and_an_unheard_alarm_is_overdue_on
     assert not alarm_ack_overdue(T0, None, None, T0 + 29, 30)
 
 
-# -- the order book ---------------------------------------------------------------------------
+# -- the order desk ---------------------------------------------------------------------------
 @pytest.fixture
-def book(tmp_path):
+def desk(tmp_path):
     return order_book(tmp_path, alarm_ack_s=30.0)
 
 
@@ -88,43 +89,43 @@ def alarm(alarm_id: str = "a1", ts: float = T0, **extra: Any) -> dict[str, Any]:
     return {"alarm_id": alarm_id, "ts": ts, "kind": "panic", **extra}
 
 
-def test_a_panic_with_an_invalid_fix_is_kept_and_placed_by_the_units_own_fix(book) -> None:
-    book.add_unit("car-1", at=NEAR)
-    book.add_unit("car-2", at=SCENE)
+def test_a_panic_with_an_invalid_fix_is_kept_and_placed_by_the_units_own_fix(desk) -> None:
+    desk.add_unit("car-1", at=NEAR)
+    desk.add_unit("car-2", at=SCENE)
     payload = encode(Channel.ALARM, alarm()).replace(b"}", b',"fix":{"ts":1,"lat":95,"lon":1}}')
     decoded = decode(Channel.ALARM, payload)
     dropped = decoded.pop("dropped")
-    incident = book.orders.on_alarm("car-1", decoded, T0, dropped)
+    incident = alarms.on_alarm(desk.book, "car-1", decoded, T0, dropped)
     assert (incident.lat, incident.lon, incident.location_source) == (*NEAR, "unit_fix")
     assert Order.select().where(Order.incident == incident).count() >= 1
     assert "lat" in Alarm.get().dropped
 
 
-def test_a_kiosk_that_never_had_a_fix_sends_for_help_from_its_surveyed_post(book) -> None:
-    book.add_post(POST.post_id, POST.lat, POST.lon)
-    book.add_unit("kiosk-1", "guard_post", home_post=POST.post_id)
-    book.add_unit("car-1", at=(POST.lat + 0.002, POST.lon))
-    incident = book.orders.on_alarm("kiosk-1", alarm(), T0)
+def test_a_kiosk_that_never_had_a_fix_sends_for_help_from_its_surveyed_post(desk) -> None:
+    desk.add_post(POST.post_id, POST.lat, POST.lon)
+    desk.add_unit("kiosk-1", "guard_post", home_post=POST.post_id)
+    desk.add_unit("car-1", at=(POST.lat + 0.002, POST.lon))
+    incident = alarms.on_alarm(desk.book, "kiosk-1", alarm(), T0)
     assert (incident.lat, incident.lon, incident.location_source) == (POST.lat, POST.lon, "post")
     [order] = Order.select().where(Order.incident == incident)
     assert order.unit_id == "car-1"
-    assert book.notes.of("agent", "car-1")[0]["location"]["lat"] == POST.lat
+    assert desk.notes.of("agent", "car-1")[0]["location"]["lat"] == POST.lat
 
 
-def test_with_no_place_at_all_the_console_is_told_and_placing_it_sends_the_plan(book) -> None:
-    book.add_unit("car-9")  # never had a fix, at no post
-    book.add_unit("car-1", at=SCENE)
-    book.add_unit("car-2", at=NEAR)
-    incident = book.orders.on_alarm("car-9", alarm(), T0)
+def test_with_no_place_at_all_the_console_is_told_and_placing_it_sends_the_plan(desk) -> None:
+    desk.add_unit("car-9")  # never had a fix, at no post
+    desk.add_unit("car-1", at=SCENE)
+    desk.add_unit("car-2", at=NEAR)
+    incident = alarms.on_alarm(desk.book, "car-9", alarm(), T0)
     assert incident.lat is None and incident.wanted is not None
-    [alert] = [a for a in book.notes.of("console", "alert") if a["kind"] == "no_location"]
+    [alert] = [a for a in desk.notes.of("console", "alert") if a["kind"] == "no_location"]
     assert "place the incident on the map" in alert["message"]
     assert Order.select().count() == 0
-    book.orders.tick()  # the timer does not send to nowhere
+    timers.tick(desk.book)  # the timer does not send to nowhere
     assert Order.select().count() == 0
 
-    placed = book.orders.update_incident(
-        incident.id, {"location": {"lat": SCENE[0], "lon": SCENE[1]}}, "console:ann"
+    placed = incidents.update(
+        desk.book, incident.id, {"location": {"lat": SCENE[0], "lon": SCENE[1]}}, "console:ann"
     )
     assert placed.location_source == "dispatcher"
     sent = {o.unit_id for o in Order.select().where(Order.incident == incident.id)}
@@ -132,90 +133,102 @@ def test_with_no_place_at_all_the_console_is_told_and_placing_it_sends_the_plan(
     assert Incident.get_by_id(incident.id).wanted is None
 
 
-def test_a_call_with_no_place_takes_its_units_next_fix(book) -> None:
-    book.add_unit("car-9")
-    book.add_unit("car-1", at=SCENE)
-    incident = book.orders.on_alarm("car-9", alarm(), T0)
-    assert incident.lat is None and "car-9" in book.orders.unplaced_calls
-    book.orders.place_call_by_fix("car-9", fix(T0 + 1, NEAR))
+def test_a_call_with_no_place_takes_its_units_next_fix(desk) -> None:
+    desk.add_unit("car-9")
+    desk.add_unit("car-1", at=SCENE)
+    incident = alarms.on_alarm(desk.book, "car-9", alarm(), T0)
+    assert incident.lat is None and "car-9" in desk.book.unplaced_calls
+    alarms.place_call_by_fix(desk.book, "car-9", fix(T0 + 1, NEAR))
     placed = Incident.get_by_id(incident.id)
     assert (placed.lat, placed.lon, placed.location_source) == (*NEAR, "unit_fix")
     assert [o.unit_id for o in Order.select()] == ["car-1"]
-    assert "car-9" not in book.orders.unplaced_calls
+    assert "car-9" not in desk.book.unplaced_calls
 
 
-def test_alarm_ids_are_the_units_own_a_redelivery_is_nothing_new(book) -> None:
-    book.add_unit("kiosk-1", "guard_post", at=SCENE)
-    book.add_unit("kiosk-2", "guard_post", at=NEAR)
-    first = book.orders.on_alarm("kiosk-1", alarm("same-id"), T0)
-    second = book.orders.on_alarm("kiosk-2", alarm("same-id"), T0)
+def test_alarm_ids_are_the_units_own_a_redelivery_is_nothing_new(desk) -> None:
+    desk.add_unit("kiosk-1", "guard_post", at=SCENE)
+    desk.add_unit("kiosk-2", "guard_post", at=NEAR)
+    first = alarms.on_alarm(desk.book, "kiosk-1", alarm("same-id"), T0)
+    second = alarms.on_alarm(desk.book, "kiosk-2", alarm("same-id"), T0)
     assert first.id != second.id and Incident.select().count() == 2
-    again = book.orders.on_alarm("kiosk-1", alarm("same-id"), T0 + 3)
+    again = alarms.on_alarm(desk.book, "kiosk-1", alarm("same-id"), T0 + 3)
     assert again.id == first.id and Alarm.select().count() == 2
 
 
-def test_presses_while_the_call_is_open_join_it_counted_and_shown(book) -> None:
-    book.add_unit("kiosk-1", "guard_post", at=SCENE)
-    book.add_unit("car-1", at=NEAR)
-    incidents = {
-        book.orders.on_alarm("kiosk-1", alarm(f"a{n}", T0 + n), T0 + n).id for n in range(100)
+def test_presses_while_the_call_is_open_join_it_counted_and_shown(desk) -> None:
+    desk.add_unit("kiosk-1", "guard_post", at=SCENE)
+    desk.add_unit("car-1", at=NEAR)
+    calls = {
+        alarms.on_alarm(desk.book, "kiosk-1", alarm(f"a{n}", T0 + n), T0 + n).id for n in range(100)
     }
-    assert len(incidents) == 1 and Incident.select().count() == 1
+    assert len(calls) == 1 and Incident.select().count() == 1
     incident = Incident.get()
     assert incident.presses == 100 and Alarm.select().count() == 100
     kinds = [e.kind for e in Event.select().where(Event.incident_id == incident.id)]
     assert kinds.count("alarm") == 1 and kinds.count("alarm_repeated") == 99
-    assert book.notes.of("console", "alarm")[-1]["presses"] == 100
-    assert book.notes.of("reporter", "kiosk-1")[-1]["presses"] == 100
+    assert desk.notes.of("console", "alarm")[-1]["presses"] == 100
+    assert desk.notes.of("reporter", "kiosk-1")[-1]["presses"] == 100
 
-    book.orders.resolve(incident.id, "false alarm", "console:ann")
-    later = book.orders.on_alarm("kiosk-1", alarm("after-close"), T0 + 500)
+    incidents.resolve(desk.book, incident.id, "false alarm", "console:ann")
+    later = alarms.on_alarm(desk.book, "kiosk-1", alarm("after-close"), T0 + 500)
     assert later.id != incident.id and later.presses == 1  # a new call once that one is over
 
 
-def test_an_alarm_rings_until_acknowledged_then_everywhere_falls_silent(book) -> None:
-    book.add_unit("kiosk-1", "guard_post", at=SCENE)
-    book.orders.on_alarm("kiosk-1", alarm(), T0)
-    [ringing] = book.orders.unacknowledged_alarms()
-    book.clock.advance(12)
-    [done] = book.orders.acknowledge_alarms([ringing["id"]], "console:ann")
+def test_an_alarm_rings_until_acknowledged_then_everywhere_falls_silent(desk) -> None:
+    desk.add_unit("kiosk-1", "guard_post", at=SCENE)
+    alarms.on_alarm(desk.book, "kiosk-1", alarm(), T0)
+    [ringing] = views.unacknowledged_alarms()
+    desk.clock.advance(12)
+    [done] = alarms.acknowledge(desk.book, [ringing["id"]], "console:ann")
     assert done["acknowledged_by"] == "console:ann" and done["acknowledged_at"] == T0 + 12
-    assert book.orders.unacknowledged_alarms() == []
-    [silenced] = book.notes.of("console", "alarms_acknowledged")
+    assert views.unacknowledged_alarms() == []
+    [silenced] = desk.notes.of("console", "alarms_acknowledged")
     assert silenced["by"] == "console:ann" and silenced["alarms"][0]["id"] == ringing["id"]
     event = Event.get(Event.kind == "alarm_acknowledged")
     assert event.actor == "console:ann" and '"waited_s": 12.0' in event.data
-    assert book.orders.acknowledge_alarms([ringing["id"]], "console:bob") == []  # already
+    assert alarms.acknowledge(desk.book, [ringing["id"]], "console:bob") == []  # already
 
 
-def test_an_alarm_nobody_acknowledges_in_time_goes_to_the_commanders_once(book) -> None:
-    book.add_unit("kiosk-1", "guard_post", at=SCENE)
-    book.orders.on_alarm("kiosk-1", alarm(), T0)
-    book.clock.advance(29)
-    book.orders.tick()
-    assert not [a for a in book.notes.of("console", "alert") if a["kind"] == "alarm_unacknowledged"]
-    book.clock.advance(2)
-    book.orders.tick()
-    book.orders.tick()
-    [alert] = [a for a in book.notes.of("console", "alert") if a["kind"] == "alarm_unacknowledged"]
+def test_an_alarm_nobody_acknowledges_in_time_goes_to_the_commanders_once(desk) -> None:
+    desk.add_unit("kiosk-1", "guard_post", at=SCENE)
+    alarms.on_alarm(desk.book, "kiosk-1", alarm(), T0)
+    desk.clock.advance(29)
+    timers.tick(desk.book)
+    assert not [a for a in desk.notes.of("console", "alert") if a["kind"] == "alarm_unacknowledged"]
+    desk.clock.advance(2)
+    timers.tick(desk.book)
+    timers.tick(desk.book)
+    [alert] = [a for a in desk.notes.of("console", "alert") if a["kind"] == "alarm_unacknowledged"]
     assert alert["to"] == "commanders" and "not acknowledged for 31 s" in alert["message"]
-    assert book.orders.unacknowledged_alarms()[0]["escalated_at"] == T0 + 31
+    assert views.unacknowledged_alarms()[0]["escalated_at"] == T0 + 31
 
 
-def test_a_press_held_offline_counts_at_its_own_time_and_an_implausible_one_does_not(book) -> None:
-    book.add_unit("kiosk-1", "guard_post", at=SCENE)
-    book.add_unit("car-1", at=NEAR)
-    incident = book.orders.on_alarm("kiosk-1", alarm(ts=T0 - 20), T0)
+def test_a_press_held_offline_counts_at_its_own_time_and_an_implausible_one_does_not(desk) -> None:
+    desk.add_unit("kiosk-1", "guard_post", at=SCENE)
+    desk.add_unit("car-1", at=NEAR)
+    incident = alarms.on_alarm(desk.book, "kiosk-1", alarm(ts=T0 - 20), T0)
     assert incident.created_at == T0 - 20
     [order] = Order.select()
-    book.clock.advance(30)
-    answer = book.orders.on_ack(
-        "car-1", order.id, "accepted", "agent:car-1", device_ts=T0 + 10, received_at=T0 + 30
+    desk.clock.advance(30)
+    answer = acks.on_ack(
+        desk.book,
+        "car-1",
+        order.id,
+        "accepted",
+        "agent:car-1",
+        device_ts=T0 + 10,
+        received_at=T0 + 30,
     )
     assert answer["accepted_at"] == T0 + 10
-    book.clock.advance(10)
-    late = book.orders.on_ack(
-        "car-1", order.id, "en_route", "agent:car-1", device_ts=T0 + 500, received_at=T0 + 40
+    desk.clock.advance(10)
+    late = acks.on_ack(
+        desk.book,
+        "car-1",
+        order.id,
+        "en_route",
+        "agent:car-1",
+        device_ts=T0 + 500,
+        received_at=T0 + 40,
     )
     assert late["en_route_at"] == T0 + 40
     event = Event.get(Event.kind == "order_en_route")
@@ -240,12 +253,12 @@ def test_a_press_held_offline_counts_at_its_own_time_and_an_implausible_one_does
 def test_whatever_fix_travels_with_a_panic_the_panic_becomes_an_incident(
     tmp_path_factory, any_fix
 ) -> None:
-    book = order_book(tmp_path_factory.mktemp("book"))
-    book.add_unit("car-1", at=SCENE)
-    book.add_unit("car-2", at=NEAR)
+    desk = order_book(tmp_path_factory.mktemp("desk"))
+    desk.add_unit("car-1", at=SCENE)
+    desk.add_unit("car-2", at=NEAR)
     payload = encode(Channel.ALARM, alarm()).replace(b"}", b',"fix":' + _json(any_fix) + b"}")
     decoded = decode(Channel.ALARM, payload)
-    incident = book.orders.on_alarm("car-1", decoded, T0, decoded.pop("dropped", None))
+    incident = alarms.on_alarm(desk.book, "car-1", decoded, T0, decoded.pop("dropped", None))
     assert incident is not None and incident.lat is not None
     assert Order.select().where(Order.incident == incident).count() >= 1
 
@@ -284,16 +297,16 @@ def test_any_fix_the_receiver_gives_a_pressed_panic_is_queued_and_becomes_an_inc
         Device.pin_factory = None
     [row] = outbox.peek(10)
     outbox.close()
-    book = order_book(workdir)
-    book.add_unit("car-1")
-    book.add_unit("car-2", at=NEAR)
+    desk = order_book(workdir)
+    desk.add_unit("car-1")
+    desk.add_unit("car-2", at=NEAR)
     decoded = decode(Channel.ALARM, row.payload)
     assert "dropped" not in decoded  # a fix the filters kept always travels
-    incident = book.orders.on_alarm("car-1", decoded, T0)
+    incident = alarms.on_alarm(desk.book, "car-1", decoded, T0)
     answered = (
         incident.lat is not None and Order.select().where(Order.incident == incident).exists()
     )
-    alerted = [a for a in book.notes.of("console", "alert") if a["kind"] == "no_location"]
+    alerted = [a for a in desk.notes.of("console", "alert") if a["kind"] == "no_location"]
     assert answered or (stage.last_good is None and alerted)
 
 

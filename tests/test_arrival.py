@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.arrival import ArrivalRule, track_arrival, within
+from server.rules.arrival import ArrivalRule, track_arrival, within
 
 SCENE = (31.23, 121.47)
 M_PER_DEG = 111_195.0

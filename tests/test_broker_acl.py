@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from edge_agent import config as agent_config
+from mqtt_link import BrokerAddress, SessionOptions, new_client
 from tests.harness import eventually
 from tests.locked_broker import (
     LockedBroker,
@@ -25,7 +26,6 @@ from tests.locked_broker import (
     write_broker_files,
 )
 from wire import Channel, Topics
-from wire.mqtt import BrokerAddress, SessionOptions, new_client
 
 TOPICS = Topics()
 NOT_AUTHORIZED = 0x87

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.city_day import (
+from server.scale.routing import OsrmRouter, RoutingError
+from server.sim.city_day import (
     CALL_MIX,
     HOURLY_VOLUME,
     call_times,
@@ -18,9 +19,8 @@ from server.city_day import (
     hourly_counts,
     per_hour,
 )
-from server.routing import OsrmRouter, RoutingError
-from server.simulator import City
-from server.street_router import MEAN_SPEED_MS, StreetRouter, street_legs
+from server.sim.simulator import City
+from server.sim.street_router import MEAN_SPEED_MS, StreetRouter, street_legs
 
 TZ = ZoneInfo("Asia/Shanghai")
 MIDNIGHT = datetime(2026, 11, 24, tzinfo=TZ).timestamp()

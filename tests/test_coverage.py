@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from server.coverage import colour_of, coverage, summary
-from server.dispatch import Candidate, Rules, brute_force_nearby
+from server.rules.coverage import colour_of, coverage, summary
+from server.rules.dispatch import Candidate, Rules, brute_force_nearby
 
 NOW = 1_800_000_000.0
 CENTRE = (31.23, 121.47)

@@ -15,14 +15,14 @@ import paho.mqtt.client as mqtt
 import pytest
 import requests
 
-from server.broker import EmbeddedBroker, free_port, local_broker
-from wire.mqtt import (
+from mqtt_link import (
     BrokerAddress,
     SessionOptions,
     connect_persistent,
     negotiate_protocol,
     new_client,
 )
+from server.sim.local_broker import EmbeddedBroker, free_port, local_broker
 
 FIELDLINK = Path(sys.executable).parent / "fieldlink"
 ACCEPTED_OR_LATER = {"accepted", "en_route", "on_scene", "cleared"}

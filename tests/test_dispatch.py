@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.dispatch import (
+from server.rules.dispatch import (
     Candidate,
     DriveLeg,
     EtaModel,

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.geo import GridMap, parse_grids
+from server.rules.geo import GridMap, parse_grids
 from server.store import db, save_grids
 from tests.conftest import DATA
 from tests.harness import FIELDLINK, UnitLink, eventually

@@ -7,8 +7,8 @@ import io
 import xml.etree.ElementTree as ET
 from zoneinfo import ZoneInfo
 
-from server.export import GPX_NS, incidents_csv, kpis_csv, track_geojson, track_gpx
-from server.kpis import kpis_by
+from server.rules.export import GPX_NS, incidents_csv, kpis_csv, track_geojson, track_gpx
+from server.rules.kpis import kpis_by
 from tests.test_kpis import city_day
 
 FIXES = [

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from shapely.geometry import Point, shape
 
-from server.geo import (
+from server.rules.geo import (
     GeoError,
     GridMap,
     assign_post_grids,

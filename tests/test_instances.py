@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from server.instances import Lease, connect, orphans
+from server.scale.instances import Lease, connect, orphans
 from server.store import Alarm, Event, Incident, Position, db
 from tests.harness import (
     FIELDLINK,

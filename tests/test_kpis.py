@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.kpis import (
+from server.rules.kpis import (
     IncidentRecord,
     OrderRecord,
     arrival_histogram,

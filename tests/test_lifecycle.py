@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.lifecycle import (
+from server.rules.lifecycle import (
     ACK_TARGET,
     FINAL_ORDER_STATES,
     INCIDENT_EVENTS,

@@ -8,24 +8,22 @@ from typing import Any
 
 from socketio import packet
 
-from server.notify import CONSOLE_COALESCE_S, CONSOLE_NS, Notifier, TextPacket
-from wire import Topics
+from server.notify import CONSOLE_COALESCE_S, CONSOLE_NS, Notifier, ScreenOrders, TextPacket
 
 
 class Emits:
-    """Stands in for Flask-SocketIO's emit: what went to which namespace, in order."""
+    """Stands in for the transports: what went to the consoles, in order."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, Any]] = []
 
-    def emit(self, event: str, data: Any, namespace: str) -> None:
-        assert namespace == CONSOLE_NS
+    def to_consoles(self, event: str, data: Any) -> None:
         self.sent.append((event, data))
 
 
 def test_changes_close_together_go_as_one_event_in_their_order() -> None:
     emits = Emits()
-    notifier = Notifier(emits, Topics("fieldlink"), lambda *_: None, lambda *_: None)
+    notifier = Notifier(emits, ScreenOrders(emits, lambda *_: None))
     notifier.console("incident", {"id": "i1", "state": "new"})
     assert emits.sent == [("incident", {"id": "i1", "state": "new"})]  # quiet before: at once
     notifier.console("order", {"order_id": "o1", "state": "sent"})

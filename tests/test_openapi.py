@@ -11,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
-from server.geo import parse_grids
+from server.rules.geo import parse_grids
 from server.store import db, save_grids
 from tests.conftest import DATA
 from tests.harness import ServerProcess, UnitLink, eventually

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from server.dispatch import distance_m
-from server.patrol import patrol_report
+from geodesy import distance_m
+from server.rules.patrol import patrol_report
 
 M_PER_DEG = 111_195.0
 START = (31.23, 121.47)

@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from server.ingest import Inbound, Inbox
-from server.log_limit import LimitedLog
-from server.orders import OrderRefused
-from server.pipeline import Call, Pipeline
-from server.receipts import Receipts
+from server.ingest.pipeline import Call, Pipeline
+from server.ingest.receipts import Receipts
+from server.ingest.sessions import Inbound, Inbox
+from server.orders import OrderRefused, presence
+from server.runtime.log_limit import LimitedLog
+from server.runtime.supervise import Stage, supervised
 from server.store import Alarm, Order, open_database
-from server.supervise import Stage, supervised
 from tests.harness import eventually
 from tests.order_book import T0, order_book
 from tests.test_wire import KILLERS
@@ -42,7 +42,7 @@ def test_a_call_nobody_waits_for_has_its_failure_logged_and_counted(tmp_path, ca
 
     before = failures("late_delivery"), failures("broken_apply")
     worker = threading.Thread(target=pipeline.run)
-    with caplog.at_level(logging.WARNING, logger="server.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="server.ingest.pipeline"):
         worker.start()
         inbox.put(Call(late_delivery), urgent=True)
         inbox.put(Call(broken_apply))
@@ -90,7 +90,7 @@ def worker(tmp_path):
     book.add_unit("car-2", at=(35.401, 116.58))
     broker, store = Broker(), Store()
     receipts = Receipts(broker.publish, Topics(), interval_s=1.0)
-    pipeline = Pipeline(Topics(), Inbox(), broker, book.live, book.orders, store, receipts)
+    pipeline = Pipeline(Topics(), Inbox(), broker, book.live, book.book, store, receipts)
     return pipeline, broker, store, book
 
 
@@ -167,12 +167,12 @@ TOPICS_OF = {
 def test_a_step_that_fails_is_counted_and_the_message_still_goes_through_its_chain(
     worker, monkeypatch
 ) -> None:
-    pipeline, broker, store, book = worker
+    pipeline, broker, store, _desk = worker
 
     def broken(*_: Any) -> None:
         raise RuntimeError("a geofence that broke")
 
-    monkeypatch.setattr(book.orders, "heard", broken)  # the first step of every chain
+    monkeypatch.setattr(presence, "heard", broken)  # the first step of every chain
     before = failures("heard")
     pipeline.on_inbound(Inbound(TOPICS_OF["position"], b'{"ts":1,"lat":1,"lon":2}', T0, 7, 1))
     pipeline.on_inbound(

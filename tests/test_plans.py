@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from server.dispatch import RESPONDING_KINDS
-from server.plans import BUILT_IN, PlanError, ResponsePlans, Slot, load_plans
+from server.rules.dispatch import RESPONDING_KINDS
+from server.rules.plans import BUILT_IN, PlanError, ResponsePlans, Slot, load_plans
 
 ROOT = Path(__file__).resolve().parent.parent
 CATEGORIES = ("urgent", "hazmat", "help", "dispute", "report", "traffic", "other")

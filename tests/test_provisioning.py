@@ -10,10 +10,10 @@ import subprocess
 import pytest
 
 from edge_agent import config as agent_config
-from server.provisioning import mosquitto_hash
+from mqtt_link import BrokerAddress
+from server.commands.provisioning import mosquitto_hash
 from server.store import Position, Unit, create_unit, db, insert_positions, open_database
 from tests.locked_broker import add_unit, fieldlink
-from wire.mqtt import BrokerAddress
 
 SERVER_URL = "mqtt://fieldlink-server:server-secret@127.0.0.1:1883"
 

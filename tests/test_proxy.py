@@ -13,7 +13,7 @@ import pytest
 import requests
 import socketio
 
-from server.broker import end_process, free_port, wait_for_port
+from server.sim.local_broker import end_process, free_port, wait_for_port
 from tests.harness import ADMIN, ADMIN_PASSWORD, UnitLink, eventually
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "nginx"

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from server.dispatch import distance_m
-from server.routing import Leg, OsrmRouter, RoutingError
+from geodesy import distance_m
+from server.scale.routing import Leg, OsrmRouter, RoutingError
 from tests.osrm_fake import ROAD_FACTOR, SPEED_MS, OsrmFake
 
 SCENE = (31.23, 121.47)

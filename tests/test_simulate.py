@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.clock import Clock
-from server.demo import DemoError
-from server.simulate import (
+from server.runtime.clock import Clock
+from server.sim.demo import DemoError
+from server.sim.simulate import (
     FIGURES,
     Agenda,
     DayOptions,

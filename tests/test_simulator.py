@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from server.dispatch import distance_m
-from server.geo import GridMap
-from server.simulator import (
+from geodesy import distance_m
+from server.rules.geo import GridMap
+from server.sim.simulator import (
     ARRIVAL_RADIUS_M,
     MAX_SPEED_MS,
     MIN_SPEED_MS,

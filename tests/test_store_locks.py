@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from server.orders import OrderService
+from server.orders import dispatching
 from server.store import Incident, Setting, db, open_database
 
 WANTED = '[{"kinds": ["patrol_car"], "count": 1}]'
@@ -25,7 +25,7 @@ def commit_elsewhere(value: str) -> None:
 
 
 def test_incidents_still_wanting_units_are_filled_while_another_connection_writes(
-    tmp_path,
+    tmp_path, monkeypatch
 ) -> None:
     open_database(f"sqlite:///{tmp_path / 'fieldlink.db'}")
     with db.connection_context():
@@ -33,14 +33,13 @@ def test_incidents_still_wanting_units_are_filled_while_another_connection_write
             Incident.create(id=f"i{n}", category="help", wanted=WANTED, lat=31.2, lon=121.4)
     filled: list[str] = []
 
-    def finish_fill(incident_id: str, *_args, **_kwargs) -> None:
+    def finish_fill(_book, incident_id: str, *_args, **_kwargs) -> None:
         commit_elsewhere(incident_id)  # positions stored meanwhile
         Incident.update(wanted=None).where(Incident.id == incident_id).execute()
         filled.append(incident_id)
 
-    service = OrderService.__new__(OrderService)  # only the wanted-filling pass is needed
-    service.finish_fill = finish_fill
+    monkeypatch.setattr(dispatching, "finish_fill", finish_fill)  # only the pass that fills
     with db.connection_context():
-        service._fill_wanted()
+        dispatching.fill_wanted(None)
         assert sorted(filled) == ["i0", "i1", "i2"]
         assert Incident.select().where(Incident.wanted.is_null(False)).count() == 0

@@ -8,7 +8,16 @@ import sqlite3
 
 from playhouse.migrate import SchemaMigrator, migrate
 
-from server.store import ADDED_COLUMNS, MODELS, Incident, Order, Position, Unit, db, open_database
+from server.store import (
+    ADDED_COLUMNS,
+    MODELS,
+    Incident,
+    Order,
+    Position,
+    Unit,
+    db,
+    open_database,
+)
 from tests.conftest import DATA
 from tests.harness import POSTGRES_URL, ServerProcess, new_postgres_database
 

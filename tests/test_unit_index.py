@@ -7,8 +7,8 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.dispatch import distance_m
-from server.unit_index import UnitIndex
+from geodesy import distance_m
+from server.state.unit_index import UnitIndex
 
 CITY = (31.23, 121.47)
 
@@ -48,7 +48,7 @@ def test_the_first_few_come_without_reading_the_whole_city(monkeypatch) -> None:
         reads += 1
         return distance_m(*args)
 
-    monkeypatch.setattr("server.unit_index.distance_m", counted)
+    monkeypatch.setattr("server.state.unit_index.distance_m", counted)
     # (0.001 degrees of longitude are shorter than of latitude)
     first = list(itertools.islice(index.nearest(*CITY), 3))
     assert reads < 100

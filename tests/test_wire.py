@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -11,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
+from mqtt_link import BrokerAddress
 from wire import MAX_PAYLOAD_BYTES, Channel, Topics, WireError, decode, encode, unwritable
 from wire.messages import FixSchema, compile_flat, fix_problem, nesting_depth
-from wire.mqtt import BrokerAddress
 from wire.topics import TopicError
 
 GOLDEN = {
@@ -248,3 +250,12 @@ def test_fix_problem_is_the_schemas_own_verdict(data: dict) -> None:
     except ValidationError:
         valid = False
     assert (fix_problem(data) is None) is valid
+
+
+def test_the_contract_imports_no_transport() -> None:
+    code = "import sys, wire, wire.screens; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    for transport in ("paho", "socketio", "flask", "server", "mqtt_link"):
+        assert f"'{transport}'" not in loaded.stdout

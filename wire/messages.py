@@ -23,7 +23,7 @@ MAX_BATCH = 1000
 ALARM_KINDS = ("panic", "test")
 ORDER_KINDS = ("dispatch", "update", "cancel")
 ACK_STATUSES = ("received", "accepted", "declined", "en_route", "on_scene", "cleared")
-_ID = validate.Length(min=1, max=64)
+ID_LENGTH = validate.Length(min=1, max=64)
 
 
 # Characters no name, note or id has a use for, which the stores refuse or cannot encode:
@@ -55,115 +55,116 @@ class WireError(ValueError):
     """A payload that is not a valid v1 message; the text says what is wrong."""
 
 
-def _number(**kwargs: Any) -> fields.Float:
+def number(**kwargs: Any) -> fields.Float:
+    """A float field that refuses NaN and the infinities (no JSON can carry them)."""
     return fields.Float(allow_nan=False, **kwargs)
 
 
-class _Message(Schema):
+class Message(Schema):
     class Meta:
         unknown = EXCLUDE
 
 
-class FixSchema(_Message):
-    ts = _number(required=True, validate=validate.Range(min=0))
-    lat = _number(required=True, validate=validate.Range(min=-90, max=90))
-    lon = _number(required=True, validate=validate.Range(min=-180, max=180))
-    speed = _number(validate=validate.Range(min=0))
-    heading = _number(validate=validate.Range(min=0, max=360))
-    acc = _number(validate=validate.Range(min=0))
-    alt = _number()
+class FixSchema(Message):
+    ts = number(required=True, validate=validate.Range(min=0))
+    lat = number(required=True, validate=validate.Range(min=-90, max=90))
+    lon = number(required=True, validate=validate.Range(min=-180, max=180))
+    speed = number(validate=validate.Range(min=0))
+    heading = number(validate=validate.Range(min=0, max=360))
+    acc = number(validate=validate.Range(min=0))
+    alt = number()
     mode = fields.Integer(validate=validate.OneOf((0, 1, 2, 3)))
 
 
-class BatchSchema(_Message):
+class BatchSchema(Message):
     batch = fields.List(
         fields.Nested(FixSchema), required=True, validate=validate.Length(min=1, max=MAX_BATCH)
     )
 
 
-class AlarmSchema(_Message):
-    alarm_id = Text(required=True, validate=_ID)
-    ts = _number(required=True, validate=validate.Range(min=0))
+class AlarmSchema(Message):
+    alarm_id = Text(required=True, validate=ID_LENGTH)
+    ts = number(required=True, validate=validate.Range(min=0))
     kind = fields.String(required=True, validate=validate.OneOf(ALARM_KINDS))
     fix = fields.Nested(FixSchema)
 
 
-class AckSchema(_Message):
-    order_id = Text(required=True, validate=_ID)
-    ts = _number(required=True, validate=validate.Range(min=0))
+class AckSchema(Message):
+    order_id = Text(required=True, validate=ID_LENGTH)
+    ts = number(required=True, validate=validate.Range(min=0))
     status = fields.String(required=True, validate=validate.OneOf(ACK_STATUSES))
     reason = Text(validate=validate.Length(max=500))
 
 
-class StateSchema(_Message):
+class StateSchema(Message):
     online = fields.Boolean(required=True, truthy={True}, falsy={False})
-    ts = _number(required=True, validate=validate.Range(min=0))
+    ts = number(required=True, validate=validate.Range(min=0))
     kind = Text(validate=validate.Length(max=32))
     version = Text(validate=validate.Length(max=32))
 
 
-class HealthSchema(_Message):
-    ts = _number(required=True, validate=validate.Range(min=0))
+class HealthSchema(Message):
+    ts = number(required=True, validate=validate.Range(min=0))
     fix_mode = fields.Integer(required=True, validate=validate.OneOf((0, 1, 2, 3)))
     sats = fields.Integer(required=True, validate=validate.Range(min=0, max=255))
     outbox = fields.Integer(required=True, validate=validate.Range(min=0))
     unconfirmed = fields.Integer(validate=validate.Range(min=0))  # sent, not yet stored
-    uptime_s = _number(required=True, validate=validate.Range(min=0))
+    uptime_s = number(required=True, validate=validate.Range(min=0))
     dropped = fields.Integer(validate=validate.Range(min=0))
     filtered = fields.Integer(validate=validate.Range(min=0))  # fixes the quality filters dropped
-    cpu_temp_c = _number()
+    cpu_temp_c = number()
     link = Text(validate=validate.Length(max=32))
 
 
-class AckKeySchema(_Message):
-    order_id = Text(required=True, validate=_ID)
+class AckKeySchema(Message):
+    order_id = Text(required=True, validate=ID_LENGTH)
     status = fields.String(required=True, validate=validate.OneOf(ACK_STATUSES))
 
 
-class ReceiptSchema(_Message):
+class ReceiptSchema(Message):
     """Server -> unit: stored. Alarms and acks by their ids; positions up to a fix time."""
 
-    ts = _number(required=True, validate=validate.Range(min=0))
-    alarms = fields.List(Text(validate=_ID), validate=validate.Length(max=MAX_BATCH))
+    ts = number(required=True, validate=validate.Range(min=0))
+    alarms = fields.List(Text(validate=ID_LENGTH), validate=validate.Length(max=MAX_BATCH))
     acks = fields.List(fields.Nested(AckKeySchema), validate=validate.Length(max=MAX_BATCH))
-    positions = _number(validate=validate.Range(min=0))  # every fix up to this time is stored
+    positions = number(validate=validate.Range(min=0))  # every fix up to this time is stored
 
 
-class CallUnitSchema(_Message):
+class CallUnitSchema(Message):
     unit_id = Text(required=True, validate=validate.Regexp(f"^{UNIT_ID_PATTERN}$"))
     name = Text(load_default="", validate=validate.Length(max=200))
     state = fields.String(required=True, validate=validate.Length(max=16))
-    eta_s = _number(allow_none=True, validate=validate.Range(min=0))
+    eta_s = number(allow_none=True, validate=validate.Range(min=0))
 
 
-class CallSchema(_Message):
+class CallSchema(Message):
     """Server -> unit: how the unit's own call for help goes, for its lights and screen."""
 
-    ts = _number(required=True, validate=validate.Range(min=0))
-    incident_id = Text(required=True, validate=_ID)
+    ts = number(required=True, validate=validate.Range(min=0))
+    incident_id = Text(required=True, validate=ID_LENGTH)
     state = fields.String(required=True, validate=validate.Length(max=16))
     presses = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     units = fields.List(fields.Nested(CallUnitSchema), load_default=list)
 
 
-class ServerSchema(_Message):
+class ServerSchema(Message):
     """Server -> every unit: it is connected; `kept`: the broker had kept its queue."""
 
     online = fields.Boolean(required=True, truthy={True}, falsy={False})
-    ts = _number(required=True, validate=validate.Range(min=0))
+    ts = number(required=True, validate=validate.Range(min=0))
     kept = fields.Boolean(required=True, truthy={True}, falsy={False})
 
 
-class LocationSchema(_Message):
-    lat = _number(required=True, validate=validate.Range(min=-90, max=90))
-    lon = _number(required=True, validate=validate.Range(min=-180, max=180))
+class LocationSchema(Message):
+    lat = number(required=True, validate=validate.Range(min=-90, max=90))
+    lon = number(required=True, validate=validate.Range(min=-180, max=180))
     address = Text(load_default="", validate=validate.Length(max=500))
 
 
-class OrderSchema(_Message):
-    order_id = Text(required=True, validate=_ID)
-    incident_id = Text(required=True, validate=_ID)
-    ts = _number(required=True, validate=validate.Range(min=0))
+class OrderSchema(Message):
+    order_id = Text(required=True, validate=ID_LENGTH)
+    incident_id = Text(required=True, validate=ID_LENGTH)
+    ts = number(required=True, validate=validate.Range(min=0))
     kind = fields.String(required=True, validate=validate.OneOf(ORDER_KINDS))
     priority = fields.Integer(required=True, validate=validate.Range(min=1, max=4))
     category = Text(required=True, validate=validate.Length(min=1, max=32))

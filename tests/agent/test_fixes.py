@@ -10,7 +10,6 @@ from edge_agent.config import FiltersSettings, GpsdSettings
 from edge_agent.fixes import (
     FixStage,
     Track,
-    distance_m,
     duplicate,
     future,
     inaccurate,
@@ -22,6 +21,7 @@ from edge_agent.fixes import (
     rejected_by,
     slow_since,
 )
+from geodesy import fix_distance_m
 
 NOW = 1_700_000_000.0
 FILTERS = FiltersSettings()
@@ -44,10 +44,10 @@ def north(metres: float, ts: float) -> dict:
 
 
 def test_distance_is_haversine_in_metres():
-    assert distance_m(fix(), fix()) == 0
-    assert distance_m(fix(), north(1000, NOW)) == pytest.approx(1000, rel=1e-3)
+    assert fix_distance_m(fix(), fix()) == 0
+    assert fix_distance_m(fix(), north(1000, NOW)) == pytest.approx(1000, rel=1e-3)
     # one degree of longitude at 60 N is half of one at the equator
-    assert distance_m(fix(lat=60, lon=0), fix(lat=60, lon=1)) == pytest.approx(55_597, rel=1e-3)
+    assert fix_distance_m(fix(lat=60, lon=0), fix(lat=60, lon=1)) == pytest.approx(55_597, rel=1e-3)
 
 
 def test_no_fix_needs_the_configured_mode():

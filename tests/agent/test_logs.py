@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import FiltersSettings, GpsdSettings
-from edge_agent.fixes import FixStage, distance_m
+from edge_agent.fixes import FixStage
 from edge_agent.gps_source import GpsReader
+from geodesy import fix_distance_m as distance_m
 from tests.harness import nmea_slice
 from wire import Channel, encode
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from edge_agent.watchdog import SystemdNotifier
-from server.broker import end_process
+from server.sim.local_broker import end_process
 from tests.agent.conftest import UNIT
 
 AGENT = str(Path(sys.executable).parent / "fieldlink-agent")

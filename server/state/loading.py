@@ -1,0 +1,31 @@
+"""Live state at start-up: every unit and its latest fix from the store, so a restart keeps
+the map."""
+
+from __future__ import annotations
+
+from peewee import fn
+
+from server.runtime import clock
+from server.state.live_state import LiveState, UnitState
+from server.store import Position, Unit, db
+
+FIX_FIELDS = ("ts", "lat", "lon", "speed", "heading", "acc", "alt", "mode")
+
+
+def load_live_state(live: LiveState) -> None:
+    now = clock.now()
+    with db.connection_context():
+        for row in Unit.select():
+            # a unit online before the restart gets the full time to be heard
+            last_heard = now if row.online else None
+            live.add(UnitState.from_row(row, online=row.online, last_heard=last_heard))
+        latest = Position.select(Position.unit, fn.MAX(Position.ts).alias("ts")).group_by(
+            Position.unit
+        )
+        query = Position.select().join(
+            latest, on=((Position.unit == latest.c.unit_id) & (Position.ts == latest.c.ts))
+        )
+        for pos in query:
+            fix = {k: getattr(pos, k) for k in FIX_FIELDS if getattr(pos, k) is not None}
+            live.units[pos.unit_id].fix = fix
+            live.add(live.units[pos.unit_id])  # into the spatial index

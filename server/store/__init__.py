@@ -1,0 +1,63 @@
+"""The store: its tables (`models`), the database by URL and its upgrades (`database`),
+statements built once (`prepared`), and what is read and written as a whole (`records`)."""
+
+from server.store.database import ADDED_COLUMNS, open_database
+from server.store.models import (
+    MODELS,
+    UNIT_KINDS,
+    Account,
+    Alarm,
+    Event,
+    Grid,
+    Incident,
+    Order,
+    Position,
+    Post,
+    Setting,
+    Unit,
+    db,
+    new_id,
+)
+from server.store.prepared import Prepared, by_id, insert, record_event, save
+from server.store.records import (
+    create_unit,
+    incident_records,
+    insert_positions,
+    load_grids,
+    load_posts,
+    save_grids,
+    save_posts,
+    unit_track,
+)
+
+__all__ = [
+    "ADDED_COLUMNS",
+    "MODELS",
+    "UNIT_KINDS",
+    "Account",
+    "Alarm",
+    "Event",
+    "Grid",
+    "Incident",
+    "Order",
+    "Position",
+    "Post",
+    "Prepared",
+    "Setting",
+    "Unit",
+    "by_id",
+    "create_unit",
+    "db",
+    "incident_records",
+    "insert",
+    "insert_positions",
+    "load_grids",
+    "load_posts",
+    "new_id",
+    "open_database",
+    "record_event",
+    "save",
+    "save_grids",
+    "save_posts",
+    "unit_track",
+]

@@ -1,0 +1,150 @@
+"""What the store keeps beyond single rows: grids and posts as a whole, a period's
+incidents for the figures, a unit's track, positions in batches, new units."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable
+
+from peewee import __exception_wrapper__ as translate_errors  # driver errors -> peewee's
+
+from server.rules.geo import GridMap, GridShape, PostPoint
+from server.rules.kpis import IncidentRecord, OrderRecord
+from server.store.models import UNIT_KINDS, Grid, Incident, Order, Position, Post, Unit, db
+
+
+def load_grids() -> GridMap:
+    return GridMap(
+        [GridShape(g.id, g.name, json.loads(g.geometry)) for g in Grid.select().order_by(Grid.id)]
+    )
+
+
+def save_grids(shapes: Iterable[GridShape]) -> int:
+    """Replace every grid: a grid file describes the whole city."""
+    rows = [{"id": g.grid_id, "name": g.name, "geometry": json.dumps(g.geometry)} for g in shapes]
+    with db.atomic():
+        Grid.delete().execute()
+        for chunk in range(0, len(rows), 100):
+            Grid.insert_many(rows[chunk : chunk + 100]).execute()
+    return len(rows)
+
+
+def load_posts() -> list[PostPoint]:
+    return [
+        PostPoint(p.id, p.name, p.tier_min, p.lat, p.lon, p.grid)
+        for p in Post.select().order_by(Post.id)
+    ]
+
+
+def save_posts(posts: Iterable[PostPoint]) -> int:
+    """Replace every response post."""
+    rows = [
+        {
+            "id": p.post_id,
+            "name": p.name,
+            "tier_min": p.tier_min,
+            "lat": p.lat,
+            "lon": p.lon,
+            "grid": p.grid_id,
+        }
+        for p in posts
+    ]
+    with db.atomic():
+        Post.delete().execute()
+        for chunk in range(0, len(rows), 100):
+            Post.insert_many(rows[chunk : chunk + 100]).execute()
+    return len(rows)
+
+
+def incident_records(since: float, until: float) -> list[IncidentRecord]:
+    """Incidents created in [since, until) with their orders, as the KPIs read them."""
+    incidents = list(
+        Incident.select().where((Incident.created_at >= since) & (Incident.created_at < until))
+    )
+    orders: dict[str, list[OrderRecord]] = {i.id: [] for i in incidents}
+    if incidents:
+        query = (
+            Order.select(Order, Unit.kind)
+            .join(Unit)
+            .where(Order.incident.in_(list(orders)))
+            .order_by(Order.sent_at)
+        )
+        for o in query:
+            orders[o.incident_id].append(
+                OrderRecord(o.unit_id, o.unit.kind, o.sent_at, o.accepted_at, o.on_scene_at)
+            )
+    return [
+        IncidentRecord(
+            i.id,
+            i.category,
+            i.grid,
+            i.created_at,
+            i.dispatched_at,
+            i.on_scene_at,
+            i.resolved_at,
+            i.handed_over_at,
+            i.closed_at,
+            i.followup_at,
+            tuple(orders[i.id]),
+        )
+        for i in incidents
+    ]
+
+
+def unit_track(unit_id: str, since: float, until: float) -> list[dict]:
+    """A unit's stored fixes in [since, until), oldest first."""
+    query = (
+        Position.select(Position.ts, Position.lat, Position.lon, Position.acc, Position.speed)
+        .where((Position.unit == unit_id) & (Position.ts >= since) & (Position.ts < until))
+        .order_by(Position.ts)
+        .dicts()
+    )
+    return list(query)
+
+
+POSITION_COLUMNS = (
+    "unit_id",
+    "ts",
+    "lat",
+    "lon",
+    "speed",
+    "heading",
+    "acc",
+    "alt",
+    "mode",
+    "received_at",
+)
+
+
+def insert_positions(rows: Iterable[dict]) -> int:
+    """Batched insert; fixes already stored (same unit and time) are ignored.
+
+    One prepared statement executed over the batch: building peewee queries row by row
+    cost more than SQLite's own work at thousands of fixes a second.
+    """
+    values = [tuple(row.get(c) for c in POSITION_COLUMNS) for row in rows]
+    if not values:
+        return 0
+    table = Position._meta.table_name
+    marks = ", ".join([db.param] * len(POSITION_COLUMNS))
+    sql = f"INSERT INTO {table} ({', '.join(POSITION_COLUMNS)}) VALUES ({marks}) "
+    sql += "ON CONFLICT DO NOTHING"
+    with db.atomic(), translate_errors:
+        db.cursor().executemany(sql, values)
+    return len(values)
+
+
+def create_unit(
+    unit_id: str, kind: str, grid: str = "", name: str = "", home_post: str | None = None
+) -> Unit:
+    if kind not in UNIT_KINDS:
+        raise ValueError(f"unknown unit kind {kind!r}: use one of {', '.join(UNIT_KINDS)}")
+    return Unit.create(
+        id=unit_id,
+        kind=kind,
+        grid=grid,
+        name=name or unit_id,
+        home_post=home_post,
+        terminal_token=secrets.token_urlsafe(24),
+    )

@@ -1,0 +1,50 @@
+"""REST API `/api/v1`: one blueprint per area (units, incidents, orders, alarms, command,
+geo, figures), with the schemas of each beside its views.
+
+Schemas are marshmallow, and flask-smorest turns them into the OpenAPI document at
+`/api/v1/openapi.json`. Errors are JSON: `{"code", "status", "message"}`. Reads of the store
+happen in the request; every change runs in the ingest worker (`common.in_worker`), in order
+with the units' acks and positions. Argument schemas are given as instances: from a class,
+webargs would build a schema for every request.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from server.web.api import alarms, command, figures, geo, incidents, ops, orders, units
+
+AREAS = (units, incidents, orders, alarms, command, geo, figures)
+
+
+def init_app(app: Flask) -> None:
+    # every operation needs an account (server/web/auth.py); the document says how to send it
+    app.config["API_SPEC_OPTIONS"] = {"security": [{"bearer": []}, {"session": []}]}
+    api = Api(app)
+    api.spec.components.security_scheme(
+        "bearer",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An account's API token (`fieldlink users add NAME --role R`).",
+        },
+    )
+    api.spec.components.security_scheme(
+        "session",
+        {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "session",
+            "description": "The web login's session; a change also needs the page's "
+            "X-CSRFToken header.",
+        },
+    )
+    for area in AREAS:
+        api.register_blueprint(area.blp)
+    app.add_url_rule("/api/v1/units/<unit_id>/track.gpx", view_func=units.track_gpx_view)
+    app.add_url_rule("/api/v1/incidents.csv", view_func=figures.incidents_csv_view)
+    app.add_url_rule("/api/v1/kpis.csv", view_func=figures.kpis_csv_view)
+    app.add_url_rule("/metrics", view_func=ops.metrics_view)
+    app.add_url_rule("/healthz", view_func=ops.health_view)
+    app.json.sort_keys = False

@@ -1,0 +1,110 @@
+"""What every area of the REST API shares: the runtime, changes run in the worker, who
+acts, the areas' blueprints, periods of time, downloads."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response, current_app, request
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, ValidationError, fields, validate
+
+from server.orders import OrderBook, OrderRefused
+from server.runtime import clock, metrics
+from server.web import auth
+from wire import Text, unwritable
+
+
+def runtime() -> Any:
+    return current_app.extensions["fieldlink"]
+
+
+def book() -> OrderBook:
+    return runtime().book
+
+
+def area(name: str, description: str) -> Blueprint:
+    """One area's blueprint under /api/v1 (a tag of its own in the OpenAPI document)."""
+    blp = Blueprint(name, __name__, url_prefix="/api/v1", description=description)
+    blp.before_request(plain_path_ids)
+    return blp
+
+
+def plain_path_ids() -> None:
+    """An id in the path holding a control character names nothing (PostgreSQL refuses NUL)."""
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, str) and (problem := unwritable(value)):
+            abort(404, message=f"no such {name.removesuffix('_id')}: {problem}")
+
+
+def in_worker(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a change in the worker; its refusal becomes the HTTP answer."""
+    try:
+        return runtime().pipeline.call(fn, *args, **kwargs)
+    except OrderRefused as exc:
+        metrics.REJECTED.labels("rest", "refused").inc()
+        abort(exc.status, message=str(exc))
+    except TimeoutError as exc:
+        abort(503, message=str(exc))
+
+
+def actor(body: dict) -> str:
+    """Who does it, for the timeline: the signed-in account, and the person at its desk
+    where one account serves several (`by`)."""
+    user = auth.who()
+    by = body.pop("by", "")
+    return (f"{user.actor}/{by}" if by and by != user.name else user.actor)[:64]
+
+
+class ActionIn(Schema):
+    by = Text(
+        load_default="",
+        validate=validate.Length(max=48),
+        metadata={
+            "description": "the person at the desk, for the timeline, where one account "
+            "serves several; the signed-in account is always recorded"
+        },
+    )
+
+
+class GeoJsonCollection(Schema):
+    """A GeoJSON FeatureCollection (RFC 7946)."""
+
+    type = fields.String(required=True, validate=validate.Equal("FeatureCollection"))
+    features = fields.List(fields.Dict(), required=True)
+
+
+class PeriodQuery(Schema):
+    since = fields.Float(
+        validate=validate.Range(0, 1e11),
+        metadata={"description": "from (epoch s); default: the command centre's day start"},
+    )
+    until = fields.Float(
+        validate=validate.Range(0, 1e11), metadata={"description": "until (epoch s); now"}
+    )
+
+
+def period(query: dict, tz: ZoneInfo) -> tuple[float, float]:
+    """`since`/`until` from the query; by default the command centre's day so far, or its
+    last `days` days."""
+    now = clock.now()
+    today = datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    first = today - timedelta(days=query.get("days", 1) - 1)
+    return query.get("since", first.timestamp()), query.get("until", now)
+
+
+def plain_query(schema: type[Schema]) -> dict:
+    """Query arguments of a plain (non-JSON) route, refused as the JSON routes refuse them."""
+    try:
+        return schema().load(request.args)
+    except ValidationError as exc:
+        metrics.REJECTED.labels("rest", "invalid").inc()
+        abort(422, errors={"query": exc.messages}, message="invalid query arguments")
+
+
+def download(text: str, mimetype: str, filename: str) -> Response:
+    return Response(
+        text, mimetype=mimetype, headers={"Content-Disposition": f"attachment; filename={filename}"}
+    )

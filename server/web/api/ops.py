@@ -1,0 +1,29 @@
+"""For whoever runs the server: Prometheus metrics and the health check."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from server.web.api.common import runtime
+
+
+def metrics_view():
+    return generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST}
+
+
+def health_view():
+    """Not ok while the runtime is stopped or one of its loops has made no progress for its
+    stall time (a worker that stopped, a store that is away)."""
+    rt = runtime()
+    stalled = [stage.name for stage in rt.stages if stage.stalled()]
+    ok = rt.running and not stalled
+    body = {
+        "ok": ok,
+        "broker": rt.ingest.connected,
+        "units": len(rt.live.units),
+        "instance": rt.instance_id,
+        "runs_timers": rt.runs_timers,
+        "stalled": stalled,
+        "stages": {stage.name: round(stage.silent_s(), 1) for stage in rt.stages},
+    }
+    return body, 200 if ok else 503

@@ -1,0 +1,175 @@
+"""Units: who is where and doing what, taken out of service and back; a unit's patrol
+report and its track for a period."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import abort
+from marshmallow import Schema, fields, validate
+
+from server.orders import presence
+from server.rules.export import track_geojson, track_gpx
+from server.rules.lifecycle import UNIT_STATUSES
+from server.rules.patrol import PatrolRules, patrol_report
+from server.store import db, unit_track
+from server.web.api.common import (
+    ActionIn,
+    GeoJsonCollection,
+    PeriodQuery,
+    actor,
+    area,
+    book,
+    download,
+    in_worker,
+    period,
+    plain_query,
+    runtime,
+)
+
+blp = area("units", "Units: status, position, patrol, tracks")
+
+
+class FixOut(Schema):
+    ts = fields.Float(required=True, metadata={"description": "fix time, UTC epoch seconds"})
+    lat = fields.Float(required=True)
+    lon = fields.Float(required=True)
+    speed = fields.Float(metadata={"description": "m/s"})
+    heading = fields.Float(metadata={"description": "degrees"})
+    acc = fields.Float(metadata={"description": "metres"})
+    alt = fields.Float()
+    mode = fields.Integer()
+
+
+class UnitOut(Schema):
+    id = fields.String(required=True)
+    kind = fields.String(required=True)
+    name = fields.String()
+    grid = fields.String()
+    home_post = fields.String(allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(UNIT_STATUSES))
+    status_since = fields.Float(metadata={"description": "when the unit entered its status"})
+    online = fields.Boolean()
+    out_of_service = fields.Boolean()
+    position = fields.Nested(FixOut, allow_none=True)
+    clock_offset_s = fields.Float(
+        allow_none=True, metadata={"description": "server clock minus the unit's, seconds"}
+    )
+
+
+class UnitStatusIn(ActionIn):
+    status = fields.String(required=True, validate=validate.OneOf(("available", "out_of_service")))
+
+
+# -- units -------------------------------------------------------------------------------
+@blp.route("/units")
+class Units(MethodView):
+    @blp.response(200, UnitOut(many=True))
+    def get(self):
+        """Every unit with its status (and since when) and latest position."""
+        return sorted((u.public() for u in runtime().live.units.values()), key=lambda u: u["id"])
+
+
+@blp.route("/units/<unit_id>")
+class UnitDetail(MethodView):
+    @blp.response(200, UnitOut)
+    def get(self, unit_id: str):
+        unit = runtime().live.get(unit_id)
+        if unit is None:
+            abort(404, message=f"no unit {unit_id!r}")
+        return unit.public()
+
+
+@blp.route("/units/<unit_id>/status")
+class UnitStatus(MethodView):
+    @blp.arguments(UnitStatusIn())
+    @blp.response(200, UnitOut)
+    def put(self, body: dict, unit_id: str):
+        """Take a unit out of service or back; while out it is not recommended."""
+        out = body["status"] == "out_of_service"
+        who = actor(body)
+        unit = in_worker(presence.set_out_of_service, book(), unit_id, out, who)
+        return unit.public()
+
+
+# -- incidents ---------------------------------------------------------------------------
+
+
+def _track(unit_id: str, query: dict) -> tuple[Any, list[dict], tuple[float, float]]:
+    """The unit, its fixes over the query's period, and that period."""
+    rt = runtime()
+    unit = rt.live.get(unit_id)
+    if unit is None:
+        abort(404, message=f"no unit {unit_id!r}")
+    since_until = period(query, ZoneInfo(rt.settings.timezone))
+    with db.connection_context():
+        return unit, unit_track(unit_id, *since_until), since_until
+
+
+class PatrolQuery(PeriodQuery):
+    stop_min = fields.Float(
+        load_default=5.0,
+        validate=validate.Range(0.5, 600),
+        metadata={"description": "report stops at least this many minutes long"},
+    )
+
+
+class StopOut(Schema):
+    from_ = fields.Float(data_key="from", attribute="from")
+    to = fields.Float()
+    minutes = fields.Float()
+    lat = fields.Float()
+    lon = fields.Float()
+
+
+class PatrolOut(Schema):
+    unit_id = fields.String()
+    home_grid = fields.String(allow_none=True)
+    since = fields.Float()
+    until = fields.Float()
+    fixes = fields.Integer()
+    outliers = fields.Integer(metadata={"description": "fixes dropped as impossible jumps"})
+    km = fields.Float(metadata={"description": "driven, GPS jitter filtered"})
+    moving_s = fields.Float()
+    stationary_s = fields.Float()
+    no_data_s = fields.Float()
+    in_home_grid_s = fields.Float()
+    in_home_grid_share = fields.Float(allow_none=True)
+    stops = fields.List(fields.Nested(StopOut))
+
+
+@blp.route("/units/<unit_id>/patrol")
+@blp.arguments(PatrolQuery(), location="query")
+@blp.response(200, PatrolOut)
+def patrol(query: dict, unit_id: str):
+    """Patrol quality of a unit over a shift: kilometres, moving and stationary time, time in
+    its home grid, stops longer than `stop_min` minutes."""
+    unit, track, (since, until) = _track(unit_id, query)
+    rules = PatrolRules(stop_min_s=query["stop_min"] * 60)
+    home = unit.grid or None
+    report = patrol_report(track, book().grids.grid_at, home, rules)
+    return {
+        "unit_id": unit_id,
+        "home_grid": home,
+        "since": since,
+        "until": until,
+        **report.public(),
+    }
+
+
+@blp.route("/units/<unit_id>/track")
+@blp.arguments(PeriodQuery(), location="query")
+@blp.response(200, GeoJsonCollection)
+def track(query: dict, unit_id: str):
+    """A unit's track for a period, to replay on the map: a GeoJSON LineString with the time
+    of each point (`properties.times`). `/track.gpx` gives the same as GPX."""
+    _, fixes, _ = _track(unit_id, query)
+    return track_geojson(unit_id, fixes)
+
+
+def track_gpx_view(unit_id: str) -> Response:
+    unit, fixes, _ = _track(unit_id, plain_query(PeriodQuery))
+    return download(track_gpx(unit_id, unit.name, fixes), "application/gpx+xml", f"{unit_id}.gpx")

@@ -1,0 +1,61 @@
+"""Web pages: the dispatcher console (`/`), the in-car terminal (`/terminal`), the guard
+post's kiosk (`/kiosk`) and the response-figures dashboard (`/dashboard`); the console and
+the dashboard need the command centre's login (`server/auth.py`), the unit's screens their
+device token.
+
+Browser libraries come from npm (`scripts/setup.sh` installs them into node_modules) and are
+served from `/vendor/`; only their distribution folders are exposed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, abort, current_app, render_template, send_from_directory
+
+from server.web.auth import who
+
+# only the distribution folder of each browser library is served
+VENDOR = {
+    "socket.io": ("socket.io-client", "dist"),
+    "leaflet": ("leaflet", "dist"),
+    "chart.js": ("chart.js", "dist"),
+}
+
+
+def console_page():
+    return render_template(
+        "console.html", tile_url=current_app.config["FIELDLINK"].tile_url, user=who()
+    )
+
+
+def terminal_page():
+    return render_template("terminal.html", page="terminal")
+
+
+def kiosk_page():
+    return render_template("kiosk.html", page="kiosk")
+
+
+def dashboard_page():
+    return render_template("dashboard.html")
+
+
+def vendor_file(package: str, filename: str):
+    if package not in VENDOR:
+        abort(404)
+    node_modules = current_app.config["FIELDLINK"].node_modules
+    folder = Path(node_modules or Path(__file__).parents[2] / "node_modules").joinpath(
+        *VENDOR[package]
+    )
+    if not folder.is_dir():
+        abort(500, description=f"{package} is not installed: run scripts/setup.sh (npm install)")
+    return send_from_directory(folder, filename)
+
+
+def init_app(app: Flask) -> None:
+    app.add_url_rule("/", view_func=console_page)
+    app.add_url_rule("/terminal", view_func=terminal_page)
+    app.add_url_rule("/kiosk", view_func=kiosk_page)
+    app.add_url_rule("/dashboard", view_func=dashboard_page)
+    app.add_url_rule("/vendor/<package>/<path:filename>", view_func=vendor_file)
