@@ -2,8 +2,9 @@
 # The whole test suite: installs what it needs, lints, then runs pytest against real
 # components (a mosquitto and a gpsd the tests start themselves on free ports), first with
 # the servers' stores on SQLite, then again on PostgreSQL for every test whose server keeps
-# a store (the agent, the demo, the simulated day and the benchmarks keep their own SQLite;
-# the tests of several instances run on PostgreSQL in the first pass already).
+# a store (the pure rules, the wire contract and the repository's checks keep none; the agent,
+# the demo, the simulated day and the benchmarks keep their own SQLite; the tests of several
+# instances run on PostgreSQL in the first pass already).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -15,7 +16,11 @@ echo "==> pytest, stores on SQLite"
 .venv/bin/pytest "$@"
 echo "==> pytest, stores on PostgreSQL"
 FIELDLINK_TEST_DB_URL="$FIELDLINK_POSTGRES_URL" .venv/bin/pytest \
-    --ignore=tests/agent --ignore=tests/test_demo.py --ignore=tests/test_simulate.py \
-    --ignore=tests/test_bench.py --ignore=tests/test_simulator.py --ignore=tests/test_city_day.py \
-    --ignore=tests/test_instances.py --ignore=tests/test_proxy.py --ignore=tests/test_store_locks.py \
+    --ignore=tests/rules --ignore=tests/wire --ignore=tests/agent \
+    --ignore=tests/test_repository.py --ignore=tests/test_deploy.py \
+    --ignore=tests/server/test_simulator.py --ignore=tests/server/test_city_day.py \
+    --ignore=tests/server/test_store_locks.py \
+    --ignore=tests/e2e/test_demo.py --ignore=tests/e2e/test_simulate.py \
+    --ignore=tests/e2e/test_bench.py --ignore=tests/e2e/test_instances.py \
+    --ignore=tests/e2e/test_proxy.py \
     "$@"

@@ -7,7 +7,7 @@ orders go by; positions by a high-water mark per unit (every fix up to that time
 stored), at most every `interval_s` (how many seconds of fixes a unit holds on to), on the
 positions' session, where a city's thousands of them queue behind nothing urgent. The
 server builds them itself, so they are not validated again (the golden sample in
-tests/test_wire.py holds them to the schema): that took 13 us a receipt.
+tests/wire/test_wire.py holds them to the schema): that took 13 us a receipt.
 """
 
 from __future__ import annotations

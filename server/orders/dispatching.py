@@ -326,7 +326,7 @@ def replace_unit(book: OrderBook, order: Order, incident: Incident, actor: str) 
     if incident.state in CLOSED_INCIDENT_STATES:
         return
     kinds = frozenset((order.kinds or ",".join(RESPONDING_KINDS)).split(","))
-    why = order.end_reason or order.state.replace("_", " ")
+    why = order.end_reason or order.decline_reason or order.state.replace("_", " ")
     incidents.alert(
         book,
         incident,

@@ -21,7 +21,7 @@ from server.runtime.supervise import Stage, supervised
 from server.store import Alarm, Order, open_database
 from tests.harness import eventually
 from tests.order_book import T0, order_book
-from tests.test_wire import KILLERS
+from tests.wire.test_wire import KILLERS
 from wire import CHANNELS, Channel, Topics, decode
 
 

@@ -16,7 +16,7 @@ import socketio
 from server.sim.local_broker import end_process, free_port, wait_for_port
 from tests.harness import ADMIN, ADMIN_PASSWORD, UnitLink, eventually
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "nginx"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
 NGINX = "/usr/sbin/nginx"
 
 

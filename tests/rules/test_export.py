@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from server.rules.export import GPX_NS, incidents_csv, kpis_csv, track_geojson, track_gpx
 from server.rules.kpis import kpis_by
-from tests.test_kpis import city_day
+from tests.rules.test_kpis import city_day
 
 FIXES = [
     {"ts": 1_800_000_000.0, "lat": 31.23, "lon": 121.47},

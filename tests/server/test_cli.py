@@ -9,7 +9,7 @@ from pathlib import Path
 from server.config import reference
 from tests.harness import FIELDLINK
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def fieldlink(*args: str, db: Path) -> subprocess.CompletedProcess:

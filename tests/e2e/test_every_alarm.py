@@ -21,7 +21,7 @@ from edge_agent.publisher import Publisher
 from server.store import Alarm, Event, Incident, Order, Position, db
 from tests.agent.conftest import agent_settings
 from tests.harness import FIELDLINK, Terminal, UnitLink, eventually
-from tests.test_wire import KILLERS
+from tests.wire.test_wire import KILLERS
 from wire import Channel, Topics
 
 SCENE = (35.405, 116.587)
