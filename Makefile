@@ -11,6 +11,7 @@ test:
 
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 
 bench: setup
 	.venv/bin/python -m bench.ingest

@@ -16,16 +16,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import os
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -35,10 +32,12 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.load import cpu_seconds, mosquitto
-from bench.report import machine_facts, table
+from bench.cli import POSITIVE, Run, add_run_options, parser
+from bench.load import cpu_seconds
+from bench.report import machine_facts, met, table
 from edge_agent.outbox import Outbox, Uplink
-from server.sim.local_broker import MosquittoProcess, free_port, wait_for_port
+from harness.services import GpsFake, end_process_group, running
+from server.sim.local_broker import MosquittoProcess, free_port
 from wire import Channel, Topics
 
 log = logging.getLogger(__name__)
@@ -76,8 +75,8 @@ def rss_mb(pid: int) -> float:
     return math.nan
 
 
-class Sampler:
-    """RSS and CPU % of one core of some processes, once a second, in a thread."""
+class Footprint:
+    """RSS and CPU % of one core of some processes, sampled once a second in a thread."""
 
     def __init__(self, pids: dict[str, int]):
         self.pids = pids
@@ -86,7 +85,7 @@ class Sampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Sampler:
+    def __enter__(self) -> Footprint:
         self._thread.start()
         return self
 
@@ -157,39 +156,19 @@ def process(args: list[str], workdir: Path, name: str, **env: str) -> Iterator[s
     try:
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        end_process_group(proc, timeout=10)
 
 
 def steady_state(workdir: Path, seconds: float) -> tuple[float, dict[str, dict[str, float]]]:
     """The agent at ~1 Hz beside the baselines: its fix rate, and per process RSS and CPU."""
     lines = len((NMEA / "bundg_zeus_9.log").read_text().splitlines())
     cycle = max(0.03, (seconds + 10) / lines)  # the log's ~1 Hz, stretched to last the run
-    gpsd_port = free_port()
     with (
-        mosquitto(workdir / "broker") as broker,
-        process(
-            [
-                "gpsfake",
-                "-q",
-                "-1",
-                "-P",
-                str(gpsd_port),
-                "-c",
-                f"{cycle:.4f}",
-                str(NMEA / "bundg_zeus_9.log"),
-            ],
-            workdir,
-            "gpsfake",
-        ),
+        running(MosquittoProcess(workdir / "broker")) as broker,
+        running(GpsFake(NMEA / "bundg_zeus_9.log", cycle_s=round(cycle, 4))) as gps,
     ):
-        wait_for_port(gpsd_port)
         counter = FixCounter(broker.port)
-        config = write_config(workdir, broker.port, gpsd_port, workdir / "steady.db")
+        config = write_config(workdir, broker.port, gps.port, workdir / "steady.db")
         with (
             process(
                 [AGENT, "--config", str(config)], workdir, "agent", GPIOZERO_PIN_FACTORY="mock"
@@ -200,17 +179,17 @@ def steady_state(workdir: Path, seconds: float) -> tuple[float, dict[str, dict[s
             time.sleep(5)  # start-up (imports, first connect) is not the steady state
             start_count = counter.count
             pids = {"agent": agent.pid, "idle python": idle.pid, "paho 1 Hz": paho.pid}
-            with Sampler(pids) as sampler:
+            with Footprint(pids) as footprint:
                 time.sleep(seconds)
         counter.close()
     rate = (counter.count - start_count) / seconds
     log.info("steady state: the agent published %.2f fixes/s", rate)
     return rate, {
         name: {
-            "rss_mean": statistics.fmean(sampler.rss[name]),
-            "rss_max": max(sampler.rss[name]),
-            "cpu_mean": statistics.fmean(sampler.cpu[name]),
-            "cpu_max": max(sampler.cpu[name]),
+            "rss_mean": statistics.fmean(footprint.rss[name]),
+            "rss_max": max(footprint.rss[name]),
+            "cpu_mean": statistics.fmean(footprint.cpu[name]),
+            "cpu_max": max(footprint.cpu[name]),
         }
         for name in pids
     }
@@ -254,7 +233,7 @@ def agent_drain(workdir: Path, count: int) -> dict[str, float]:
 
 def raw_rate(workdir: Path, count: int) -> dict[str, float]:
     """The same fixes, one QoS 1 message each, from a plain paho client through the broker."""
-    with mosquitto(workdir / "raw-broker") as broker:
+    with running(MosquittoProcess(workdir / "raw-broker")) as broker:
         counter = FixCounter(broker.port)
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw")
         client.max_inflight_messages_set(100)
@@ -311,32 +290,31 @@ def report(
     print("\ntargets:")
     print(
         f"  RSS < {TARGET_RSS_MB:.0f} MB: max {agent['rss_max']:.1f} MB "
-        f"{'OK' if agent['rss_max'] < TARGET_RSS_MB else 'MISSED'}"
+        f"{met(agent['rss_max'] < TARGET_RSS_MB)}"
     )
     print(
         f"  CPU < {TARGET_CPU_PCT:.0f} % of one core: mean {agent['cpu_mean']:.2f} % "
-        f"{'OK' if agent['cpu_mean'] < TARGET_CPU_PCT else 'MISSED'}"
+        f"{met(agent['cpu_mean'] < TARGET_CPU_PCT)}"
     )
     print(
         f"  hour of backlog < {TARGET_DRAIN_S:.0f} s: {drain['from_link_up']:.2f} s "
-        f"{'OK' if drain['from_link_up'] < TARGET_DRAIN_S else 'MISSED'}"
+        f"{met(drain['from_link_up'] < TARGET_DRAIN_S)}"
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", type=float, default=3.0, help="steady state to sample")
-    parser.add_argument("--quick", action="store_true", help="a <= 30 s smoke run")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    options = parser("bench.agent", __doc__.split("\n")[0], quick="a <= 30 s smoke run")
+    options.add_argument("--minutes", type=POSITIVE, default=3.0, help="steady state to sample")
+    add_run_options(options)
+    args = options.parse_args(argv)
     seconds = 12.0 if args.quick else args.minutes * 60
-    with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
-        workdir = Path(tmp)
-        rate, steady = steady_state(workdir, seconds)
-        drain = agent_drain(workdir, BACKLOG)
-        raw = raw_rate(workdir, BACKLOG)
-    report(rate, steady, drain, raw, seconds)
-    return 0 if drain["received"] >= BACKLOG else 1
+    with Run(args, "agent") as run:
+        rate, steady = steady_state(run.workdir, seconds)
+        drain = agent_drain(run.workdir, BACKLOG)
+        raw = raw_rate(run.workdir, BACKLOG)
+        report(rate, steady, drain, raw, seconds)
+        return 0 if drain["received"] >= BACKLOG else 1
+    return 1  # interrupted
 
 
 if __name__ == "__main__":

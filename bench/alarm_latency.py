@@ -36,25 +36,34 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from bench.cli import (
+    Run,
+    add_alarms,
+    add_load_generator,
+    add_modes,
+    add_profile,
+    add_run_options,
+    add_units,
+    parser,
+)
 from bench.load import (
     LoadReport,
     LoadRun,
     LoadSpec,
+    PatrolCar,
     Profiler,
-    ServerProcess,
-    Terminal,
-    add_common_options,
     alarm_fleet,
-    bench_workdir,
-    close_terminals,
+    all_at_once,
     collect_orders,
     cpu_seconds,
-    mosquitto,
     mqtt_client,
     publish_panic,
     sleep_until,
 )
-from bench.report import machine_facts, summary_ms, table
+from bench.report import latency_table, machine_facts, met, print_profiles, summary_ms
+from harness.server import ServerProcess
+from harness.services import running
+from server.sim.local_broker import MosquittoProcess
 from wire import Topics
 
 log = logging.getLogger(__name__)
@@ -144,20 +153,18 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
     result = ModeResult(mode)
     topics = Topics()
     arrivals: queue.SimpleQueue = queue.SimpleQueue()
-    terminals: list[Terminal] = []
+    cars: list[PatrolCar] = []
     load: LoadRun | None = None
     pair: MqttPair | None = None
     profiler: Profiler | None = None
-    with mosquitto(here / "mq") as broker:
-        server = ServerProcess(here, db_url, broker.url, mode)
+    with running(MosquittoProcess(here / "mq")) as broker:
+        server = ServerProcess(here, broker.url, mode, db_url=db_url)
         try:
             server.start()
             log.info("server up")
             for car in fleet.cars:
-                terminal = Terminal(made[car], server.base_url, arrivals)
-                terminal.connect()
-                terminals.append(terminal)
-            result.transport = terminals[0].client.transport()
+                cars.append(PatrolCar(made[car], server.url, arrivals))
+            result.transport = cars[0].terminal.sio.transport()
             pair = MqttPair(broker.port).start()
             period = 1.0 / args.panic_rate
             spec = LoadSpec(
@@ -186,11 +193,11 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
                 sleep_until(t0 + (i + 1 / 3) * period)
                 pair.ping(i)
                 sleep_until(t0 + (i + 2 / 3) * period)
-                terminal = terminals[i % len(terminals)]
+                terminal = cars[i % len(cars)].terminal
                 if i % 2 == 0:
-                    result.sio_emit.append(terminal.rtt("ack", {}))
+                    result.sio_emit.append(terminal.round_trip("ack", {}))
                 else:
-                    result.sio_sync.append(terminal.rtt("sync", {}))
+                    result.sio_sync.append(terminal.round_trip("sync", {}))
                 _collect(arrivals, sent, result)
             settle = time.perf_counter() + SETTLE_S
             while sent and time.perf_counter() < settle:
@@ -199,7 +206,7 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
                 100 * (cpu_seconds(server.pid) - cpu0) / (time.perf_counter() - t0)
             )
             result.mqtt_hop = list(pair.hops)
-            metrics = server.runtime.metrics()
+            metrics = server.metrics()
             count = metrics.get("fieldlink_alarm_to_order_seconds_count", 0.0)
             if count:
                 total = metrics.get("fieldlink_alarm_to_order_seconds_sum", math.nan)
@@ -215,7 +222,7 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> ModeResult:
                 load.stop()
                 result.load = load.wait()
             log.info("load stopped")
-            close_terminals(terminals)
+            all_at_once([car.close for car in cars], timeout=15)
             if pair is not None:
                 pair.stop()
             log.info("clients closed")
@@ -238,93 +245,74 @@ def _collect(
 
 # -- the whole run -----------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.alarm_latency",
-        description="Panic (MQTT publish) to order (Socket.IO event at the terminal) latency "
-        "under a background position load, beside MQTT and Socket.IO baselines.",
+    options = parser(
+        "bench.alarm_latency",
+        "Panic (MQTT publish) to order (Socket.IO event at the terminal) latency under a "
+        "background position load, beside MQTT and Socket.IO baselines.",
+        quick="a <= 30 s smoke run",
     )
-    parser.add_argument("--units", type=int, default=5000, help="background units [5000]")
-    parser.add_argument("--rate", type=float, default=1.0, help="their fixes/s each [1]")
-    parser.add_argument("--cars", type=int, default=8, help="patrol cars with terminals [8]")
-    parser.add_argument("--posts", type=int, default=50, help="guard posts that panic [50]")
-    parser.add_argument("--panics", type=int, default=200, help="panics to send [200]")
-    parser.add_argument("--panic-rate", type=float, default=5.0, help="panics per second [5]")
-    parser.add_argument("--profile", action="store_true", help="py-spy the server during panics")
-    add_common_options(parser)
-    args = parser.parse_args(argv)
+    add_units(options, 5000, "background units", rate=1.0)
+    add_alarms(options, cars=8, panics=200, panic_rate=5.0)
+    add_profile(options, "during the panics")
+    add_modes(options)
+    add_load_generator(options)
+    add_run_options(options)
+    args = options.parse_args(argv)
     if args.quick:
         args.units, args.panics, args.panic_rate = 500, 20, 10.0
-    args.mode_list = [m for m in args.modes.split(",") if m]
-    for m in args.mode_list:
-        if m not in ("threading", "gevent"):
-            parser.error(f"unknown async mode {m!r}")
-    if args.panics < 1 or args.cars < 1 or args.posts < 1 or args.panic_rate <= 0:
-        parser.error("--panics, --cars, --posts and --panic-rate must be positive")
     return args
 
 
 def render(results: list[ModeResult]) -> str:
-    rows = []
-    for r in results:
-        for name, values in (
-            ("alarm -> order", r.orders),
-            ("  publish -> order made", r.to_order_made),
-            ("  order made -> terminal", r.order_to_terminal),
-            ("mqtt hop", r.mqtt_hop),
-            ("sio emit->ack", r.sio_emit),
-            ("sio sync (worker)", r.sio_sync),
-        ):
-            s = summary_ms(values)
-            rows.append([r.mode, name, s["n"], s["p50"], s["p90"], s["p99"], s["max"]])
-    return table(["mode", "path", "n", "p50 ms", "p90 ms", "p99 ms", "max ms"], rows)
+    return latency_table(
+        ["mode", "path"],
+        (
+            ([r.mode, name], values)
+            for r in results
+            for name, values in (
+                ("alarm -> order", r.orders),
+                ("  publish -> order made", r.to_order_made),
+                ("  order made -> terminal", r.order_to_terminal),
+                ("mqtt hop", r.mqtt_hop),
+                ("sio emit->ack", r.sio_emit),
+                ("sio sync (worker)", r.sio_sync),
+            )
+        ),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workdir = bench_workdir(args, "alarm")
-    started = time.monotonic()
-    print(f"machine: {machine_facts()}")
-    print(
-        f"background: {args.units} units x {args.rate:g} Hz; {args.cars} patrol cars with "
-        f"terminals; {args.panics} panics at {args.panic_rate:g}/s from {args.posts} posts",
-        flush=True,
-    )
     results: list[ModeResult] = []
-    try:
-        for mode in args.mode_list:
-            r = run_mode(args, mode, workdir)
+    with Run(args, "alarm") as run:
+        print(f"machine: {machine_facts()}")
+        print(
+            f"background: {args.units} units x {args.rate:g} Hz; {args.cars} patrol cars with "
+            f"terminals; {args.panics} panics at {args.panic_rate:g}/s from {args.posts} posts",
+            flush=True,
+        )
+        for mode in args.modes:
+            r = run_mode(args, mode, run.workdir)
             results.append(r)
-            load = r.load
-            print(
-                f"  [{time.monotonic() - started:4.0f} s] {mode}: {len(r.orders)}/{r.panics} "
-                f"orders, transport {r.transport}, background sent "
-                f"{load.sent_per_s if load else math.nan:,.0f}/s, server CPU "
-                f"{r.cpu.get('server', math.nan):.0f}% of a core, server-side alarm->order "
-                f"mean {1000 * r.server_alarm_to_order:.1f} ms",
-                flush=True,
+            run.progress(
+                f"{mode}: {len(r.orders)}/{r.panics} orders, transport {r.transport}, "
+                f"background sent {r.load.sent_per_s if r.load else math.nan:,.0f}/s, server "
+                f"CPU {r.cpu.get('server', math.nan):.0f}% of a core, server-side "
+                f"alarm->order mean {1000 * r.server_alarm_to_order:.1f} ms"
             )
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(render(results))
     print()
     print(f"targets: alarm -> order p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms")
     for r in results:
         s = summary_ms(r.orders)
-        ok50 = s["p50"] <= TARGET_P50_MS
-        ok99 = s["p99"] <= TARGET_P99_MS
         print(
-            f"  {r.mode:9}: p50 {s['p50']:.1f} ms ({'met' if ok50 else 'MISSED'}), "
-            f"p99 {s['p99']:.1f} ms ({'met' if ok99 else 'MISSED'}), "
+            f"  {r.mode:9}: p50 {s['p50']:.1f} ms ({met(s['p50'] <= TARGET_P50_MS)}), "
+            f"p99 {s['p99']:.1f} ms ({met(s['p99'] <= TARGET_P99_MS)}), "
             f"panics without an order: {r.missing}"
         )
-    for r in results:
-        if r.profile:
-            print(f"\npy-spy of the server, {r.mode}, during the panics:\n{r.profile}")
-    print(f"\n({time.monotonic() - started:.0f} s)")
+    print_profiles((f"{r.mode}, during the panics", r.profile) for r in results)
+    print(run.took())
     return 0
 
 

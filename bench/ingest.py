@@ -24,10 +24,20 @@ import logging
 import math
 import shutil
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.cli import (
+    POSITIVE,
+    Run,
+    add_load_generator,
+    add_modes,
+    add_profile,
+    add_run_options,
+    add_units,
+    listed,
+    parser,
+)
 from bench.load import (
     LoadReport,
     LoadRun,
@@ -35,23 +45,23 @@ from bench.load import (
     Profiler,
     RawSubscriber,
     Sampler,
-    ServerProcess,
-    add_common_options,
-    bench_workdir,
     broker_cpu_seconds,
     count_positions,
     cpu_seconds,
-    mosquitto,
     provision_units,
     unit_ids,
     wait_for_count,
 )
-from bench.report import machine_facts, table
+from bench.report import machine_facts, met, print_profiles, table
+from harness.server import ServerProcess
+from harness.services import running
+from server.sim.local_broker import MosquittoProcess
 
 log = logging.getLogger(__name__)
 
 TARGET_RATIO = 0.70
 TARGET_RATE = 8_000.0
+SCENARIOS = ("closed", "open")
 
 
 @dataclass
@@ -118,7 +128,7 @@ def _spec(args: argparse.Namespace, scenario: str, port: int, units: list[str]) 
 
 def run_raw(args: argparse.Namespace, scenario: str, workdir: Path, units: list[str]) -> Phase:
     shutil.rmtree(workdir / f"mq-raw-{scenario}", ignore_errors=True)
-    with mosquitto(workdir / f"mq-raw-{scenario}") as broker:
+    with running(MosquittoProcess(workdir / f"mq-raw-{scenario}")) as broker:
         sub = RawSubscriber("127.0.0.1", broker.port).start()
         try:
             sampler = Sampler(lambda: (float(sub.received()), 0.0), every=0.1).start()
@@ -149,14 +159,14 @@ def run_server(
     here.mkdir(parents=True)
     db_url = f"sqlite:///{here / 'fieldlink.db'}"
     provision_units(db_url, [(u, "patrol_car") for u in units])
-    with mosquitto(here / "mq") as broker:
-        server = ServerProcess(here, db_url, broker.url, mode)
+    with running(MosquittoProcess(here / "mq")) as broker:
+        server = ServerProcess(here, broker.url, mode, db_url=db_url)
         profiler: Profiler | None = None
         try:
             server.start()
 
             def read() -> tuple[float, float]:
-                m = server.runtime.metrics()
+                m = server.metrics()
                 return m.get("fieldlink_positions_stored_total", 0.0), m.get(
                     "fieldlink_inbox_depth", 0.0
                 )
@@ -196,45 +206,36 @@ def _cpu_percent(before: dict[str, float], after: dict[str, float], span: float)
 
 # -- the whole run -----------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.ingest",
-        description="Fixes per second validated and stored by `fieldlink server`, beside the "
-        "raw broker-to-subscriber rate of the same load on the same machine.",
+    options = parser(
+        "bench.ingest",
+        "Fixes per second validated and stored by `fieldlink server`, beside the raw "
+        "broker-to-subscriber rate of the same load on the same machine.",
+        quick="a <= 30 s smoke run",
     )
-    parser.add_argument("--units", type=int, default=4000, help="simulated units [4000]")
-    parser.add_argument("--rate", type=float, default=2.0, help="fixes/s per unit [2]")
-    parser.add_argument(
-        "--duration", type=float, default=15.0, help="seconds of closed-loop load [15]"
+    add_units(options, 4000, "simulated units", rate=2.0)
+    options.add_argument(
+        "--duration", type=POSITIVE, default=15.0, help="seconds of closed-loop load [15]"
     )
-    parser.add_argument(
-        "--open-duration", type=float, default=10.0, help="seconds of open-loop load [10]"
+    options.add_argument(
+        "--open-duration", type=POSITIVE, default=10.0, help="seconds of open-loop load [10]"
     )
-    parser.add_argument(
-        "--scenarios", default="closed,open", help="closed (N x R Hz), open (max) [both]"
+    options.add_argument(
+        "--scenarios",
+        type=listed(SCENARIOS, "scenario"),
+        default=",".join(SCENARIOS),
+        help="closed (N x R Hz), open (max) [both]",
     )
-    parser.add_argument(
-        "--drain-max",
-        type=float,
-        default=40.0,
-        help="longest wait for the backlog after the load stops, seconds [40]",
+    add_profile(options, "during one scenario")
+    options.add_argument(
+        "--profile-scenario", choices=SCENARIOS, default="open", help="which scenario to profile"
     )
-    parser.add_argument(
-        "--profile", action="store_true", help="py-spy the server (needs py-spy in the venv)"
-    )
-    parser.add_argument("--profile-scenario", default="open", help="which scenario to profile")
-    add_common_options(parser)
-    args = parser.parse_args(argv)
+    add_modes(options)
+    add_load_generator(options, drain=True)
+    add_run_options(options)
+    args = options.parse_args(argv)
     if args.quick:
         args.units, args.rate, args.duration, args.drain_max = 500, 2.0, 3.0, 8.0
-        args.scenarios = "closed"
-    args.scenario_list = [s for s in args.scenarios.split(",") if s]
-    args.mode_list = [m for m in args.modes.split(",") if m]
-    for s in args.scenario_list:
-        if s not in ("closed", "open"):
-            parser.error(f"unknown scenario {s!r}")
-    for m in args.mode_list:
-        if m not in ("threading", "gevent"):
-            parser.error(f"unknown async mode {m!r}")
+        args.scenarios = ["closed"]
     return args
 
 
@@ -290,60 +291,48 @@ def verdicts(phases: list[Phase]) -> list[str]:
         ratio = p.overall_rate / raw[p.scenario].overall_rate
         lines.append(
             f"{p.scenario:6} {p.consumer:9}: stored/raw {ratio:.0%} "
-            f"(target >= {TARGET_RATIO:.0%}: {'met' if ratio >= TARGET_RATIO else 'MISSED'}), "
+            f"(target >= {TARGET_RATIO:.0%}: {met(ratio >= TARGET_RATIO)}), "
             f"{p.overall_rate:,.0f} fixes/s (target >= {TARGET_RATE:,.0f}: "
-            f"{'met' if p.overall_rate >= TARGET_RATE else 'MISSED'}), lost: {p.lost}"
+            f"{met(p.overall_rate >= TARGET_RATE)}), lost: {p.lost}"
         )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workdir = bench_workdir(args, "ingest")
     units = unit_ids("u", args.units)
     phases: list[Phase] = []
-    started = time.monotonic()
-    print(f"machine: {machine_facts()}")
-    print(
-        f"load: {args.units} units, closed {args.rate:g} Hz x {args.duration:g} s, "
-        f"open {args.open_duration:g} s; {args.processes} publisher processes, "
-        f"{args.max_inflight} QoS 1 in flight each",
-        flush=True,
-    )
-    try:
-        for scenario in args.scenario_list:
-            phase = run_raw(args, scenario, workdir, units)
-            phases.append(phase)
-            _progress(phase, started)
-            for mode in args.mode_list:
-                phase = run_server(args, scenario, mode, workdir, units)
-                phases.append(phase)
-                _progress(phase, started)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with Run(args, "ingest") as run:
+        print(f"machine: {machine_facts()}")
+        print(
+            f"load: {args.units} units, closed {args.rate:g} Hz x {args.duration:g} s, "
+            f"open {args.open_duration:g} s; {args.processes} publisher processes, "
+            f"{args.max_inflight} QoS 1 in flight each",
+            flush=True,
+        )
+        for scenario in args.scenarios:
+            phases.append(run_raw(args, scenario, run.workdir, units))
+            run.progress(_progress(phases[-1]))
+            for mode in args.modes:
+                phases.append(run_server(args, scenario, mode, run.workdir, units))
+                run.progress(_progress(phases[-1]))
     print()
     print(render(phases))
     print()
     print("targets: stored >= 70 % of raw, >= 8,000 fixes/s")
     for line in verdicts(phases):
         print("  " + line)
-    for p in phases:
-        if p.profile:
-            print(f"\npy-spy of the server, {p.consumer}, {p.scenario} load:\n{p.profile}")
-    print(f"\n({time.monotonic() - started:.0f} s)")
+    print_profiles((f"{p.consumer}, {p.scenario} load", p.profile) for p in phases)
+    print(run.took())
     return 0
 
 
-def _progress(p: Phase, started: float) -> None:
-    print(
-        f"  [{time.monotonic() - started:4.0f} s] {p.scenario:6} {p.consumer:9} "
+def _progress(p: Phase) -> str:
+    return (
+        f"{p.scenario:6} {p.consumer:9} "
         f"sent {p.load.acked:,} at {p.load.sent_per_s:,.0f}/s, "
         f"got {p.delivered:,} at {p.overall_rate:,.0f}/s (window {p.window_rate:,.0f}/s), "
-        f"drain {p.drain_s:.1f} s, inbox max {p.max_inbox:,.0f}, lost: {p.lost}",
-        flush=True,
+        f"drain {p.drain_s:.1f} s, inbox max {p.max_inbox:,.0f}, lost: {p.lost}"
     )
 
 

@@ -1,6 +1,6 @@
-"""Shared benchmark machinery: a multi-process MQTT load generator, a counting subscriber,
-unit provisioning, a real `fieldlink server` subprocess (and the PostgreSQL database and
-Redis several of them share), and the pieces of an alarm: fleet, terminals, panics.
+"""The benchmarks' own machinery (what tests drive too is in `harness/`): a multi-process
+MQTT load generator, a counting subscriber, unit provisioning in bulk, counting the store,
+following a counter, py-spy, and the pieces of an alarm: fleet, patrol cars, panics.
 
 The load generator simulates N units publishing fixes at R Hz each (or as fast as it can,
 "open loop") on `{root}/units/{unit}/position` at QoS 1. It runs a few paho clients, one per
@@ -15,7 +15,6 @@ unique per unit (the store's unique (unit, ts) index would otherwise eat repeats
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import math
@@ -24,28 +23,26 @@ import os
 import queue
 import random
 import secrets
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import socketio
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.report import summarize_py_spy
-from server.sim.local_broker import MosquittoProcess, end_process, free_port, wait_for_port
+from harness.clients import Terminal
+from harness.stores import connect_postgres
+from server.sim.local_broker import MosquittoProcess, end_process
 from wire import DEFAULT_ROOT, Channel, Topics, encode
 
 log = logging.getLogger(__name__)
@@ -282,10 +279,15 @@ class LoadRun:
 
     def terminate(self) -> None:
         for proc in self.procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout=5)
+            end_child(proc, timeout=5)
+
+
+def end_child(proc: mp.process.BaseProcess, timeout: float) -> None:
+    """Give a child process of the bench `timeout` to end by itself, then kill it."""
+    proc.join(timeout=timeout)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(timeout=5)
 
 
 def _merge(offered: float | None, parts: list[dict]) -> LoadReport:
@@ -406,10 +408,7 @@ class RawSubscriber:
 
     def close(self) -> None:
         self.halt.set()
-        self.proc.join(timeout=5)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(timeout=5)
+        end_child(self.proc, timeout=5)
 
 
 # -- provisioning ------------------------------------------------------------------------------
@@ -480,7 +479,7 @@ def count_positions(db_url: str, ts_from: float = 0.0, ts_to: float = math.inf) 
     """Stored fixes whose fix time is in [ts_from, ts_to), in a SQLite or PostgreSQL store."""
     bounds = (ts_from, ts_to if math.isfinite(ts_to) else 1e18)
     if db_url.startswith("postgresql://"):
-        with _postgres(db_url) as conn:
+        with connect_postgres(db_url) as conn:
             (n,) = conn.execute(
                 "SELECT COUNT(*) FROM position WHERE ts >= %s AND ts < %s", bounds
             ).fetchone()
@@ -492,42 +491,10 @@ def count_positions(db_url: str, ts_from: float = 0.0, ts_to: float = math.inf) 
     return int(n)
 
 
-# -- PostgreSQL and Redis, for several instances -------------------------------------------------
-def _postgres(db_url: str, autocommit: bool = False) -> Any:
-    """A psycopg connection to the store at `db_url` (without the server's pool options)."""
-    import psycopg
-
-    return psycopg.connect(db_url.split("?", 1)[0], autocommit=autocommit)
-
-
-def postgres_server_url() -> str:
-    """Where to make databases: FIELDLINK_POSTGRES_URL, else the local PostgreSQL that
-    scripts/postgres.sh makes sure of (it prints the URL of its role)."""
-    url = os.environ.get("FIELDLINK_POSTGRES_URL", "")
-    if not url:
-        script = Path(__file__).resolve().parent.parent / "scripts" / "postgres.sh"
-        url = subprocess.run([script], check=True, capture_output=True, text=True).stdout
-    return url.strip().rstrip("/")
-
-
-@contextlib.contextmanager
-def postgres_database(server_url: str) -> Iterator[str]:
-    """A fresh, empty database on `server_url` (postgresql://user@host:port) for one
-    configuration; its URL. Dropped afterwards, with any connection still open to it."""
-    name = f"fieldlink_bench_{secrets.token_hex(6)}"
-    with _postgres(f"{server_url}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{server_url}/{name}"
-    finally:
-        with _postgres(f"{server_url}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def postgres_backends(db_url: str) -> list[int]:
     """Process ids of the PostgreSQL backends serving the database at `db_url` (but this
     question's own): where the store's share of the CPU goes."""
-    with _postgres(db_url) as conn:
+    with connect_postgres(db_url) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -535,50 +502,7 @@ def postgres_backends(db_url: str) -> list[int]:
     return [int(pid) for (pid,) in rows]
 
 
-class RedisServer:
-    """A redis-server of its own on a free loopback port, nothing saved to disk."""
-
-    def __init__(self, workdir: Path):
-        self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        if not Path(self.binary).exists():
-            raise FileNotFoundError("redis-server is not installed: run scripts/setup.sh")
-        self.workdir = Path(workdir)
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with open(self.workdir / "redis.log", "ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
-                    *("--save", "", "--appendonly", "no", "--dir", str(self.workdir)),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            end_process(self.proc, name="redis-server")
-        self.proc = None
-
-
-@contextlib.contextmanager
-def redis_server(workdir: Path) -> Iterator[RedisServer]:
-    server = RedisServer(workdir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
+# -- CPU -------------------------------------------------------------------------------------
 def broker_cpu_seconds(broker: MosquittoProcess) -> float:
     return cpu_seconds(broker.proc.pid) if broker.proc else math.nan
 
@@ -660,122 +584,7 @@ def wait_for_count(read, target: int, limit_s: float) -> float:
     return math.nan
 
 
-# -- the server under test ---------------------------------------------------------------------
-def bench_workdir(args: argparse.Namespace, name: str) -> Path:
-    """Every benchmark's start: logging by `-v`, and `--workdir` or a new temporary folder."""
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"fieldlink-bench-{name}-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    return workdir
-
-
-def fieldlink_command() -> list[str]:
-    """The `fieldlink` console script of this interpreter's environment, or an equivalent."""
-    script = Path(sys.executable).parent / "fieldlink"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from server.cli import main; main()"]
-
-
-class ServerProcess:
-    """A real `fieldlink server` subprocess configured only through FIELDLINK_* variables."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        db_url: str,
-        mqtt_url: str,
-        async_mode: str,
-        port: int | None = None,
-        extra_env: dict[str, str] | None = None,
-    ):
-        self.workdir = Path(workdir)
-        self.port = port or free_port()
-        self.async_mode = async_mode
-        self.env = {
-            **os.environ,
-            "FIELDLINK_HOST": "127.0.0.1",
-            "FIELDLINK_PORT": str(self.port),
-            "FIELDLINK_DB_URL": db_url,
-            "FIELDLINK_MQTT_URL": mqtt_url,
-            "FIELDLINK_ASYNC_MODE": async_mode,
-            "FIELDLINK_MQTT_CLIENT_ID": f"bench-server-{os.getpid()}-{secrets.token_hex(4)}",
-            **(extra_env or {}),
-        }
-        self.proc: subprocess.Popen | None = None
-        self.log_path = self.workdir / f"server-{async_mode}.log"
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        if self.proc is None:
-            raise RuntimeError("server not started")
-        return self.proc.pid
-
-    def start(self, timeout: float = 30.0) -> ServerProcess:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                [*fieldlink_command(), "server"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"server exited with {self.proc.returncode}; see {self.log_path}"
-                )
-            health = self.health()
-            if health.get("ok") and health.get("broker"):
-                break
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"server not healthy after {timeout}s; see {self.log_path}")
-            time.sleep(0.1)
-        time.sleep(0.5)  # the subscription goes out right after the CONNACK
-        log.info("server (%s) healthy on %s, pid %d", self.async_mode, self.base_url, self.pid)
-        return self
-
-    def get(self, path: str, timeout: float = 5.0) -> bytes:
-        with urllib.request.urlopen(self.base_url + path, timeout=timeout) as resp:
-            return resp.read()
-
-    def health(self) -> dict[str, Any]:
-        import json
-
-        try:
-            return json.loads(self.get("/healthz", timeout=2.0))
-        except Exception:
-            return {}
-
-    def metrics(self) -> dict[str, float]:
-        """The server's Prometheus samples, `name{labels}` -> value."""
-        samples: dict[str, float] = {}
-        for line in self.get("/metrics").decode().splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                with contextlib.suppress(ValueError):
-                    samples[name] = float(value)
-        return samples
-
-    def stored(self) -> float:
-        return self.metrics().get("fieldlink_positions_stored_total", math.nan)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            end_process(self.proc, timeout=15, name="fieldlink server")
-        self.proc = None
-
-
+# -- py-spy ------------------------------------------------------------------------------------
 class Profiler:
     """py-spy attached to a running process (optional: skipped when py-spy is missing)."""
 
@@ -835,8 +644,7 @@ class Profiler:
         return summarize_py_spy(out) if out is not None else ""
 
 
-# -- alarms: the fleet that answers them, terminals, panics --------------------------------------
-TERMINAL_NS = "/terminal"
+# -- alarms: the fleet that answers them, patrol cars, panics -----------------------------------
 
 
 @dataclass(frozen=True)
@@ -910,75 +718,58 @@ def mqtt_client(name: str, max_inflight: int = 100) -> mqtt.Client:
     return client
 
 
-class Terminal:
-    """One patrol car's in-car terminal: receives orders, confirms them, clears them."""
+class PatrolCar:
+    """A patrol car's terminal: each new order goes to `arrivals` as (perf_counter, wall
+    clock, order) of its arrival, and is acked `cleared` outside the event handler, so the
+    car is free for the next panic. It connects before any order, so without a `sync`."""
 
     def __init__(self, car: Provisioned, url: str, arrivals: queue.SimpleQueue):
-        self.car = car
-        self.url = url
         self.arrivals = arrivals
-        self.client = socketio.Client(reconnection=False)
         self.seen: set[str] = set()
         self.to_clear: queue.SimpleQueue = queue.SimpleQueue()
-        self.client.on("order", self._on_order, namespace=TERMINAL_NS)
-        self._clearer = threading.Thread(target=self._clear_loop, daemon=True)
         self._running = True
-
-    def connect(self) -> None:
-        self.client.connect(
-            self.url,
-            namespaces=[TERMINAL_NS],
-            auth={"token": self.car.token},
-            transports=["websocket"],
-            wait_timeout=10,
+        self.terminal = Terminal(
+            url, car.token, on_order=self._on_order, sync=False, websocket_only=True
         )
+        self._clearer = threading.Thread(target=self._clear_loop, daemon=True)
         self._clearer.start()
 
-    def _on_order(self, order: dict[str, Any]) -> bool:
-        now, wall = time.perf_counter(), time.time()
-        order_id = order.get("order_id", "")
+    def _on_order(self, order: dict[str, Any], at: float, wall: float) -> None:
+        order_id = order["order_id"]
         if order_id not in self.seen:  # a resend (after `sync`) is not a new arrival
             self.seen.add(order_id)
-            self.arrivals.put((now, wall, order))
+            self.arrivals.put((at, wall, order))
             self.to_clear.put(order_id)
-        return True  # the callback: delivered
 
     def _clear_loop(self) -> None:
-        """Ack `cleared` outside the event handler, so the car is free for the next panic."""
         while self._running:
             try:
                 order_id = self.to_clear.get(timeout=0.2)
             except queue.Empty:
                 continue
             try:
-                self.client.call(
-                    "ack", {"order_id": order_id, "status": "cleared"}, TERMINAL_NS, timeout=10
-                )
+                self.terminal.ack(order_id, "cleared")
             except Exception as exc:
                 log.warning("clearing %s failed: %s", order_id, exc)
-
-    def rtt(self, event: str, data: Any) -> float:
-        start = time.perf_counter()
-        self.client.call(event, data, TERMINAL_NS, timeout=10)
-        return time.perf_counter() - start
 
     def close(self) -> None:
         self._running = False
         try:
-            self.client.disconnect()
-        except Exception as exc:
-            log.debug("disconnect: %s", exc)
-        if self._clearer.is_alive():
-            self._clearer.join(timeout=2)
+            self.terminal.close()
+        except Exception as exc:  # a socket the server closed first, at the end of the run
+            log.debug("closing the terminal: %s", exc)
+        self._clearer.join(timeout=2)
 
 
-def close_terminals(terminals: Sequence[Terminal]) -> None:
-    """Disconnect every terminal at once: each disconnect waits for its socket's reader."""
-    closers = [threading.Thread(target=t.close, daemon=True) for t in terminals]
-    for closer in closers:
-        closer.start()
-    for closer in closers:
-        closer.join(timeout=15)
+def all_at_once(calls: Sequence[Callable[[], object]], timeout: float) -> None:
+    """Make the calls together, each in a thread of its own, and wait for them (each
+    terminal's disconnect waits for its socket's reader; one server stopped after another
+    would first take over the broker sessions of the one before)."""
+    threads = [threading.Thread(target=call, daemon=True) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
 
 
 def sleep_until(when: float) -> None:
@@ -1008,33 +799,6 @@ def collect_orders(
             continue
         made = float(order.get("ts", math.nan))
         matched.append((received - published[0], made - published[1], wall - made))
-
-
-def add_common_options(parser: argparse.ArgumentParser, modes: bool = True) -> None:
-    """The options every benchmark takes: async modes (unless it takes one only), the load
-    generator, where and how long."""
-    if modes:
-        parser.add_argument(
-            "--modes", default="threading,gevent", help="server async modes [threading,gevent]"
-        )
-    parser.add_argument("--processes", type=int, default=2, help="publisher processes [2]")
-    parser.add_argument(
-        "--max-inflight", type=int, default=200, help="QoS 1 in flight per publisher [200]"
-    )
-    parser.add_argument("--workdir", type=Path, help="keep databases and logs here")
-    parser.add_argument("--quick", action="store_true", help="a <= 30 s smoke run")
-    parser.add_argument("-v", "--verbose", action="store_true")
-
-
-@contextlib.contextmanager
-def mosquitto(workdir: Path) -> Iterator[MosquittoProcess]:
-    """A fresh mosquitto on a free loopback port with the project's development config."""
-    broker = MosquittoProcess(workdir)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def unit_ids(prefix: str, count: int) -> list[str]:

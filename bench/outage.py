@@ -30,12 +30,15 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.load import ServerProcess, bench_workdir, mosquitto, provision_units
+from bench.cli import POSITIVE_INT, Run, add_mode, add_run_options, parser
+from bench.load import provision_units
 from bench.report import machine_facts, table
 from edge_agent.config import MqttSettings, OutboxSettings, Settings, UnitSettings
 from edge_agent.outbox import Outbox, Uplink
 from edge_agent.publisher import Publisher
-from server.sim.local_broker import wait_for_port
+from harness.server import ServerProcess
+from harness.services import running
+from server.sim.local_broker import MosquittoProcess, wait_for_port
 from wire import Channel, Topics
 
 TARGET_SERVER_S = 2.0
@@ -110,8 +113,8 @@ def _one_outage(
         time.sleep(0.01)
 
 
-def run(args: argparse.Namespace) -> list[Outages]:
-    workdir = bench_workdir(args, "outage")
+def run(args: argparse.Namespace, workdir: Path, results: list[Outages]) -> None:
+    """Each outage length `repeats` times; `results` gets each length's as it is done."""
     durations = [3.0] if args.quick else [float(d) for d in args.outages.split(",")]
     repeats = 1 if args.quick else args.repeats
     db_url = f"sqlite:///{workdir / 'fieldlink.db'}"
@@ -120,10 +123,9 @@ def run(args: argparse.Namespace) -> list[Outages]:
         [(POST, "guard_post"), ("bench-car", "patrol_car")],
         {"bench-car": (35.40, 116.58), POST: (35.401, 116.58)},
     )
-    results = []
-    with mosquitto(workdir / "broker") as broker:
+    with running(MosquittoProcess(workdir / "broker")) as broker:
         server = ServerProcess(
-            workdir, db_url, broker.url, args.mode, extra_env={"FIELDLINK_POSITION_STALE_S": "1e9"}
+            workdir, broker.url, args.mode, db_url=db_url, position_stale_s=1e9
         ).start()
         settings = Settings(
             unit=UnitSettings(id=POST, kind="guard_post"),
@@ -147,7 +149,6 @@ def run(args: argparse.Namespace) -> list[Outages]:
             publisher.stop()
             outbox.close()
             server.stop()
-    return results
 
 
 def report(results: list[Outages], mode: str) -> str:
@@ -194,15 +195,18 @@ def report(results: list[Outages], mode: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--outages", default="5,20,60", help="outage lengths in seconds [5,20,60]")
-    parser.add_argument("--repeats", type=int, default=3, help="outages of each length [3]")
-    parser.add_argument("--mode", default="threading", help="the server's async mode [threading]")
-    parser.add_argument("--workdir", type=Path, help="keep databases and logs here")
-    parser.add_argument("--quick", action="store_true", help="a <= 60 s smoke run")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    args = parser.parse_args(argv)
-    print(report(run(args), args.mode))
+    options = parser("bench.outage", __doc__.splitlines()[0], quick="a <= 60 s smoke run")
+    options.add_argument("--outages", default="5,20,60", help="outage lengths in seconds [5,20,60]")
+    options.add_argument(
+        "--repeats", type=POSITIVE_INT, default=3, help="outages of each length [3]"
+    )
+    add_mode(options, "--mode", "the server's")
+    add_run_options(options)
+    args = options.parse_args(argv)
+    results: list[Outages] = []
+    with Run(args, "outage") as bench:
+        run(args, bench.workdir, results)
+    print(report(results, args.mode))
     return 0
 
 

@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from bench.report import machine_facts, summary_ms, table
+from bench.cli import POSITIVE, POSITIVE_INT, at_least, parser
+from bench.report import machine_facts, met, summary_ms, table
 from geodesy import EARTH_RADIUS_M
 from server.rules.dispatch import Candidate, Rules, Scene, recommend
 from server.state.unit_index import UnitIndex
@@ -80,21 +81,21 @@ def timed(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.recommend",
-        description="The nearest ten units and one recommendation over a city of live units: "
-        "the server's spatial index beside numpy brute force.",
+    options = parser(
+        "bench.recommend",
+        "The nearest ten units and one recommendation over a city of live units: the "
+        "server's spatial index beside numpy brute force.",
+        quick="a smoke run: 2,000 units, 200 scenes",
     )
-    parser.add_argument("--units", type=int, default=10_000, help="live units [10000]")
-    parser.add_argument("--scenes", type=int, default=1_000, help="random scenes [1000]")
-    parser.add_argument("--cell-m", type=float, default=500.0, help="index cell side [500]")
-    parser.add_argument("--seed", type=int, default=7, help="random seed [7]")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 2,000 units, 200 scenes")
-    args = parser.parse_args(argv)
+    options.add_argument(
+        "--units", type=at_least(int, TOP, above=True), default=10_000, help="live units [10000]"
+    )
+    options.add_argument("--scenes", type=POSITIVE_INT, default=1_000, help="random scenes [1000]")
+    options.add_argument("--cell-m", type=POSITIVE, default=500.0, help="index cell side [500]")
+    options.add_argument("--seed", type=int, default=7, help="random seed [7]")
+    args = options.parse_args(argv)
     if args.quick:
         args.units, args.scenes = 2_000, 200
-    if args.units <= TOP:
-        parser.error(f"--units must be more than {TOP}")
     return args
 
 
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         if name.startswith("numpy"):
             continue
         print(
-            f"  {name}: {mean:.3f} ms, {'met' if mean <= TARGET_MS else 'MISSED'} "
+            f"  {name}: {mean:.3f} ms, {met(mean <= TARGET_MS)} "
             f"({baseline / mean:.1f}x the baseline's speed)"
         )
     return 0 if not mismatches else 1

@@ -1,4 +1,5 @@
-"""Small reporting helpers: percentiles, plain-text tables, machine facts, py-spy summaries."""
+"""What the benchmarks' reports share: percentiles, plain-text tables, latency tables, the
+verdict beside each target, machine facts, py-spy summaries."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import os
 import platform
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,32 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def latency_table(
+    columns: Sequence[str],
+    rows: Iterable[tuple[Sequence[object], Sequence[float]]],
+    stats: Sequence[str] = ("p50", "p90", "p99", "max"),
+) -> str:
+    """A table of latencies: each row its leading cells (under `columns`), then how many
+    values it has and their `stats` in ms (see `summary_ms`; the values are in seconds)."""
+    cells = []
+    for lead, values in rows:
+        summary = summary_ms(values)
+        cells.append([*lead, summary["n"], *(summary[stat] for stat in stats)])
+    return table([*columns, "n", *(f"{stat} ms" for stat in stats)], cells)
+
+
+def met(ok: bool) -> str:
+    """The verdict beside a target's figure."""
+    return "met" if ok else "MISSED"
+
+
+def print_profiles(profiles: Iterable[tuple[str, str]]) -> None:
+    """Each py-spy summary recorded, under (what the server did meanwhile, summary)."""
+    for during, profile in profiles:
+        if profile:
+            print(f"\npy-spy of the server, {during}:\n{profile}")
 
 
 def _cell(value: object) -> str:

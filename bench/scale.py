@@ -32,41 +32,45 @@ import queue
 import secrets
 import shutil
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.cli import (
+    POSITIVE,
+    Run,
+    add_alarms,
+    add_load_generator,
+    add_mode,
+    add_run_options,
+    add_units,
+    parser,
+)
 from bench.load import (
     AlarmFleet,
     LoadReport,
     LoadRun,
     LoadSpec,
+    PatrolCar,
     Provisioned,
     RawSubscriber,
-    RedisServer,
     Sampler,
-    ServerProcess,
-    Terminal,
-    add_common_options,
     alarm_fleet,
-    bench_workdir,
+    all_at_once,
     broker_cpu_seconds,
-    close_terminals,
     collect_orders,
     count_positions,
     cpu_seconds,
-    mosquitto,
     mqtt_client,
     postgres_backends,
-    postgres_database,
-    postgres_server_url,
     publish_panic,
-    redis_server,
     sleep_until,
     wait_for_count,
 )
-from bench.report import machine_facts, percentile, table
+from bench.report import machine_facts, met, percentile, table
+from harness.server import ServerProcess
+from harness.services import RedisServer, running
+from harness.stores import postgres_database, postgres_server_url
 from server.sim.local_broker import MosquittoProcess
 from wire import Topics
 
@@ -76,7 +80,7 @@ TARGET_SPEEDUP = 1.8  # two instances over one, on ingest, where cores allow
 SETTLE_S = 5.0  # longest wait for the last order after the last panic
 # The cars stand still and report no fixes during the run: their provisioned places must
 # neither go stale nor let them drop offline before the last panic.
-CARS_STAY_FRESH = {"FIELDLINK_POSITION_STALE_S": "3600", "FIELDLINK_OFFLINE_AFTER_S": "3600"}
+CARS_STAY_FRESH = {"position_stale_s": 3600, "offline_after_s": 3600}
 
 
 @dataclass
@@ -144,7 +148,7 @@ def _open_spec(args: argparse.Namespace, port: int, units: tuple[str, ...]) -> L
 
 # -- the baseline ------------------------------------------------------------------------------
 def run_raw(args: argparse.Namespace, workdir: Path, fleet: AlarmFleet) -> Ingest:
-    with mosquitto(workdir / "mq-raw") as broker:
+    with running(MosquittoProcess(workdir / "mq-raw")) as broker:
         sub = RawSubscriber("127.0.0.1", broker.port).start()
         try:
             report = LoadRun(_open_spec(args, broker.port, fleet.background)).start().wait()
@@ -166,18 +170,14 @@ def run_instances(
     config = Configuration(count)
     with (
         postgres_database(pg_server) as db_url,
-        mosquitto(here / "mq") as broker,
-        redis_server(here / "redis") as redis,
+        running(MosquittoProcess(here / "mq")) as broker,
+        running(RedisServer(here / "redis")) as redis,
     ):
         made = fleet.provision(db_url)
-        shared = {
-            "FIELDLINK_REDIS_URL": redis.url,
-            "FIELDLINK_SECRET_KEY": secrets.token_hex(16),
-            **CARS_STAY_FRESH,
-        }
+        shared = {"redis_url": redis.url, "secret_key": secrets.token_hex(16), **CARS_STAY_FRESH}
         servers = [
             ServerProcess(
-                here / f"instance-{i}", db_url, broker.url, args.async_mode, extra_env=shared
+                here / f"instance-{i}", broker.url, args.async_mode, db_url=db_url, **shared
             )
             for i in range(count)
         ]
@@ -187,18 +187,8 @@ def run_instances(
             config.ingest = _ingest(args, servers, broker, redis, db_url, fleet)
             _alarms(args, servers, broker.port, fleet, made, config)
         finally:
-            _stop_all(servers)
+            all_at_once([server.stop for server in servers], timeout=30)
     return config
-
-
-def _stop_all(servers: list[ServerProcess]) -> None:
-    """Stop the instances together: one by one, each survivor would first take over the
-    broker sessions of the one stopped before it."""
-    stoppers = [threading.Thread(target=s.stop, daemon=True) for s in servers]
-    for stopper in stoppers:
-        stopper.start()
-    for stopper in stoppers:
-        stopper.join(timeout=30)
 
 
 def _ingest(
@@ -210,7 +200,7 @@ def _ingest(
     fleet: AlarmFleet,
 ) -> Ingest:
     def stored() -> list[float]:
-        return [s.stored() for s in servers]
+        return [s.metric("fieldlink_positions_stored_total") for s in servers]
 
     def stack_cpu() -> dict[str, float]:
         """CPU seconds of what the instances share, per process (PostgreSQL: per backend)."""
@@ -253,7 +243,7 @@ def _alarms(
     """Panics under a background load; the cars' terminals spread over the instances."""
     topics = Topics()
     arrivals: queue.SimpleQueue = queue.SimpleQueue()
-    terminals: list[Terminal] = []
+    cars: list[PatrolCar] = []
     period = 1.0 / args.panic_rate
     spec = LoadSpec(
         host="127.0.0.1",
@@ -268,9 +258,7 @@ def _alarms(
     load: LoadRun | None = None
     try:
         for i, car in enumerate(fleet.cars):
-            terminal = Terminal(made[car], servers[i % len(servers)].base_url, arrivals)
-            terminal.connect()
-            terminals.append(terminal)
+            cars.append(PatrolCar(made[car], servers[i % len(servers)].url, arrivals))
         panic.connect("127.0.0.1", port, keepalive=30)
         panic.loop_start()
         load = LoadRun(spec).start()
@@ -291,61 +279,49 @@ def _alarms(
         if load is not None:
             load.stop()
             config.background = load.wait()
-        close_terminals(terminals)
+        all_at_once([car.close for car in cars], timeout=15)
         panic.disconnect()
         panic.loop_stop()
 
 
 # -- the whole run -----------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.scale",
-        description="Ingest (stored fixes/s, CPU per fix) and alarm latency with several "
+    options = parser(
+        "bench.scale",
+        "Ingest (stored fixes/s, CPU per fix) and alarm latency with several "
         "`fieldlink server` instances sharing PostgreSQL, Redis and an MQTT shared "
         "subscription, beside the raw broker-to-subscriber rate of the same load.",
+        quick="a ~35 s smoke run, 1 and 2 instances",
     )
-    parser.add_argument("--instances", help="instance counts to run [1,2,3; with --quick 1,2]")
-    parser.add_argument(
-        "--async-mode",
-        default="threading",
-        choices=("threading", "gevent"),
-        help="the instances' Socket.IO async mode [threading]",
+    options.add_argument("--instances", help="instance counts to run [1,2,3; with --quick 1,2]")
+    add_mode(options, "--async-mode", "the instances' Socket.IO")
+    add_units(options, 4000, "units publishing fixes")
+    options.add_argument(
+        "--duration", type=POSITIVE, default=6.0, help="seconds of open-loop ingest load [6]"
     )
-    parser.add_argument("--units", type=int, default=4000, help="units publishing fixes [4000]")
-    parser.add_argument(
-        "--duration", type=float, default=6.0, help="seconds of open-loop ingest load [6]"
-    )
-    parser.add_argument(
-        "--drain-max",
-        type=float,
-        default=40.0,
-        help="longest wait for the backlog after the load stops, seconds [40]",
-    )
-    parser.add_argument(
+    options.add_argument(
         "--background-rate",
-        type=float,
+        type=POSITIVE,
         default=0.25,
         help="fixes/s per unit during the panics [0.25]",
     )
     # a panic's plan sends two cars: enough of them that a panic never waits for one to be
     # cleared, which would be counted as its latency
-    parser.add_argument("--cars", type=int, default=40, help="patrol cars with terminals [40]")
-    parser.add_argument("--posts", type=int, default=50, help="guard posts that panic [50]")
-    parser.add_argument("--panics", type=int, default=100, help="panics per configuration [100]")
-    parser.add_argument("--panic-rate", type=float, default=10.0, help="panics per second [10]")
-    parser.add_argument(
+    add_alarms(options, cars=40, panics=100, panic_rate=10.0)
+    options.add_argument(
         "--warmup",
-        type=float,
+        type=POSITIVE,
         default=3.0,
         help="seconds of background load before the first panic [3]",
     )
-    parser.add_argument(
+    options.add_argument(
         "--postgres-url",
         help="PostgreSQL server to make databases on, postgresql://user:pw@host:port "
         "[FIELDLINK_POSTGRES_URL, else scripts/postgres.sh]",
     )
-    add_common_options(parser, modes=False)
-    args = parser.parse_args(argv)
+    add_load_generator(options, drain=True)
+    add_run_options(options)
+    args = options.parse_args(argv)
     if args.quick:
         args.units, args.duration, args.drain_max = 300, 2.0, 15.0
         args.cars, args.posts, args.panics, args.warmup = 20, 10, 10, 1.0
@@ -354,11 +330,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     try:
         args.instance_list = [int(n) for n in args.instances.split(",") if n]
     except ValueError:
-        parser.error(f"--instances takes numbers, e.g. 1,2,3, not {args.instances!r}")
+        options.error(f"--instances takes numbers, e.g. 1,2,3, not {args.instances!r}")
     if not args.instance_list or min(args.instance_list) < 1:
-        parser.error("--instances needs at least one count, each >= 1")
-    if args.panics < 1 or args.cars < 1 or args.posts < 1 or args.panic_rate <= 0:
-        parser.error("--panics, --cars, --posts and --panic-rate must be positive")
+        options.error("--instances needs at least one count, each >= 1")
     return args
 
 
@@ -417,61 +391,32 @@ def render(raw: Ingest, configs: list[Configuration]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workdir = bench_workdir(args, "scale")
     pg_server = (args.postgres_url or postgres_server_url()).rstrip("/")
     fleet = alarm_fleet(args.units, args.cars, args.posts)
-    started = time.monotonic()
-
-    def progress(text: str) -> None:
-        print(f"  [{time.monotonic() - started:4.0f} s] {text}", flush=True)
-
-    print(f"machine: {machine_facts()}")
-    print(
-        f"ingest: {args.units} units open loop for {args.duration:g} s, "
-        f"{args.processes} publisher processes, {args.max_inflight} QoS 1 in flight each; "
-        f"alarms: {args.panics} panics at {args.panic_rate:g}/s from {args.posts} posts to "
-        f"{args.cars} patrol cars, under {args.units} units x {args.background_rate:g} Hz; "
-        f"instances {args.instances} ({args.async_mode}) on PostgreSQL, Redis, mosquitto",
-        flush=True,
-    )
     raw: Ingest | None = None
     configs: list[Configuration] = []
-    try:
-        raw = run_raw(args, workdir, fleet)
-        progress(f"raw subscriber: {raw.delivered:,.0f} at {raw.rate:,.0f}/s")
+    with Run(args, "scale") as run:
+        print(f"machine: {machine_facts()}")
+        print(
+            f"ingest: {args.units} units open loop for {args.duration:g} s, "
+            f"{args.processes} publisher processes, {args.max_inflight} QoS 1 in flight each; "
+            f"alarms: {args.panics} panics at {args.panic_rate:g}/s from {args.posts} posts to "
+            f"{args.cars} patrol cars, under {args.units} units x {args.background_rate:g} Hz; "
+            f"instances {args.instances} ({args.async_mode}) on PostgreSQL, Redis, mosquitto",
+            flush=True,
+        )
+        raw = run_raw(args, run.workdir, fleet)
+        run.progress(f"raw subscriber: {raw.delivered:,.0f} at {raw.rate:,.0f}/s")
         for count in args.instance_list:
-            c = run_instances(args, count, workdir, fleet, pg_server)
-            configs.append(c)
-            ingest = c.ingest
-            progress(
-                f"{count} instance(s): stored {ingest.delivered:,.0f} at {ingest.rate:,.0f}/s "
-                f"(by instance {' / '.join(f'{s:,.0f}' for s in ingest.stored)}), "
-                f"{ingest.lost:,} lost; {len(c.alarms)}/{c.panics} orders, alarm p50 "
-                f"{c.alarm_ms(50):.1f} ms (publish -> order made {c.alarm_ms(50, 1):.1f}, "
-                f"made -> terminal {c.alarm_ms(50, 2):.1f}), background sent "
-                f"{c.background.sent_per_s if c.background else math.nan:,.0f}/s"
-            )
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+            configs.append(run_instances(args, count, run.workdir, fleet, pg_server))
+            run.progress(_progress(configs[-1]))
     if raw is None:
         return 1
     print()
     print(render(raw, configs))
     print()
-    one = _one(configs)
-    two = next((c.ingest for c in configs if c.instances == 2 and c.ingest), None)
-    if one and two:
-        measured = two.rate / one.rate
-        projected = core_each_speedup(two, one, 2)
-        print(
-            f"target: two instances >= {TARGET_SPEEDUP:g}x one on ingest, where cores allow: "
-            f"{measured:.2f}x measured here ({'met' if measured >= TARGET_SPEEDUP else 'MISSED'}"
-            f"), {projected:.2f}x with a core per instance from CPU per fix "
-            f"({'met' if projected >= TARGET_SPEEDUP else 'MISSED'})"
-        )
+    if verdict := speedup_verdict(configs):
+        print(verdict)
     print(
         f"This machine has {os.cpu_count()} CPUs: the instances share them with mosquitto, "
         "PostgreSQL, Redis and the load generator, so the measured speed-up is bounded by "
@@ -480,8 +425,37 @@ def main(argv: list[str] | None = None) -> int:
         "a bigger machine: an instance with a core of its own stores ~1000 / that figure "
         "fixes/s, as long as broker, Redis and PostgreSQL have cores of their own too."
     )
-    print(f"\n({time.monotonic() - started:.0f} s)")
+    print(run.took())
     return 0
+
+
+def speedup_verdict(configs: list[Configuration]) -> str:
+    """Two instances beside one, measured and with a core each ("" without both)."""
+    one = _one(configs)
+    two = next((c.ingest for c in configs if c.instances == 2 and c.ingest), None)
+    if not (one and two):
+        return ""
+    measured = two.rate / one.rate
+    projected = core_each_speedup(two, one, 2)
+    return (
+        f"target: two instances >= {TARGET_SPEEDUP:g}x one on ingest, where cores allow: "
+        f"{measured:.2f}x measured here ({met(measured >= TARGET_SPEEDUP)}), "
+        f"{projected:.2f}x with a core per instance from CPU per fix "
+        f"({met(projected >= TARGET_SPEEDUP)})"
+    )
+
+
+def _progress(c: Configuration) -> str:
+    ingest = c.ingest
+    assert ingest is not None
+    return (
+        f"{c.instances} instance(s): stored {ingest.delivered:,.0f} at {ingest.rate:,.0f}/s "
+        f"(by instance {' / '.join(f'{s:,.0f}' for s in ingest.stored)}), "
+        f"{ingest.lost:,} lost; {len(c.alarms)}/{c.panics} orders, alarm p50 "
+        f"{c.alarm_ms(50):.1f} ms (publish -> order made {c.alarm_ms(50, 1):.1f}, "
+        f"made -> terminal {c.alarm_ms(50, 2):.1f}), background sent "
+        f"{c.background.sent_per_s if c.background else math.nan:,.0f}/s"
+    )
 
 
 if __name__ == "__main__":

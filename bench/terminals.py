@@ -42,7 +42,6 @@ import multiprocessing as mp
 import os
 import queue
 import random
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -57,29 +56,39 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import socketio
 import websocket
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bench.cli import (
+    NOT_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    Run,
+    add_modes,
+    add_profile,
+    add_run_options,
+    at_least,
+    parser,
+)
 from bench.load import (
     CITY,
     Profiler,
-    ServerProcess,
-    bench_workdir,
     cpu_seconds,
-    mosquitto,
+    end_child,
     provision_units,
     sqlite_path,
     unit_ids,
 )
-from bench.report import machine_facts, summary_ms, table
-from server.sim.local_broker import end_process, free_port
+from bench.report import latency_table, machine_facts, met, print_profiles, summary_ms, table
+from harness.clients import Terminal
+from harness.server import ServerProcess
+from harness.services import running
+from server.sim.local_broker import MosquittoProcess, end_process, free_port
 
 log = logging.getLogger(__name__)
 
 TARGET_P99_MS = 50.0
-TERMINAL_NS = "/terminal"
 CONSOLE_NS = "/console"
 EVENT_FRAME = f"42{CONSOLE_NS},"  # Engine.IO message + Socket.IO event, then [name, data]
 READY_TIMEOUT_S = 180.0  # 500 terminals connecting on a busy machine
@@ -142,10 +151,11 @@ class FieldlinkTarget:
         made = provision_units(self.db_url, units, fixes=fixes)
         incidents = provision_incidents(self.db_url, orders, rng)
         api_token = provision_dispatcher(self.db_url)
-        broker = self.stack.enter_context(mosquitto(self.here / "mq"))
+        broker = self.stack.enter_context(running(MosquittoProcess(self.here / "mq")))
         # Units here send no fixes: without this they would go offline after 120 s.
-        env = {"FIELDLINK_OFFLINE_AFTER_S": "86400"}
-        self.server = ServerProcess(self.here, self.db_url, broker.url, self.mode, extra_env=env)
+        self.server = ServerProcess(
+            self.here, broker.url, self.mode, db_url=self.db_url, offline_after_s=86400
+        )
         self.stack.callback(self.server.stop)
         self.server.start()
         return Fleet([(u, made[u].token) for u, _ in units], incidents, api_token)
@@ -153,7 +163,7 @@ class FieldlinkTarget:
     @property
     def base_url(self) -> str:
         assert self.server is not None
-        return self.server.base_url
+        return self.server.url
 
     @property
     def pid(self) -> int:
@@ -348,42 +358,34 @@ class Book:
             self.counters[self.NAMES.index(name)] += 1
 
 
-class Terminal:
-    """A unit's terminal: confirms each order by callback, accepts it, clears it later."""
+class Crew:
+    """A unit's crew at its terminal: each dispatch order (confirmed by the terminal's
+    callback) is accepted at once and cleared `hold_s` after the server took the accept."""
 
     def __init__(self, token: str, url: str, actions: Actions, book: Book, hold_s: float):
-        self.token = token
-        self.url = url
         self.actions = actions
         self.book = book
         self.hold_s = hold_s
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("order", self._on_order, namespace=TERMINAL_NS)
-
-    def connect(self) -> None:
-        self.client.connect(
-            self.url,
-            namespaces=[TERMINAL_NS],
-            auth={"token": self.token},
-            transports=["websocket"],
-            wait_timeout=30,
+        self.terminal = Terminal(
+            url,
+            token,
+            on_order=self._on_order,
+            sync=False,  # every order is sent after it connects
+            websocket_only=True,
+            connect_timeout=30,
         )
 
-    def _on_order(self, order: dict[str, Any]) -> bool:
+    def _on_order(self, order: dict[str, Any], _at: float, wall: float) -> None:
         if order.get("kind") == "dispatch":
-            seen = Seen(order["order_id"], order["incident_id"], float(order["ts"]), time.time())
+            seen = Seen(order["order_id"], order["incident_id"], float(order["ts"]), wall)
             self.book.add(seen)
             self.actions.later(0, lambda: self._ack(seen, "accepted"))
-        return True  # the callback: delivered
 
     def _ack(self, seen: Seen, status: str) -> None:
         if status == "accepted":
             seen.ack_sent = time.time()
-        self.client.emit(
-            "ack",
-            {"order_id": seen.order_id, "status": status},
-            namespace=TERMINAL_NS,
-            callback=lambda answer=None: self._answered(seen, status, answer),
+        self.terminal.ack_then(
+            seen.order_id, status, lambda answer=None: self._answered(seen, status, answer)
         )
 
     def _answered(self, seen: Seen, status: str, answer: Any) -> None:
@@ -395,8 +397,8 @@ class Terminal:
         self.book.count(status if ok else "refused")
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.disconnect()
+        with contextlib.suppress(Exception):  # a socket the server closed first
+            self.terminal.close()
 
 
 def _terminal_process(
@@ -412,17 +414,23 @@ def _terminal_process(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the bench decides when to stop
     actions = Actions()
     book = Book(counters)
-    terminals = [Terminal(t, url, actions, book, hold_s) for t in tokens]
-    failed = 0
+
+    def connect(token: str) -> Crew | None:
+        try:
+            return Crew(token, url, actions, book, hold_s)
+        except Exception as exc:
+            log.warning("terminal did not connect: %s", exc)
+            return None
+
     with ThreadPoolExecutor(16) as pool:
-        for outcome in pool.map(_try_connect, terminals):
-            failed += outcome is not None
+        crews = list(pool.map(connect, tokens))
+    failed = crews.count(None)
     freeze_heap()
     ready.put((index, failed))
     stop.wait()
     actions.stop()
     with ThreadPoolExecutor(32) as pool:
-        list(pool.map(Terminal.close, terminals))
+        list(pool.map(Crew.close, [crew for crew in crews if crew is not None]))
     results.put((index, [_fields(s) for s in book.seen]))
 
 
@@ -432,15 +440,6 @@ def freeze_heap() -> None:
     stalled all of them at once (tens of ms), counted as the server's latency."""
     gc.collect()
     gc.freeze()
-
-
-def _try_connect(terminal: Terminal) -> Exception | None:
-    try:
-        terminal.connect()
-    except Exception as exc:
-        log.warning("terminal did not connect: %s", exc)
-        return exc
-    return None
 
 
 def _fields(seen: Seen) -> tuple:
@@ -511,10 +510,7 @@ class TerminalProcesses:
     def close(self) -> None:
         self.halt.set()
         for proc in self.procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout=5)
+            end_child(proc, timeout=10)
 
 
 # -- consoles, in one process --------------------------------------------------------------------
@@ -617,10 +613,7 @@ class ConsoleProcess:
 
     def close(self) -> None:
         self.halt.set()
-        self.proc.join(timeout=10)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(timeout=5)
+        end_child(self.proc, timeout=10)
 
 
 # -- the dispatcher's REST calls ------------------------------------------------------------------
@@ -851,56 +844,59 @@ def _cpu(pids: dict[str, Any]) -> dict[str, float]:
 
 # -- the whole run -----------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.terminals",
-        description="Orders to single terminals at a steady rate, with consoles watching: "
-        "order made -> ack recorded, beside a bare Socket.IO server doing only that.",
+    options = parser(
+        "bench.terminals",
+        "Orders to single terminals at a steady rate, with consoles watching: order made -> "
+        "ack recorded, beside a bare Socket.IO server doing only that.",
+        quick="a small smoke run",
     )
-    parser.add_argument("--terminals", type=int, default=500, help="units with terminals [500]")
-    parser.add_argument("--consoles", type=int, default=10, help="consoles listening [10]")
-    parser.add_argument("--rate", type=float, default=200.0, help="orders per second [200]")
-    parser.add_argument("--seconds", type=float, default=30.0, help="how long to send [30]")
-    parser.add_argument(
-        "--modes", default="threading,gevent", help="server async modes [threading,gevent]"
+    options.add_argument(
+        "--terminals", type=POSITIVE_INT, default=500, help="units with terminals [500]"
     )
-    parser.add_argument("--hold-s", type=float, default=0.5, help="accepted -> cleared [0.5]")
-    parser.add_argument(
-        "--terminal-processes", type=int, default=4, help="processes the terminals share [4]"
+    options.add_argument(
+        "--consoles", type=at_least(int, 0), default=10, help="consoles listening [10]"
     )
-    parser.add_argument("--senders", type=int, default=32, help="REST sender threads [32]")
-    parser.add_argument("--workdir", type=Path, help="keep databases and logs here")
-    parser.add_argument("--profile", action="store_true", help="py-spy the fieldlink server")
-    parser.add_argument("--quick", action="store_true", help="a small smoke run")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    args = parser.parse_args(argv)
+    options.add_argument("--rate", type=POSITIVE, default=200.0, help="orders per second [200]")
+    options.add_argument("--seconds", type=POSITIVE, default=30.0, help="how long to send [30]")
+    add_modes(options)
+    options.add_argument(
+        "--hold-s", type=NOT_NEGATIVE, default=0.5, help="accepted -> cleared [0.5]"
+    )
+    options.add_argument(
+        "--terminal-processes",
+        type=POSITIVE_INT,
+        default=4,
+        help="processes the terminals share [4]",
+    )
+    options.add_argument(
+        "--senders", type=POSITIVE_INT, default=32, help="REST sender threads [32]"
+    )
+    add_profile(options, "during the orders")
+    add_run_options(options)
+    args = options.parse_args(argv)
     if args.quick:
         args.terminals, args.consoles, args.rate, args.seconds = 20, 2, 10.0, 3.0
         args.terminal_processes = 2
-    args.mode_list = [m for m in args.modes.split(",") if m]
-    for m in args.mode_list:
-        if m not in ("threading", "gevent"):
-            parser.error(f"unknown async mode {m!r}")
-    if min(args.terminals, args.rate, args.seconds, args.terminal_processes, args.senders) <= 0:
-        parser.error("--terminals, --rate, --seconds, --terminal-processes, --senders: > 0")
-    if args.consoles < 0 or args.hold_s < 0:
-        parser.error("--consoles and --hold-s cannot be negative")
     return args
 
 
 def render(results: list[RunResult]) -> str:
-    rows = []
-    for r in results:
-        for name, values in (
-            ("order made -> ack recorded", r.made_to_ack()),
-            ("  made -> at terminal", r.made_to_terminal()),
-            ("  terminal ack -> answer", r.ack_round_trip()),
-            ("made -> delivered recorded", r.made_to_delivered()),
-            ("REST dispatch -> at terminal", r.call_to_terminal()),
-            ("REST dispatch call", r.rest_call()),
-        ):
-            s = summary_ms(values)
-            rows.append([r.mode, r.target, name, s["n"], s["p50"], s["p95"], s["p99"], s["max"]])
-    return table(["mode", "server", "path", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"], rows)
+    return latency_table(
+        ["mode", "server", "path"],
+        (
+            ([r.mode, r.target, name], values)
+            for r in results
+            for name, values in (
+                ("order made -> ack recorded", r.made_to_ack()),
+                ("  made -> at terminal", r.made_to_terminal()),
+                ("  terminal ack -> answer", r.ack_round_trip()),
+                ("made -> delivered recorded", r.made_to_delivered()),
+                ("REST dispatch -> at terminal", r.call_to_terminal()),
+                ("REST dispatch call", r.rest_call()),
+            )
+        ),
+        stats=("p50", "p95", "p99", "max"),
+    )
 
 
 def render_load(results: list[RunResult]) -> str:
@@ -950,34 +946,26 @@ def render_load(results: list[RunResult]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workdir = bench_workdir(args, "terminals")
-    begun = time.monotonic()
-    print(f"machine: {machine_facts()}; load average {os.getloadavg()[0]:.1f} at the start")
-    print(
-        f"{args.terminals} terminals in {args.terminal_processes} processes, {args.consoles} "
-        f"consoles, {args.rate:g} orders/s for {args.seconds:g} s from {args.senders} REST "
-        f"senders, cleared {args.hold_s:g} s after accepting",
-        flush=True,
-    )
     results: list[RunResult] = []
-    try:
-        for mode in args.mode_list:
-            for target in (EchoTarget(mode, workdir / mode), FieldlinkTarget(mode, workdir / mode)):
-                r = run_target(args, target)
-                results.append(r)
+    with Run(args, "terminals") as run:
+        print(f"machine: {machine_facts()}; load average {os.getloadavg()[0]:.1f} at the start")
+        print(
+            f"{args.terminals} terminals in {args.terminal_processes} processes, "
+            f"{args.consoles} consoles, {args.rate:g} orders/s for {args.seconds:g} s from "
+            f"{args.senders} REST senders, cleared {args.hold_s:g} s after accepting",
+            flush=True,
+        )
+        for mode in args.modes:
+            here = run.workdir / mode
+            for target in (EchoTarget(mode, here), FieldlinkTarget(mode, here)):
+                results.append(run_target(args, target))
+                r = results[-1]
                 ok, why = r.kept_up()
-                print(
-                    f"  [{time.monotonic() - begun:4.0f} s] {mode}, {r.target}: "
-                    f"{r.acked():,}/{len(r.sent_ok):,} orders acked, p99 "
+                run.progress(
+                    f"{mode}, {r.target}: {r.acked():,}/{len(r.sent_ok):,} orders acked, p99 "
                     f"{summary_ms(r.made_to_ack())['p99']:.1f} ms, "
-                    f"{'kept up' if ok else 'fell behind: ' + why}",
-                    flush=True,
+                    f"{'kept up' if ok else 'fell behind: ' + why}"
                 )
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(render(results))
     print()
@@ -990,23 +978,29 @@ def main(argv: list[str] | None = None) -> int:
         "the window."
     )
     print(f"target: order made -> ack recorded p99 <= {TARGET_P99_MS:g} ms, no collapse")
+    for line in verdicts(results, args.rate):
+        print("  " + line)
+    print_profiles((f"{r.mode}, during the orders", r.profile) for r in results)
+    print(run.took())
+    return 0
+
+
+def verdicts(results: list[RunResult], rate: float) -> list[str]:
+    """Each fieldlink run beside the bare Socket.IO server's in the same mode."""
     baseline = {r.mode: r for r in results if r.target != FieldlinkTarget.name}
+    lines = []
     for r in results:
         if r.target != FieldlinkTarget.name:
             continue
         p99 = summary_ms(r.made_to_ack())["p99"]
         base = summary_ms(baseline[r.mode].made_to_ack())["p99"] if r.mode in baseline else math.nan
         ok, why = r.kept_up()
-        print(
-            f"  {r.mode:9}: p99 {p99:.1f} ms ({'met' if p99 <= TARGET_P99_MS else 'MISSED'}; "
+        lines.append(
+            f"{r.mode:9}: p99 {p99:.1f} ms ({met(p99 <= TARGET_P99_MS)}; "
             f"bare Socket.IO {base:.1f} ms), {r.orders_per_s():.0f} orders/s acked of "
-            f"{args.rate:g} offered, collapse: {'none' if ok else why}"
+            f"{rate:g} offered, collapse: {'none' if ok else why}"
         )
-    for r in results:
-        if r.profile:
-            print(f"\npy-spy of the server, {r.mode}, during the orders:\n{r.profile}")
-    print(f"\n({time.monotonic() - begun:.0f} s)")
-    return 0
+    return lines
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from edge_agent.button import CallProgress, Indicator, PanicButton, Signals
 from edge_agent.config import Settings
@@ -147,7 +148,7 @@ class Agent:
         while not self._stop.wait(self.settings.health.interval_s):
             self.uplink.send(Channel.HEALTH, self.health())
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         report = {
             "ts": time.time(),
             "fix_mode": self.gps.fix_mode,

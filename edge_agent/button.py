@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from gpiozero import LED, Button, Buzzer
 
@@ -36,7 +37,7 @@ PATTERNS: dict[str, tuple[tuple[float, float] | None, tuple[float, float, int | 
 COMING = frozenset({"accepted", "en_route", "on_scene"})
 
 
-def call_pattern(call: dict) -> str | None:
+def call_pattern(call: dict[str, Any]) -> str | None:
     """What the unit's own call for help shows, from the server's word on it (None: over)."""
     state = call.get("state")
     if state in ("new", "dispatched"):
@@ -112,7 +113,7 @@ class CallProgress:
             if self.indicator.shown == "alarm_queued":
                 self.indicator.want("call", "alarm_received")
 
-    def update(self, call: dict) -> None:
+    def update(self, call: dict[str, Any]) -> None:
         """The server's word on the call: dispatched, units coming, on scene, over."""
         self.indicator.want("call", call_pattern(call))
 
@@ -124,7 +125,7 @@ class PanicButton:
         self,
         settings: PanicSettings,
         uplink: Uplink,
-        last_fix: Callable[[], dict | None],
+        last_fix: Callable[[], dict[str, Any] | None],
         on_fire: Callable[[str], None] | None = None,
     ):
         self.uplink = uplink
@@ -136,7 +137,7 @@ class PanicButton:
         self.button.when_held = self.fire
 
     def fire(self) -> None:
-        alarm: dict = {"alarm_id": uuid.uuid4().hex, "ts": time.time(), "kind": self.kind}
+        alarm: dict[str, Any] = {"alarm_id": uuid.uuid4().hex, "ts": time.time(), "kind": self.kind}
         fix = self.last_fix()
         if fix is not None:
             alarm["fix"] = fix
@@ -170,7 +171,7 @@ class Signals:
         orders.on_order = self.order_arrived
         orders.on_answer = self.order_answered
 
-    def order_arrived(self, order: dict) -> None:
+    def order_arrived(self, order: dict[str, Any]) -> None:
         self.indicator.want("order", None if order["kind"] == "cancel" else "order")
 
     def order_answered(self, _order_id: str, _status: str) -> None:

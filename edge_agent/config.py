@@ -168,6 +168,7 @@ class Settings:
         return self.mqtt.client_id or f"agent-{self.unit.id}"
 
 
+# Each field's default_factory is its section's class (typeshed: any factory, or MISSING).
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in fields(Settings)}  # type: ignore[misc]
 
 
@@ -211,19 +212,21 @@ def load(path: str | Path | None, env: Mapping[str, str] | None = None) -> Setti
 
 
 def _build_section(
-    name: str, cls: type, table: dict, env: Mapping[str, str], problems: list[str]
+    name: str, cls: type, table: dict[str, Any], env: Mapping[str, str], problems: list[str]
 ) -> Any:
     known = {f.name: f for f in fields(cls)}
     for key in table.keys() - known.keys():
         problems.append(f"unknown key {name}.{key}; keys of [{name}] are: {', '.join(known)}")
     values: dict[str, Any] = {}
     for key, f in known.items():
+        kind = f.type
+        assert isinstance(kind, str)  # postponed annotations: a field's type is its text
         variable = env_name(name, key)
         if env.get(variable, "") != "":
-            value, error = _from_text(f.type, env[variable])
+            value, error = _from_text(kind, env[variable])
             where = variable
         elif key in table:
-            value, error = _typed(f.type, table[key])
+            value, error = _typed(kind, table[key])
             where = f"{name}.{key}"
         else:
             continue

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from edge_agent.config import FiltersSettings, GpsdSettings
 from geodesy import fix_distance_m
@@ -27,54 +28,57 @@ log = logging.getLogger(__name__)
 class Track:
     """What the decisions remember of the fixes before this one."""
 
-    last_accepted: dict | None = None
-    last_published: dict | None = None
+    last_accepted: dict[str, Any] | None = None
+    last_published: dict[str, Any] | None = None
     slow_since: float | None = None  # fix time since when the unit has been below the speed
 
 
 # -- quality filters: True means "drop this fix" ------------------------------------------
 
 
-def no_fix(fix: dict, _track: Track, s: FiltersSettings, _now: float) -> bool:
-    return fix.get("mode", 0) < s.min_mode
+def no_fix(fix: dict[str, Any], _track: Track, s: FiltersSettings, _now: float) -> bool:
+    mode: int = fix.get("mode", 0)
+    return mode < s.min_mode
 
 
-def invalid(fix: dict, _track: Track, _s: FiltersSettings, _now: float) -> bool:
+def invalid(fix: dict[str, Any], _track: Track, _s: FiltersSettings, _now: float) -> bool:
     # Always on, and the wire protocol's own rule (range, sign, NaN): a fix kept here is one
     # the server takes, and so is the panic alarm that carries it.
     return fix_problem(fix) is not None
 
 
-def null_island(fix: dict, _track: Track, s: FiltersSettings, _now: float) -> bool:
+def null_island(fix: dict[str, Any], _track: Track, s: FiltersSettings, _now: float) -> bool:
     return s.null_island and fix["lat"] == 0 and fix["lon"] == 0
 
 
-def duplicate(fix: dict, track: Track, _s: FiltersSettings, _now: float) -> bool:
+def duplicate(fix: dict[str, Any], track: Track, _s: FiltersSettings, _now: float) -> bool:
     # Always on: each fix time is published once and in order (the server keys positions by
     # unit + fix time). An older time is a receiver or gpsd replaying the past.
     last = track.last_accepted
     return last is not None and fix["ts"] <= last["ts"]
 
 
-def future(fix: dict, _track: Track, s: FiltersSettings, now: float) -> bool:
+def future(fix: dict[str, Any], _track: Track, s: FiltersSettings, now: float) -> bool:
     # A fix from the future would be the unit's live position until that time passed: the
     # server moves a unit only with a newer fix time.
     return s.max_future_s > 0 and fix["ts"] - now > s.max_future_s
 
 
-def jump(fix: dict, track: Track, s: FiltersSettings, _now: float) -> bool:
+def jump(fix: dict[str, Any], track: Track, s: FiltersSettings, _now: float) -> bool:
     last = track.last_published
     if s.max_speed_mps <= 0 or last is None or fix["ts"] <= last["ts"]:
         return False
-    return fix_distance_m(last, fix) / (fix["ts"] - last["ts"]) > s.max_speed_mps
+    elapsed_s: float = fix["ts"] - last["ts"]
+    return fix_distance_m(last, fix) / elapsed_s > s.max_speed_mps
 
 
-def inaccurate(fix: dict, _track: Track, s: FiltersSettings, _now: float) -> bool:
+def inaccurate(fix: dict[str, Any], _track: Track, s: FiltersSettings, _now: float) -> bool:
     # A fix without an error estimate passes: gpsd gives none when the receiver sends no DOP.
-    return s.max_acc_m > 0 and fix.get("acc", 0) > s.max_acc_m
+    acc: float = fix.get("acc", 0)
+    return s.max_acc_m > 0 and acc > s.max_acc_m
 
 
-Filter = Callable[[dict, Track, FiltersSettings, float], bool]
+Filter = Callable[[dict[str, Any], Track, FiltersSettings, float], bool]
 FILTERS: tuple[Filter, ...] = (
     no_fix,
     invalid,
@@ -86,7 +90,7 @@ FILTERS: tuple[Filter, ...] = (
 )
 
 
-def rejected_by(fix: dict, track: Track, s: FiltersSettings, now: float) -> str | None:
+def rejected_by(fix: dict[str, Any], track: Track, s: FiltersSettings, now: float) -> str | None:
     """The name of the first filter that drops `fix`, or None when it is a good fix."""
     for check in FILTERS:
         if check(fix, track, s, now):
@@ -97,7 +101,7 @@ def rejected_by(fix: dict, track: Track, s: FiltersSettings, now: float) -> str 
 # -- reporting rate -----------------------------------------------------------------------
 
 
-def slow_since(previous: float | None, fix: dict, s: GpsdSettings) -> float | None:
+def slow_since(previous: float | None, fix: dict[str, Any], s: GpsdSettings) -> float | None:
     """Since when the unit has been below the stationary speed, after this fix (None: moving).
 
     A fix without a speed counts as slow: gpsd reports none for a receiver that stands still
@@ -108,7 +112,7 @@ def slow_since(previous: float | None, fix: dict, s: GpsdSettings) -> float | No
     return fix["ts"] if previous is None else previous
 
 
-def is_due(fix: dict, track: Track, s: GpsdSettings) -> bool:
+def is_due(fix: dict[str, Any], track: Track, s: GpsdSettings) -> bool:
     """Publish when the interval passed since the last published fix, or the unit moved far
     enough; while stationary (slow for `stationary_after_s`) the interval is the longer one."""
     last = track.last_published
@@ -143,11 +147,11 @@ class FixStage:
         return sum(self.dropped.values())
 
     @property
-    def last_good(self) -> dict | None:
+    def last_good(self) -> dict[str, Any] | None:
         """The newest accepted fix, published or not: what an alarm carries."""
         return self.track.last_accepted
 
-    def offer(self, fix: dict) -> bool:
+    def offer(self, fix: dict[str, Any]) -> bool:
         """True when `fix` is to be published now."""
         reason = rejected_by(fix, self.track, self.filters, self.clock())
         if reason is not None:

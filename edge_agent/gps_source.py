@@ -27,12 +27,12 @@ READ_TIMEOUT_S = 5.0  # a gpsd that stops answering is treated like one that wen
 MAX_BACKOFF_S = 30.0
 
 
-def to_fix(report: Any) -> dict | None:
+def to_fix(report: Any) -> dict[str, Any] | None:
     """A wire fix from a gpsd-py3 GpsResponse, or None when it has no time (no fix)."""
     # gpsd-py3 fills the time only from mode 2 up; the fix filters still check the mode
     if not report.time:
         return None
-    fix: dict = {
+    fix: dict[str, Any] = {
         "ts": datetime.fromisoformat(report.time).timestamp(),
         "lat": report.lat,
         "lon": report.lon,
@@ -63,7 +63,7 @@ class GpsReader:
         self._last_ts: float | None = None
         self._connected = False
 
-    def fixes(self, stop: threading.Event) -> Iterator[dict]:
+    def fixes(self, stop: threading.Event) -> Iterator[dict[str, Any]]:
         """Fixes until `stop` is set; the answer to the next poll is yielded only when its
         fix time changed (gpsd repeats a fix until the receiver sends the next one)."""
         backoff = self.poll_s
@@ -78,7 +78,7 @@ class GpsReader:
                 yield fix
             stop.wait(self.poll_s)
 
-    def _next_fix(self) -> dict | None:
+    def _next_fix(self) -> dict[str, Any] | None:
         report = self._poll()
         if report is None:
             return None

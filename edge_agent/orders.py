@@ -14,6 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import wire
 from edge_agent.outbox import Uplink
@@ -39,9 +40,9 @@ class Orders:
     def __init__(self, uplink: Uplink):
         self.uplink = uplink
         self.rejected = 0  # payloads that were not valid orders
-        self.on_order: Callable[[dict], None] | None = None  # new order, update or cancel
+        self.on_order: Callable[[dict[str, Any]], None] | None = None  # new order, update or cancel
         self.on_answer: Callable[[str, str], None] | None = None  # (order_id, status)
-        self._known: OrderedDict[str, dict] = OrderedDict()
+        self._known: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._sent: dict[str, set[str]] = {}  # order_id -> statuses already acked
         self._lock = threading.Lock()  # paho's thread receives, GPIO threads answer
         for order_id, body, acked in uplink.outbox.known_orders():
@@ -81,7 +82,7 @@ class Orders:
         if self.on_order:
             self.on_order(order)
 
-    def _remember(self, order: dict) -> bool:
+    def _remember(self, order: dict[str, Any]) -> bool:
         """Store the order; False when it is a re-send of one already known.
 
         The server stamps every message it sends: an update or a cancel of a known order
@@ -98,7 +99,7 @@ class Orders:
         self._save(order["order_id"])
         return True
 
-    def current(self) -> dict | None:
+    def current(self) -> dict[str, Any] | None:
         """The newest order that is not cancelled and not cleared: what the buttons act on."""
         with self._lock:
             for order in reversed(self._known.values()):
@@ -116,7 +117,7 @@ class Orders:
             order = self.current()
             order_id = order["order_id"] if order else None
         with self._lock:
-            if order_id not in self._known:
+            if order_id is None or order_id not in self._known:
                 log.warning("no order %s to answer %s", order_id, status)
                 return False
         if not self._ack(order_id, status, again=False):

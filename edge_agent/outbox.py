@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import wire
 from wire import CHANNELS, Channel, Topics
@@ -64,7 +65,7 @@ CREATE TABLE IF NOT EXISTS known_order (
 _RECEIPTS = (("confirm", "TEXT"), ("fix_ts", "REAL"), ("sent_at", "REAL"))
 
 
-def confirm_key(channel: Channel, message: dict) -> str | None:
+def confirm_key(channel: Channel, message: dict[str, Any]) -> str | None:
     """What the server's receipt names a message by (positions go by their fix time)."""
     if channel is Channel.ALARM:
         return str(message["alarm_id"])
@@ -114,7 +115,7 @@ class Outbox:
             "CREATE INDEX IF NOT EXISTS outbox_confirm ON outbox (confirm) WHERE confirm NOT NULL"
         )
         # Counted once, then kept: count(*) walks the table, a week's backlog on every put.
-        self._rows = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        self._rows: int = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
     def remember_order(self, order_id: str, body: str, acked: str, keep: int) -> None:
         """Save an order and the acks sent for it; only the newest `keep` orders stay."""
@@ -165,7 +166,9 @@ class Outbox:
             self._evict_over_limit()
         if self.on_put:
             self.on_put()
-        return cursor.lastrowid
+        row_id = cursor.lastrowid
+        assert row_id is not None  # set by the INSERT
+        return row_id
 
     def _evict_over_limit(self) -> None:
         excess = self._rows - self.max_rows
@@ -223,7 +226,7 @@ class Outbox:
                         "DELETE FROM outbox WHERE id = ?", (row_id,)
                     ).rowcount
 
-    def confirm(self, receipt: dict) -> int:
+    def confirm(self, receipt: dict[str, Any]) -> int:
         """The server's receipt: what it names is in the server's store and leaves here."""
         keys = [
             *receipt.get("alarms", ()),
@@ -257,9 +260,10 @@ class Outbox:
     def unconfirmed(self) -> int:
         """Rows the broker has that the server has not confirmed yet."""
         with self._lock:
-            return self._db.execute(
+            count: int = self._db.execute(
                 "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"
             ).fetchone()[0]
+        return count
 
     def contains(self, row_id: int) -> bool:
         with self._lock:
@@ -283,7 +287,7 @@ class Uplink:
         self.unit_id = unit_id
         self.topics = topics
 
-    def send(self, channel: Channel, message: dict) -> int:
+    def send(self, channel: Channel, message: dict[str, Any]) -> int:
         """Queue `message` for `channel`; returns the outbox row id. Raises wire.WireError."""
         rule = CHANNELS[channel]
         return self.outbox.put(

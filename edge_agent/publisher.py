@@ -31,6 +31,7 @@ from mqtt_link import (
     connect_persistent,
     negotiate_protocol,
     new_client,
+    received_payload,
 )
 from wire import Channel, WireError, decode
 
@@ -80,8 +81,8 @@ class Publisher:
         self.outbox: Outbox = uplink.outbox
         self.version = version
         self.on_order: Callable[[bytes], None] | None = None
-        self.on_receipt: Callable[[dict], None] | None = None  # told what the server stored
-        self.on_call: Callable[[dict], None] | None = None  # how the unit's call goes
+        self.on_receipt: Callable[[dict[str, Any]], None] | None = None  # what the server stored
+        self.on_call: Callable[[dict[str, Any]], None] | None = None  # how the unit's call goes
         self.connected = False
         self._resend_checked = time.monotonic()
         self.protocol = settings.mqtt.protocol
@@ -153,6 +154,7 @@ class Publisher:
         whole fleet would otherwise knock at the same instants (capped at reconnect_max_s)."""
         cap = self.settings.mqtt.reconnect_max_s
         client.reconnect_delay_set(
+            # paho annotates whole seconds; its reconnect timer takes any number
             min_delay=min(cap, random.uniform(0.5, 1.5)),  # type: ignore[arg-type]
             max_delay=cap * random.uniform(0.6, 0.95),  # type: ignore[arg-type]
         )
@@ -199,9 +201,9 @@ class Publisher:
         # acknowledged to the broker only once its "received" ack is safe in the outbox.
         channel = message.topic.rsplit("/", 1)[-1]
         if channel == Channel.ORDERS and self.on_order:
-            self.on_order(message.payload)
+            self.on_order(received_payload(message))
         elif channel in (Channel.RECEIPT, Channel.CALL, Channel.SERVER):
-            self._server_says(Channel(channel), message.payload)
+            self._server_says(Channel(channel), received_payload(message))
 
     def _server_says(self, channel: Channel, payload: bytes) -> None:
         try:

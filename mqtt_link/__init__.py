@@ -6,12 +6,15 @@ import logging
 import ssl
 import threading
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.client import ConnectFlags, DisconnectFlags
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +91,20 @@ def connect_persistent(
     client.connect_async(address.host, address.port, **connect_options(options))
 
 
-def connect_options(options: SessionOptions, clean: bool = False) -> dict:
+def connect_options(options: SessionOptions, clean: bool = False) -> dict[str, Any]:
     """paho's `connect` arguments: the session kept (or, `clean`, ended) by the broker."""
-    kwargs: dict = {"keepalive": options.keepalive_s}
+    kwargs: dict[str, Any] = {"keepalive": options.keepalive_s}
     if options.protocol == "5":
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho's: unannotated
         props.SessionExpiryInterval = 0 if clean else options.session_expiry_s
         kwargs.update(clean_start=clean, properties=props)
     return kwargs
+
+
+def received_payload(message: mqtt.MQTTMessage) -> bytes:
+    """A received message's payload. paho types the field for outgoing messages too (which
+    may hold a bytearray); what it reads off the socket is bytes, which this returns as is."""
+    return bytes(message.payload)
 
 
 def end_session(address: BrokerAddress, options: SessionOptions, timeout: float = 5.0) -> bool:
@@ -103,9 +112,15 @@ def end_session(address: BrokerAddress, options: SessionOptions, timeout: float 
     queued messages: a clean connect ends it, and the clean session ends with the disconnect."""
     client = new_client(address, options, clean=True)
     answered = threading.Event()
-    outcome: dict = {}
+    outcome: dict[str, bool] = {}
 
-    def on_connect(_c, _u, _f, reason_code, _p) -> None:
+    def on_connect(
+        _c: mqtt.Client,
+        _u: Any,
+        _f: ConnectFlags,
+        reason_code: ReasonCode,
+        _p: Properties | None,
+    ) -> None:
         outcome["ok"] = not reason_code.is_failure
         answered.set()
 
@@ -130,13 +145,25 @@ def negotiate_protocol(address: BrokerAddress, wanted: str, timeout: float = 5.0
     if wanted != "5":
         return wanted
     answered = threading.Event()
-    outcome: dict = {}
+    outcome: dict[str, bool] = {}
 
-    def on_connect(_c, _u, _f, reason_code, _p) -> None:
+    def on_connect(
+        _c: mqtt.Client,
+        _u: Any,
+        _f: ConnectFlags,
+        reason_code: ReasonCode,
+        _p: Properties | None,
+    ) -> None:
         outcome["refused"] = reason_code.value == UNSUPPORTED_PROTOCOL
         answered.set()
 
-    def on_disconnect(_c, _u, _f, _reason_code, _p) -> None:
+    def on_disconnect(
+        _c: mqtt.Client,
+        _u: Any,
+        _f: DisconnectFlags,
+        _reason_code: ReasonCode,
+        _p: Properties | None,
+    ) -> None:
         outcome.setdefault("refused", True)
         answered.set()
 

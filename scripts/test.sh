@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, lints, then runs pytest against real
+# The whole test suite: installs what it needs, lints, type-checks, then runs pytest against real
 # components (a mosquitto and a gpsd the tests start themselves on free ports), first with
 # the servers' stores on SQLite, then again on PostgreSQL for every test whose server keeps
 # a store (the pure rules, the wire contract and the repository's checks keep none; the agent,
@@ -12,6 +12,8 @@ FIELDLINK_POSTGRES_URL="$(scripts/postgres.sh)"
 export FIELDLINK_POSTGRES_URL
 echo "==> ruff"
 .venv/bin/ruff check .
+echo "==> mypy"
+.venv/bin/mypy
 echo "==> pytest, stores on SQLite"
 .venv/bin/pytest "$@"
 echo "==> pytest, stores on PostgreSQL"

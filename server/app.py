@@ -54,7 +54,8 @@ class Runtime:
         self.settings = settings
         self.socketio = sio
         self.end_expired = end_expired  # consoles whose login ended are let go
-        self.tasks = Tasks(sio.start_background_task, sio.sleep)
+        # Flask-SocketIO's sleep takes any number of seconds; its stubs say whole ones
+        self.tasks = Tasks(sio.start_background_task, sio.sleep)  # type: ignore[arg-type]
         self.topics = Topics(settings.topic_root)
         self.instance_id = settings.mqtt_client_id  # unique per instance, as the broker needs
         # why this instance must not run (set at most once); `run_server` exits with it
@@ -218,27 +219,31 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     open_database(settings.db_url)
     auth.init_app(app, settings.session_hours)
-    queue = {"message_queue": settings.redis_url} if settings.redis_url else {}
     # A connection's events are handled in turn on its own reader, not each in a thread (or
     # greenlet) of its own: starting one per event cost more than the event (a terminal's
-    # ack), and one terminal's events are answered in the order it sent them anyway
-    socketio.init_app(
-        app,
-        async_mode=settings.async_mode,
-        serializer=TextPacket,
-        async_handlers=False,
-        **queue,
-    )
+    # ack), and one terminal's events are answered in the order it sent them anyway. As a
+    # dict: python-socketio's own options (`serializer`) pass through, which the stubs omit.
+    options: dict[str, Any] = {
+        "async_mode": settings.async_mode,
+        "serializer": TextPacket,
+        "async_handlers": False,
+    }
+    if settings.redis_url:
+        options["message_queue"] = settings.redis_url
+    socketio.init_app(app, **options)
     if settings.trusted_proxies:
         # outside Socket.IO's middleware, so its requests are seen as the client's too
         n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+        # Flask's documented way to add WSGI middleware; its types see a method
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     consoles = ConsoleNamespace()
     runtime = Runtime(settings, socketio, consoles.end_expired)
     app.extensions["fieldlink"] = runtime
-    socketio.server.register_namespace(TerminalNamespace(runtime))
+    # the python-socketio server under Flask-SocketIO, which its stubs leave out
+    socketio.server.register_namespace(TerminalNamespace(runtime))  # type: ignore[attr-defined]
     socketio.on_namespace(consoles)
-    socketio.on_error_default(console_event_failed)
+    # called for an Exception only (Flask-SocketIO catches no other); the stubs say BaseException
+    socketio.on_error_default(console_event_failed)  # type: ignore[arg-type]
     api.init_app(app)
     pages.init_app(app)
     return app

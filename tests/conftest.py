@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,20 +12,17 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from bench.load import RedisServer
+from harness.server import ServerProcess
+from harness.services import GpsFake, RedisServer, running
+from harness.stores import drop_test_databases, new_postgres_database, postgres_server_url
 from server.sim.local_broker import MosquittoProcess
-from tests.harness import (
-    POSTGRES_URL,
-    GpsFake,
-    ServerProcess,
-    drop_test_databases,
-    new_postgres_database,
-)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 # real receivers' logs from gpsd's test suite (BSD-2, see the README beside them)
 NMEA_DIR = DATA / "nmea"
+# every test server pushes unit positions to consoles this often, so tests wait less
+SERVER_SETTINGS = {"console_push_s": 0.2}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -38,17 +35,15 @@ def test_databases() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory) -> MosquittoProcess:
     """One broker for the session; tests that restart a broker start their own."""
-    broker = MosquittoProcess(tmp_path_factory.mktemp("mosquitto")).start()
-    yield broker
-    broker.stop()
+    with running(MosquittoProcess(tmp_path_factory.mktemp("mosquitto"))) as broker:
+        yield broker
 
 
 @pytest.fixture
 def own_mosquitto(tmp_path) -> MosquittoProcess:
     """A broker for one test, free to be stopped and restarted on the same port."""
-    broker = MosquittoProcess(tmp_path / "mosquitto").start()
-    yield broker
-    broker.stop()
+    with running(MosquittoProcess(tmp_path / "mosquitto")) as broker:
+        yield broker
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +65,9 @@ def server_factory(tmp_path, mosquitto):
     def make(
         async_mode: str = "threading", broker: MosquittoProcess | None = None, **settings: Any
     ):
-        server = ServerProcess(tmp_path, (broker or mosquitto).url, async_mode, **settings)
+        server = ServerProcess(
+            tmp_path, (broker or mosquitto).url, async_mode, **{**SERVER_SETTINGS, **settings}
+        )
         started.append(server)
         return server
 
@@ -82,16 +79,12 @@ def server_factory(tmp_path, mosquitto):
 @pytest.fixture
 def gpsfake() -> Iterator[Callable[..., GpsFake]]:
     """Factory of started GpsFake instances; every one is stopped after the test."""
-    started: list[GpsFake] = []
+    with contextlib.ExitStack() as started:
 
-    def start(log: Path, port: int | None = None) -> GpsFake:
-        fake = GpsFake(log, port).start()
-        started.append(fake)
-        return fake
+        def start(log: Path, port: int | None = None) -> GpsFake:
+            return started.enter_context(running(GpsFake(log, port)))
 
-    yield start
-    for fake in started:
-        fake.stop()
+        yield start
 
 
 @pytest.fixture
@@ -107,18 +100,14 @@ def mock_gpio() -> Iterator[MockFactory]:
 def redis_server(tmp_path) -> Iterator[RedisServer]:
     """A Redis per test: Socket.IO's channel and the leases are the same names in every
     deployment, so tests sharing one Redis would hear each other's instances."""
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
+    with running(RedisServer(tmp_path / "redis")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """The local PostgreSQL the suite runs on (scripts/postgres.sh makes sure of it)."""
-    if POSTGRES_URL:
-        return POSTGRES_URL
-    script = ROOT / "scripts" / "postgres.sh"
-    return subprocess.run([script], check=True, capture_output=True, text=True).stdout.strip()
+    return postgres_server_url()
 
 
 @pytest.fixture
@@ -139,7 +128,11 @@ def cluster(tmp_path, mosquitto, redis_server, postgres_url):
             workdir.mkdir()
             started.append(
                 ServerProcess(
-                    workdir, mosquitto.url, db_url=db_url, redis_url=redis_server.url, **settings
+                    workdir,
+                    mosquitto.url,
+                    db_url=db_url,
+                    redis_url=redis_server.url,
+                    **{**SERVER_SETTINGS, **settings},
                 )
             )
         return started[-count:]

@@ -25,9 +25,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from harness.server import FIELDLINK
 from mqtt_link import PROTOCOLS, BrokerAddress
 from server.sim.local_broker import MosquittoProcess, free_port
-from tests.harness import FIELDLINK
 
 log = logging.getLogger(__name__)
 

@@ -79,3 +79,24 @@ def test_the_nmea_logs_the_suite_replays_ship_with_their_licence() -> None:
     assert (nmea / "COPYING.gpsd").is_file()
     assert "BSD-2-Clause" in (nmea / "COPYING.gpsd").read_text()
     assert len(list(nmea.glob("*.log"))) >= 7
+
+
+# a file or folder of the project as the docs name it: `server/orders/acks.py`, `rules/geo.py`
+NAMED_PATH = re.compile(
+    r"`((?:server|edge_agent|wire|mqtt_link|geodesy|tests|harness|bench|deploy|firmware_config"
+    r"|scripts|docs|rules|orders|ingest|state|notify|store|web|scale|runtime|commands|sim)"
+    r"/[\w./-]*)"
+)
+
+
+def test_every_path_the_docs_name_exists() -> None:
+    """Paths in the README and docs are read from the root, or from `server/` where they
+    name one of its folders, so a moved module cannot leave them behind."""
+    docs = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "deploy").rglob("*.md")]
+    missing = [
+        f"{doc.relative_to(ROOT)}: {name}"
+        for doc in docs
+        for name in NAMED_PATH.findall(doc.read_text())
+        if "*" not in name and not (ROOT / name).exists() and not (ROOT / "server" / name).exists()
+    ]
+    assert missing == []

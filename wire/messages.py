@@ -190,13 +190,14 @@ _BATCH = BatchSchema()
 class _NumberRule:
     """One numeric field of a flat schema, read off its marshmallow field and validators."""
 
-    def __init__(self, name: str, field: fields.Field):
+    def __init__(self, name: str, field: fields.Float | fields.Integer):
         self.name = name
         self.required = field.required
-        self.to = int if isinstance(field, fields.Integer) else float
-        self.low = self.high = None
+        self.to: type[int] | type[float] = int if isinstance(field, fields.Integer) else float
+        self.low: float | None = None
+        self.high: float | None = None
         self.low_inclusive = self.high_inclusive = True
-        self.choices: frozenset | None = None
+        self.choices: frozenset[Any] | None = None
         for rule in field.validators:
             if isinstance(rule, validate.Range):
                 self.low, self.high = rule.min, rule.max
@@ -222,7 +223,7 @@ class _NumberRule:
         )
 
 
-def compile_flat(schema: Schema) -> Callable[[dict], dict | None]:
+def compile_flat(schema: Schema) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
     """A quick check equivalent to `schema.load` for plain, valid, flat numeric payloads.
 
     It returns the loaded dict only when every key is a declared field holding a plain
@@ -237,10 +238,10 @@ def compile_flat(schema: Schema) -> Callable[[dict], dict | None]:
         rules[name] = _NumberRule(name, field)
     required = frozenset(name for name, rule in rules.items() if rule.required)
 
-    def check(data: dict) -> dict | None:
+    def check(data: dict[str, Any]) -> dict[str, Any] | None:
         if not required.issubset(data):
             return None
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in data.items():
             rule = rules.get(key)
             if rule is None or not rule.accepts(value):
@@ -254,7 +255,7 @@ def compile_flat(schema: Schema) -> Callable[[dict], dict | None]:
 _quick_fix = compile_flat(_FIX)
 
 
-def _load_fix(data: Any) -> dict:
+def _load_fix(data: Any) -> dict[str, Any]:
     return (isinstance(data, dict) and _quick_fix(data)) or _load(_FIX, data)
 
 
@@ -309,8 +310,11 @@ def parse_json(payload: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES) -> Any:
     else is a WireError that says why. Bytes must be UTF-8 (no BOM, no UTF-16)."""
     if len(payload) > max_bytes:
         raise WireError(f"payload of {len(payload)} bytes is over the {max_bytes} limit")
-    openers = (b"[", b"{") if isinstance(payload, bytes) else ("[", "{")
-    few = sum(map(payload.count, openers)) <= MAX_DEPTH  # then surely not too deep
+    if isinstance(payload, bytes):
+        opening_brackets = payload.count(b"[") + payload.count(b"{")
+    else:
+        opening_brackets = payload.count("[") + payload.count("{")
+    few = opening_brackets <= MAX_DEPTH  # then surely not too deep
     if not few and nesting_depth(payload) > MAX_DEPTH:
         raise WireError(f"payload nests deeper than {MAX_DEPTH} levels")
     try:
@@ -322,11 +326,12 @@ def parse_json(payload: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES) -> Any:
         raise WireError(f"payload is not JSON: {exc}") from None
 
 
-def _load(schema: Schema, data: Any) -> dict:
+def _load(schema: Schema, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise WireError(f"payload must be a JSON object, not {type(data).__name__}")
     try:
-        return schema.load(data)
+        loaded: dict[str, Any] = schema.load(data)  # one object in, one dict out
+        return loaded
     except ValidationError as exc:
         raise WireError(f"invalid payload: {exc.messages}") from None
     except ArithmeticError as exc:  # e.g. an integer too large for a float, built in process
@@ -345,7 +350,7 @@ def fix_problem(fix: Any) -> str | None:
     return None
 
 
-def load_alarm(data: Any, fallback_id: str, dropped: list[str] | None = None) -> dict:
+def load_alarm(data: Any, fallback_id: str, dropped: list[str] | None = None) -> dict[str, Any]:
     """An alarm is never refused for what travels with it: somebody pressed a button.
 
     What cannot be read is left out and named in `dropped`: an invalid fix goes (the
@@ -364,6 +369,7 @@ def load_alarm(data: Any, fallback_id: str, dropped: list[str] | None = None) ->
             alarm = _SCHEMAS[Channel.ALARM].load(data)
         except ValidationError as exc:
             problems = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
+            assert isinstance(exc.valid_data, dict)  # one object loaded: its valid fields
             alarm = {k: v for k, v in exc.valid_data.items() if k not in problems}
             dropped += [f"{name}: {problem}" for name, problem in problems.items()]
     alarm.setdefault("alarm_id", fallback_id)
@@ -374,7 +380,7 @@ def load_alarm(data: Any, fallback_id: str, dropped: list[str] | None = None) ->
     return alarm
 
 
-def _decode_alarm(payload: bytes | str) -> dict:
+def _decode_alarm(payload: bytes | str) -> dict[str, Any]:
     raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
     fallback_id = "payload-" + hashlib.sha256(raw).hexdigest()[:32]
     try:
@@ -400,7 +406,7 @@ def decode(channel: Channel, payload: bytes | str) -> Any:
     return _load(_SCHEMAS[channel], data)
 
 
-def validate_message(channel: Channel, message: dict) -> dict:
+def validate_message(channel: Channel, message: dict[str, Any]) -> dict[str, Any]:
     """Validate an outgoing message (a dict) for `channel`; returns the cleaned message."""
     if channel is Channel.POSITION:
         if "batch" in message:
@@ -409,7 +415,7 @@ def validate_message(channel: Channel, message: dict) -> dict:
     return _load(_SCHEMAS[channel], message)
 
 
-def encode(channel: Channel, message: dict) -> bytes:
+def encode(channel: Channel, message: dict[str, Any]) -> bytes:
     """Validate and serialise an outgoing message; raises WireError if it is not valid."""
     clean = validate_message(channel, message)
     return json.dumps(clean, separators=(",", ":"), allow_nan=False).encode()

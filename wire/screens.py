@@ -73,9 +73,10 @@ PUSHED = {ScreenEvent.ORDER: ScreenOrderSchema(), ScreenEvent.CALL: ScreenCallSc
 def validate_pushed(event: ScreenEvent, message: dict[str, Any]) -> dict[str, Any]:
     """A message the server pushes to screens, validated; WireError says what is wrong."""
     try:
-        return PUSHED[event].load(message)
+        pushed: dict[str, Any] = PUSHED[event].load(message)
     except ValidationError as exc:
         raise WireError(f"invalid {event} event: {exc.messages}") from None
+    return pushed
 
 
 # made once: building a schema's fields costs more than loading an ack with them
@@ -85,9 +86,10 @@ _ACK = TerminalAckSchema()
 def load_terminal_ack(data: Any) -> dict[str, Any]:
     """A screen's `ack`, validated; WireError says what is wrong."""
     try:
-        return _ACK.load(data if isinstance(data, dict) else {})
+        ack: dict[str, Any] = _ACK.load(data if isinstance(data, dict) else {})
     except ValidationError as exc:
         raise WireError(f"invalid ack: {exc.messages}") from None
+    return ack
 
 
 def load_screen_panic(data: Any, fallback_id: str) -> dict[str, Any]:

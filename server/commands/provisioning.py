@@ -125,7 +125,7 @@ def acl_file(topic_root: str, server: ServerAccount) -> str:
         "# the server: reads what every unit sends, writes every unit's orders",
         f"user {server.username}",
         f"topic read {units}/+/+",
-        # each instance's claim on its client id (server/ingest.py: ClientIdClaim)
+        # each instance's claim on its client id (server/ingest/sessions.py: ClientIdClaim)
         f"topic readwrite {topic_root}/instances/+",
     ]
     lines += [

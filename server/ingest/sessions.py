@@ -33,6 +33,7 @@ from mqtt_link import (
     end_session,
     negotiate_protocol,
     new_client,
+    received_payload,
 )
 from server.config import Settings
 from server.runtime import clock
@@ -90,7 +91,8 @@ class Session:
         client = new_client(address, options, manual_ack=True)
         client.max_inflight_messages_set(max_inflight)
         client.max_queued_messages_set(0)
-        # two sessions, not a fleet: no need to back off far, and an alarm waits for it
+        # two sessions, not a fleet: no need to back off far, and an alarm waits for it (paho
+        # annotates whole seconds; its reconnect timer takes any number)
         client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # type: ignore[arg-type]
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -139,10 +141,17 @@ class Session:
         if message.topic == self.ingest.claim_topic:
             if message.qos:
                 client.ack(message.mid, message.qos)
-            self.ingest.claim.heard(message.payload)
+            self.ingest.claim.heard(received_payload(message))
             return
         self.ingest.inbox.put(
-            Inbound(message.topic, message.payload, clock.now(), message.mid, message.qos, client),
+            Inbound(
+                message.topic,
+                received_payload(message),
+                clock.now(),
+                message.mid,
+                message.qos,
+                client,
+            ),
             urgent=self.urgent,
         )
 
@@ -248,7 +257,7 @@ class Drain:
         self.ingest.inbox.put(
             Inbound(
                 message.topic,
-                message.payload,
+                received_payload(message),
                 clock.now(),
                 message.mid,
                 message.qos,

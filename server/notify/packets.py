@@ -54,6 +54,7 @@ class TextPacket(Packet):
     of an exception, with its traceback, in the connection's reader for every such packet.
     """
 
+    data: Any  # the event's name and arguments, as the library decodes them
     uses_binary_events = False
     json = PacketJson
     FROM_CLIENTS = frozenset({packet.CONNECT, packet.DISCONNECT, packet.EVENT, packet.ACK})

@@ -68,7 +68,8 @@ class LiveTransports:
             return 1
         sids = [sid] if sid else self._sids_of(unit_id)
         for each in sids:
-            self.socketio.emit(
+            # ignore_queue: Flask-SocketIO's emit takes it, its stubs leave it out
+            self.socketio.emit(  # type: ignore[call-arg]
                 event,
                 data,
                 to=each,
@@ -79,7 +80,8 @@ class LiveTransports:
         return len(sids)
 
     def _sids_of(self, unit_id: str) -> list[str]:
-        manager = self.socketio.server.manager
+        # the python-socketio server under Flask-SocketIO, which its stubs leave out
+        manager = self.socketio.server.manager  # type: ignore[attr-defined]
         return [sid for sid, _ in manager.get_participants(TERMINAL_NS, unit_room(unit_id))]
 
     def to_consoles(self, event: str, data: Any) -> None:

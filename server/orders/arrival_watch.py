@@ -15,7 +15,12 @@ WATCHED = AWAITING_ACCEPT | {"accepted", "en_route"}  # the order's states befor
 
 def watch(book: OrderBook, order: Order, incident: Incident) -> None:
     unit = book.live.get(order.unit_id)
-    if unit is not None and incident.lat is not None and order.state in WATCHED:
+    if (
+        unit is not None
+        and incident.lat is not None
+        and incident.lon is not None
+        and order.state in WATCHED
+    ):
         unit.targets[order.id] = Target(incident.lat, incident.lon, order.sent_at)
 
 

@@ -130,8 +130,9 @@ def wanted_of(incident: Incident) -> list[Slot]:
 
 
 def want(incident: Incident, slots: list[Slot]) -> None:
-    value = json.dumps([{"kinds": sorted(s.kinds), "count": s.count} for s in slots])
-    value = value if slots else None
+    value = (
+        json.dumps([{"kinds": sorted(s.kinds), "count": s.count} for s in slots]) if slots else None
+    )
     if value != incident.wanted:
         incident.wanted = value
         Incident.update(wanted=value).where(Incident.id == incident.id).execute()

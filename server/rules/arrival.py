@@ -7,6 +7,7 @@ hundred metres never counts as on scene.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from geodesy import distance_m
 
@@ -18,13 +19,13 @@ class ArrivalRule:
     max_accuracy_allowance_m: float = 50.0
 
 
-def within(fix: dict, lat: float, lon: float, rule: ArrivalRule) -> bool:
+def within(fix: dict[str, Any], lat: float, lon: float, rule: ArrivalRule) -> bool:
     allowance = min(fix.get("acc") or 0.0, rule.max_accuracy_allowance_m)
     return distance_m(fix["lat"], fix["lon"], lat, lon) - allowance <= rule.radius_m
 
 
 def track_arrival(
-    entered_at: float | None, fix: dict, lat: float, lon: float, rule: ArrivalRule
+    entered_at: float | None, fix: dict[str, Any], lat: float, lon: float, rule: ArrivalRule
 ) -> tuple[float | None, bool]:
     """One fix (in time order): (when the unit entered the radius, or None; arrived?).
 

@@ -12,6 +12,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from server.rules.dispatch import RESPONDING_KINDS, Candidate, Rules
 
@@ -28,7 +29,7 @@ class Cell:
     eta_s: float | None
     colour: str
 
-    def feature(self) -> dict:
+    def feature(self) -> dict[str, Any]:
         ring = [
             [self.west, self.south],
             [self.east, self.south],

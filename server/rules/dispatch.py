@@ -100,11 +100,11 @@ class Recommendation:
     reason: str
     eta_source: str = "straight_line"  # or "osrm"
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[int, int, float, str]:
         # Equal whole-second ETAs are a tie; the unit's own grid breaks it, then neighbours.
         return (round(self.eta_s), ECHELONS.index(self.echelon), self.distance_m, self.unit_id)
 
-    def nearest_key(self) -> tuple:
+    def nearest_key(self) -> tuple[float, str]:
         return (self.distance_m, self.unit_id)
 
 

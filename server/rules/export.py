@@ -18,7 +18,7 @@ def iso(ts: float | None) -> str:
     return "" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
-def track_geojson(unit_id: str, fixes: Sequence[dict]) -> dict:
+def track_geojson(unit_id: str, fixes: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The track as one LineString, its fix times alongside (for replaying it in time)."""
     return {
         "type": "FeatureCollection",
@@ -41,7 +41,7 @@ def track_geojson(unit_id: str, fixes: Sequence[dict]) -> dict:
     }
 
 
-def track_gpx(unit_id: str, name: str, fixes: Sequence[dict]) -> str:
+def track_gpx(unit_id: str, name: str, fixes: Sequence[dict[str, Any]]) -> str:
     ET.register_namespace("", GPX_NS)
     gpx = ET.Element(f"{{{GPX_NS}}}gpx", version="1.1", creator="fieldlink")
     trk = ET.SubElement(gpx, f"{{{GPX_NS}}}trk")
@@ -85,10 +85,10 @@ INCIDENT_COLUMNS = (
 )
 
 
-def incidents_csv(incidents: Iterable[dict]) -> str:
+def incidents_csv(incidents: Iterable[dict[str, Any]]) -> str:
     """Incidents as the API shows them (`incident_public`), one row each, times in UTC."""
 
-    def row(i: dict) -> list[Any]:
+    def row(i: dict[str, Any]) -> list[Any]:
         return [
             i["id"],
             i["category"],

@@ -30,7 +30,7 @@ class GeoError(ValueError):
 class GridShape:
     grid_id: str
     name: str
-    geometry: dict  # GeoJSON Polygon or MultiPolygon
+    geometry: dict[str, Any]  # GeoJSON Polygon or MultiPolygon
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class PostPoint:
     grid_id: str | None = None
 
 
-def _features(doc: Any, what: str) -> list[tuple[str, dict]]:
+def _features(doc: Any, what: str) -> list[tuple[str, dict[str, Any]]]:
     """(label, feature) of a FeatureCollection, each with an id, ids unique."""
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
         raise GeoError("not a GeoJSON FeatureCollection")
@@ -66,7 +66,7 @@ def _features(doc: Any, what: str) -> list[tuple[str, dict]]:
     return out
 
 
-def _geometry(label: str, feature: dict, kinds: tuple[str, ...]) -> Any:
+def _geometry(label: str, feature: dict[str, Any], kinds: tuple[str, ...]) -> Any:
     raw = feature.get("geometry")
     if not isinstance(raw, dict) or raw.get("type") not in kinds:
         raise GeoError(f"{label}: geometry must be {' or '.join(kinds)}")
@@ -84,7 +84,7 @@ def _geometry(label: str, feature: dict, kinds: tuple[str, ...]) -> Any:
     return geom
 
 
-def _name(label: str, feature: dict, default: str) -> str:
+def _name(label: str, feature: dict[str, Any], default: str) -> str:
     name = feature["properties"].get("name")
     if not isinstance(name, str) or not name:
         return default
@@ -164,7 +164,7 @@ class GridMap:
             max(b[2] for b in bounds),
         )
 
-    def to_geojson(self) -> dict:
+    def to_geojson(self) -> dict[str, Any]:
         return {
             "type": "FeatureCollection",
             "features": [
@@ -182,7 +182,7 @@ class GridMap:
         }
 
 
-def posts_geojson(posts: Sequence[PostPoint]) -> dict:
+def posts_geojson(posts: Sequence[PostPoint]) -> dict[str, Any]:
     return {
         "type": "FeatureCollection",
         "features": [

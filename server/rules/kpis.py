@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,7 +45,8 @@ class IncidentRecord:
 
     def first_on_scene(self) -> OrderRecord | None:
         arrived = [o for o in self.orders if o.on_scene_at is not None]
-        return min(arrived, key=lambda o: o.on_scene_at) if arrived else None
+        # attrgetter: a lambda would type the key float | None, though each one here is set
+        return min(arrived, key=attrgetter("on_scene_at")) if arrived else None
 
     def responding_kind(self) -> str | None:
         """The kind of the unit that got there first, else of the first one sent."""
@@ -77,6 +79,7 @@ def _since(start: float | None, end: float | None) -> float | None:
 def response_kpis(incidents: Sequence[IncidentRecord], tz: ZoneInfo) -> dict[str, Any]:
     """Every figure for one set of incidents."""
     dispatched = [i for i in incidents if i.dispatched_at is not None]
+    to_dispatch = [_since(i.created_at, i.dispatched_at) for i in dispatched]
     arrivals = [_since(i.dispatched_at, i.on_scene_at) for i in dispatched]
     reached = [a for a in arrivals if a is not None]
     acks = [
@@ -94,7 +97,7 @@ def response_kpis(incidents: Sequence[IncidentRecord], tz: ZoneInfo) -> dict[str
 
     return {
         "incidents": len(incidents),
-        "call_to_dispatch": durations(_since(i.created_at, i.dispatched_at) for i in dispatched),
+        "call_to_dispatch": durations(d for d in to_dispatch if d is not None),
         "dispatch_to_acknowledge": durations(a for a in acks if a is not None),
         "dispatch_to_arrival": durations(reached),
         # incidents not reached at all count as not reached in time

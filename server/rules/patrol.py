@@ -54,7 +54,7 @@ class PatrolReport:
 
 
 def patrol_report(
-    fixes: Sequence[dict],
+    fixes: Sequence[dict[str, Any]],
     grid_at: Callable[[float, float], str | None],
     home_grid: str | None,
     rules: PatrolRules | None = None,
@@ -113,7 +113,9 @@ def patrol_report(
     return report
 
 
-def _end_stop(report: PatrolReport, start: dict, end: dict, rules: PatrolRules) -> None:
+def _end_stop(
+    report: PatrolReport, start: dict[str, Any], end: dict[str, Any], rules: PatrolRules
+) -> None:
     if end["ts"] - start["ts"] >= rules.stop_min_s:
         report.stops.append(
             {

@@ -96,7 +96,7 @@ class ResponsePlans:
 
     def plan_for(self, duty: str, category: str, priority: int, guard_panic: bool) -> Plan:
         plans = self.levels[duty].plans
-        keys = ("guard_panic",) if guard_panic else ()
+        keys: tuple[str, ...] = ("guard_panic",) if guard_panic else ()
         keys += (f"{category}/{priority}", category, f"*/{priority}", "*")
         return next(plans[k] for k in keys if k in plans)
 
@@ -141,7 +141,7 @@ class _PlanSchema(Schema):
     )
 
     @post_load
-    def build(self, data: dict, **_: Any) -> Plan:
+    def build(self, data: dict[str, Any], **_: Any) -> Plan:
         return _plan(data["match"], *((set(s["kinds"]), s["count"]) for s in data["units"]))
 
 

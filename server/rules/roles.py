@@ -1,8 +1,8 @@
 """Who may do what: the command centre's roles and the permission each request needs.
 
-Pure rules over plain values; `server/auth.py` applies them to every REST route and every
+Pure rules over plain values; `server/web/auth.py` applies them to every REST route and every
 `/console` event. Terminals and kiosks are not accounts: their device token binds them to
-their own unit (`server/sockets.py`).
+their own unit (`server/web/sockets.py`).
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ class DriveTimes:
     ) -> None:
         """For the order book: an automatic dispatch's drive times in a task, the choice back
         in the worker (`OrderBook.route_later`; without OSRM the book chooses at once)."""
+        assert incident.lat is not None and incident.lon is not None  # fill() sends placed ones
         dest = (incident.lat, incident.lon)
         recs = [r for s in shortlists for r in s.recommendations]
         slots = [s.slot for s in shortlists]

@@ -24,7 +24,7 @@ import logging
 import queue
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -149,7 +149,7 @@ class Membership:
 
     def orphans(self) -> list[str]:
         try:
-            members = self.client.smembers(MEMBERS)
+            members = cast(set[str], self.client.smembers(MEMBERS))  # decode_responses
             pipe = self.client.pipeline(transaction=False)
             for member in members:
                 pipe.exists(PREFIX + alive_lease(member))
@@ -209,7 +209,7 @@ class Outbox:
                 sleep(1.0)
 
     def _take(self, sleep: Callable[[float], None]) -> list[tuple[str, dict[str, Any], str | None]]:
-        batch = []
+        batch: list[tuple[str, dict[str, Any], str | None]] = []
         while len(batch) < PUBLISH_BATCH:
             try:
                 batch.append(self.queue.get_nowait())
@@ -325,7 +325,7 @@ class SharedUnits:
                     if message is None:
                         continue
                     if message["type"] == "subscribe":
-                        fixes = self.client.hgetall(FIXES)
+                        fixes = cast(dict[str, str], self.client.hgetall(FIXES))  # decoded
                         catch_up({u: json.loads(f) for u, f in fixes.items()})
                     elif message["type"] == "message":
                         self._apply(message["data"], apply)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 
@@ -85,7 +86,7 @@ def _column(where: str, body: dict, key: str, n: int) -> list[float | None]:
         raise RoutingError(f"{where} answered {key} with {got} for {n} units")
     values: list[float | None] = []
     for row in rows:
-        value = row[0] if isinstance(row, list) and len(row) == 1 else "bad"
+        value: Any = row[0] if isinstance(row, list) and len(row) == 1 else "bad"
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if value is not None and not (number and math.isfinite(value) and value >= 0):
             raise RoutingError(f"{where} answered {key} with {row!r} for one unit")

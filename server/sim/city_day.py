@@ -69,7 +69,8 @@ def call_times(
     """
     peak = per_hour(calls_per_day, HOURLY_VOLUME.index(max(HOURLY_VOLUME))) / 3600
     end = start + hours * 3600
-    times, t = [], start
+    times: list[float] = []
+    t = start
     while peak > 0:
         t += rng.expovariate(peak)
         if t >= end:

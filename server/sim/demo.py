@@ -139,7 +139,7 @@ def provision(
     return {u.id: u.terminal_token for u in units}, desk
 
 
-def get_json(url: str, token: str = "") -> Any:
+def get_json(url: str, token: str | None = None) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with urlopen(Request(url, headers=headers), timeout=2) as response:
         return json.load(response)

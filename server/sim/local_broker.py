@@ -97,9 +97,10 @@ class MosquittoProcess:
     """
 
     def __init__(self, data_dir: Path, port: int | None = None, binary: str | None = None):
-        self.binary = binary or find_mosquitto()
-        if not self.binary:
+        found = binary or find_mosquitto()
+        if not found:
             raise FileNotFoundError("mosquitto is not installed: run scripts/setup.sh")
+        self.binary = found
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.protocol = "5"

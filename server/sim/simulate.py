@@ -290,7 +290,7 @@ class CityDay:
                             agenda.add(self.wrap_up_at(incident), "wrap_up", incident["id"])
                     # over when every call is an incident (a panic takes a moment) and handled
                     settled = now >= self.end and open_now == 0 and self.recorded() >= self.played
-                fields = {
+                fields: dict[str, Any] = {
                     "clock": self._hhmm(now),
                     "calls": f"calls {self.played}/{len(plan)}",
                     "open": f"open {open_now}",

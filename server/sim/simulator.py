@@ -28,7 +28,13 @@ import paho.mqtt.client as mqtt
 import socketio
 
 from geodesy import M_PER_DEG_LAT, distance_m
-from mqtt_link import BrokerAddress, SessionOptions, connect_persistent, new_client
+from mqtt_link import (
+    BrokerAddress,
+    SessionOptions,
+    connect_persistent,
+    new_client,
+    received_payload,
+)
 from server.notify import TERMINAL_NS
 from server.rules.geo import GridShape
 from server.runtime.clock import WALL, Clock
@@ -511,10 +517,11 @@ class UnitLink:
 
     def _on_order_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
         try:
-            order = decode(Channel.ORDERS, message.payload)
+            order = decode(Channel.ORDERS, received_payload(message))
         except WireError as exc:
             log.warning("%s: bad order: %s", self.spec.unit_id, exc)
             return
+        assert self.on_order is not None  # subscribed to orders only with a handler
         self.on_order(order)
 
 
@@ -659,9 +666,11 @@ class Fleet:
         for sim in self.cars.values():
             sim.link.start()
         for kiosk in self.kiosks:
-            kiosk.link.start(
-                lambda order, unit_id=kiosk.spec.unit_id: self.inbox.put(("order", unit_id, order))
-            )
+
+            def heard(order: dict[str, Any], unit_id: str = kiosk.spec.unit_id) -> None:
+                self.inbox.put(("order", unit_id, order))
+
+            kiosk.link.start(heard)
         for sim in self.cars.values():
             sim.officer.connect()
         self._thread = threading.Thread(target=self._run, name="fleet", daemon=True)

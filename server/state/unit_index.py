@@ -69,6 +69,7 @@ class UnitIndex:
         if not self.where:
             return
         cx, cy = self._cell(lat, lon)
+        assert self.span is not None  # set with the first unit
         x0, y0, x1, y1 = self.span
         last_ring = max(cx - x0, x1 - cx, cy - y0, y1 - cy)
         # A cell is `cell_m` tall and cell_m·cos(lat)/cos(ref_lat) wide on the ground; the
@@ -88,9 +89,9 @@ class UnitIndex:
                 bound = math.inf
             else:
                 for cell in self._ring(cx, cy, ring):
-                    members = self.cells.get(cell)
-                    if members:
-                        self._push(heap, lat, lon, members)
+                    in_cell = self.cells.get(cell)
+                    if in_cell:
+                        self._push(heap, lat, lon, in_cell)
                 # every unit not yet found lies at least `ring` whole cells away
                 bound = ring * step
             while heap and heap[0][0] <= bound:

@@ -13,6 +13,7 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    ModelSelect,
     TextField,
 )
 
@@ -47,7 +48,7 @@ class Unit(BaseModel):
     online_since = DoubleField(null=True)
     created_at = DoubleField(default=clock.now)
     # the unit's broker password as mosquitto's password file holds it (PBKDF2-SHA512,
-    # server/provisioning.py); the clear password is shown once and never stored.
+    # server/commands/provisioning.py); the clear password is shown once and never stored.
     # NULL: no broker account yet (`fieldlink units bundle` issues one). Nullable so that
     # adding it to an existing SQLite file is a plain ADD COLUMN: a NOT NULL column makes
     # peewee rebuild the table, and dropping the old one would cascade to every position.
@@ -60,6 +61,7 @@ class Unit(BaseModel):
 
 class Position(BaseModel):
     unit = ForeignKeyField(Unit, backref="positions", on_delete="CASCADE")
+    unit_id: str  # what each ForeignKeyField keeps beside its row: the key, read without a query
     ts = DoubleField()
     lat = DoubleField()
     lon = DoubleField()
@@ -107,18 +109,20 @@ class Incident(BaseModel):
     location_source = CharField(null=True, max_length=16)
     location_age_s = DoubleField(null=True)  # how old the fix it was taken from
     presses = IntegerField(null=True)  # alarms from its unit that joined it (the first too)
+    orders: ModelSelect[Order]  # Order.incident's backref
 
 
 class Alarm(BaseModel):
     """A press of a unit's panic button. Its id is the unit's own: two units' ids may agree.
 
-    `ts` is when it was pressed (the device's time where plausible, `server/alarms.py`),
+    `ts` is when it was pressed (the device's time where plausible, `server/rules/alarms.py`),
     `device_ts` what the device said; an alarm nobody acknowledged in time is escalated.
     """
 
     id = AutoField()
     alarm_id = CharField(max_length=64)
     unit = ForeignKeyField(Unit, backref="alarms", on_delete="CASCADE")
+    unit_id: str
     kind = CharField(max_length=16)
     ts = DoubleField()
     device_ts = DoubleField(null=True)
@@ -126,6 +130,7 @@ class Alarm(BaseModel):
     lon = DoubleField(null=True)
     received_at = DoubleField()
     incident = ForeignKeyField(Incident, null=True, backref="alarms")
+    incident_id: str | None
     dropped = TextField(null=True)  # JSON: what of the message could not be read
     acknowledged_at = DoubleField(null=True)
     acknowledged_by = CharField(null=True, max_length=64)
@@ -140,7 +145,9 @@ class Alarm(BaseModel):
 class Order(BaseModel):
     id = CharField(primary_key=True, max_length=64)
     incident = ForeignKeyField(Incident, backref="orders", on_delete="CASCADE")
+    incident_id: str
     unit = ForeignKeyField(Unit, backref="orders", on_delete="CASCADE")
+    unit_id: str
     kind = CharField(default="dispatch", max_length=16)
     state = CharField(default="sent", max_length=16, index=True)
     decline_reason = TextField(default="")
@@ -206,6 +213,7 @@ class Account(BaseModel):
 class Event(BaseModel):
     """Append-only audit log: every change, who made it, and when."""
 
+    id = AutoField()  # peewee's implicit key, named for queries that order by it
     ts = DoubleField(default=clock.now, index=True)
     actor = CharField(max_length=64)
     kind = CharField(max_length=32)

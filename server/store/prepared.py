@@ -52,7 +52,7 @@ class Prepared:
                 name: value_of(v) for (name, value_of), v in zip(self._fields, row, strict=True)
             }
             instance = model(__no_default__=1, **data)
-            instance._dirty.clear()
+            _changed(instance).clear()
             rows.append(instance)
         return rows
 
@@ -66,7 +66,7 @@ class Prepared:
         return db.execute_sql(self.sql(values), values).rowcount
 
 
-_BY_ID = {
+_BY_ID: dict[type[Model], Prepared] = {
     model: Prepared(lambda key, model=model: model.select().where(model._meta.primary_key == key))
     for model in (Order, Incident)
 }
@@ -75,6 +75,13 @@ _BY_ID = {
 def by_id(model: type[Model], key: str) -> Any:
     """An order or an incident by its id (None if there is none), without building SQL."""
     return _BY_ID[model].first(model, key)
+
+
+def _changed(row: Model) -> set[str]:
+    """The names of the fields set since the row was read or written: peewee's own record,
+    which its stubs leave out."""
+    changed: set[str] = row._dirty  # type: ignore[attr-defined]
+    return changed
 
 
 # by model and the fields written: the order path writes the same few again and again
@@ -96,13 +103,14 @@ def insert(row: Model) -> None:
         "insert", row, fields, lambda *values: model.insert(dict(zip(fields, values, strict=True)))
     )
     statement.run(*(f.db_value(row.__data__[f.name]) for f in fields))
-    row._dirty.clear()
+    _changed(row).clear()
 
 
 def save(row: Model) -> None:
     """`row.save()` for a stored row, its UPDATE of the fields changed built once."""
     model, meta = type(row), row._meta
-    fields = [f for f in meta.sorted_fields if f.name in row._dirty and f is not meta.primary_key]
+    changed = _changed(row)
+    fields = [f for f in meta.sorted_fields if f.name in changed and f is not meta.primary_key]
     if not fields:
         return
     statement = _write(
@@ -114,7 +122,7 @@ def save(row: Model) -> None:
         ),
     )
     statement.run(*(f.db_value(row.__data__[f.name]) for f in fields), row.get_id())
-    row._dirty.clear()
+    _changed(row).clear()
 
 
 def record_event(actor: str, kind: str, **refs: Any) -> None:

@@ -7,7 +7,8 @@ import json
 import secrets
 from collections.abc import Iterable
 
-from peewee import __exception_wrapper__ as translate_errors  # driver errors -> peewee's
+# driver errors -> peewee's (its stubs leave the wrapper out)
+from peewee import __exception_wrapper__ as translate_errors  # type: ignore[attr-defined]
 
 from server.rules.geo import GridMap, GridShape, PostPoint
 from server.rules.kpis import IncidentRecord, OrderRecord
@@ -100,7 +101,7 @@ def unit_track(unit_id: str, since: float, until: float) -> list[dict]:
         .order_by(Position.ts)
         .dicts()
     )
-    return list(query)
+    return list(query)  # type: ignore[arg-type]  # peewee's stubs: .dicts() still yields models
 
 
 POSITION_COLUMNS = (

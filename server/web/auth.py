@@ -4,7 +4,7 @@ the role check on every REST request, and cross-site request protection.
 Flask-Login keeps who is signed in (a session cookie for the web, or `Authorization:
 Bearer <api_token>` per request); Flask-WTF checks the CSRF token of every change made
 with a cookie (a cross-site page can send the cookie, never the token or a Bearer header).
-Who may do what is `server/roles.py`.
+Who may do what is `server/rules/roles.py`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from itsdangerous import URLSafeTimedSerializer
+from werkzeug.wrappers import Response as WsgiResponse
 
 from server.rules import roles
 from server.runtime import metrics
@@ -133,7 +134,7 @@ def refuse(status: int, message: str) -> Response:
     return reply
 
 
-def guard() -> Response | None:
+def guard() -> WsgiResponse | None:  # a refusal (Flask's) or a redirect (werkzeug's)
     """Every request: the API needs an account whose role may; the console's pages a login."""
     path = request.path
     if path in OPEN_PATHS or path.startswith(("/static/", "/vendor/")):

@@ -1,6 +1,6 @@
 """Web pages: the dispatcher console (`/`), the in-car terminal (`/terminal`), the guard
 post's kiosk (`/kiosk`) and the response-figures dashboard (`/dashboard`); the console and
-the dashboard need the command centre's login (`server/auth.py`), the unit's screens their
+the dashboard need the command centre's login (`server/web/auth.py`), the unit's screens their
 device token.
 
 Browser libraries come from npm (`scripts/setup.sh` installs them into node_modules) and are

@@ -13,7 +13,8 @@ from urllib.parse import parse_qs
 
 import socketio
 from flask import current_app, request
-from flask_socketio import ConnectionRefusedError, Namespace
+from flask_socketio import Namespace
+from socketio.exceptions import ConnectionRefusedError
 
 from server.notify import CONSOLE_NS, TERMINAL_NS, unit_room
 from server.notify.packets import UNREADABLE_EVENT
@@ -146,7 +147,7 @@ class TerminalNamespace(socketio.Namespace):
 
         def raise_it() -> tuple[Any, dict[str, Any] | None]:
             incident = alarms.on_alarm(book, unit_id, alarm, received_at, dropped)
-            return incident, incident and views.call_status(book, incident)
+            return incident, views.call_status(book, incident) if incident else None
 
         incident, call = self.runtime.call(raise_it)
         return {
@@ -155,6 +156,13 @@ class TerminalNamespace(socketio.Namespace):
             "incident_id": incident.id if incident else None,
             "call": call,
         }
+
+
+def request_sid() -> str:
+    """The connection whose console event is being handled: Flask-SocketIO sets it on the
+    request, which Flask's types do not know."""
+    sid: str = request.sid  # type: ignore[attr-defined]
+    return sid
 
 
 def console_event_failed(exc: Exception) -> dict[str, Any]:
@@ -180,11 +188,11 @@ class ConsoleNamespace(Namespace):
         if user is None or not user.may("view"):
             metrics.REJECTED.labels("socketio", "auth").inc()
             raise ConnectionRefusedError("sign in first: the console's login or an API token")
-        self.user_of[request.sid] = user
-        log.info("console for %s connected (%s)", user.actor, request.sid)
+        self.user_of[request_sid()] = user
+        log.info("console for %s connected (%s)", user.actor, request_sid())
 
     def on_disconnect(self, *_: Any) -> None:
-        self.user_of.pop(request.sid, None)
+        self.user_of.pop(request_sid(), None)
 
     def end_expired(self) -> None:
         """Pushed changes go to every console: one whose login has ended is let go."""
@@ -194,7 +202,7 @@ class ConsoleNamespace(Namespace):
                 self.disconnect(sid, namespace=CONSOLE_NS)
 
     def _may(self, permission: str) -> dict[str, Any] | None:
-        user = self.user_of.get(request.sid)
+        user = self.user_of.get(request_sid())
         if user is None or user.expired():
             return refuse("socketio", "auth", "the session has ended: sign in again")
         if not user.may(permission):

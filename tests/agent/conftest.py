@@ -23,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_agent.config import MqttSettings, OutboxSettings, Settings, UnitSettings
-from tests.harness import GpsFake
+from harness.services import GpsFake
 
 UNIT = "car-7"
 

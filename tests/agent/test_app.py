@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from edge_agent.app import Agent
 from edge_agent.config import GpsdSettings, HealthSettings, PanicSettings
+from harness.services import nmea_slice
+from harness.waiting import eventually
 from tests.agent.conftest import agent_settings
-from tests.harness import eventually, nmea_slice
 
 
 def test_agent_publishes_positions_alarm_health_and_goes_offline_on_stop(

@@ -11,8 +11,8 @@ from edge_agent.button import CallProgress, Indicator, PanicButton, Signals, cal
 from edge_agent.config import PanicSettings, SignalsSettings
 from edge_agent.orders import Orders
 from edge_agent.outbox import Outbox, Uplink
+from harness.waiting import eventually
 from tests.agent.test_orders import ORDER
-from tests.harness import eventually
 from wire import Channel, Topics, decode
 
 FIX = {"ts": 1.0, "lat": 52.0, "lon": 5.0, "mode": 3}

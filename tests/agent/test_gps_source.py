@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from edge_agent.gps_source import GpsReader, to_fix
-from tests.harness import eventually, nmea_slice
+from harness.services import nmea_slice
+from harness.waiting import eventually
 
 LOG = "bundg_zeus_9.log"
 

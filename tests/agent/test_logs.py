@@ -21,7 +21,7 @@ from edge_agent.config import FiltersSettings, GpsdSettings
 from edge_agent.fixes import FixStage
 from edge_agent.gps_source import GpsReader
 from geodesy import fix_distance_m as distance_m
-from tests.harness import nmea_slice
+from harness.services import nmea_slice
 from wire import Channel, encode
 
 RATE = GpsdSettings(publish_interval_s=1.0)

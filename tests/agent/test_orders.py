@@ -10,8 +10,8 @@ import pytest
 from edge_agent.orders import Orders
 from edge_agent.outbox import Outbox, Uplink
 from edge_agent.publisher import Publisher
+from harness.waiting import eventually
 from tests.agent.conftest import UNIT, agent_settings
-from tests.harness import eventually
 from wire import Topics
 
 ORDER = {

@@ -19,8 +19,9 @@ from pathlib import Path
 from edge_agent.app import Agent
 from edge_agent.config import GpsdSettings, HealthSettings, PanicSettings
 from edge_agent.outbox import Outbox, Uplink
+from harness.services import nmea_slice
+from harness.waiting import eventually
 from tests.agent.conftest import UNIT, agent_settings, halt
-from tests.harness import eventually, nmea_slice
 from wire import Channel, Topics
 
 OUTAGE_S = 60.0  # the figure: a minute in a tunnel or a dead cell

@@ -8,8 +8,8 @@ import pytest
 
 from edge_agent.outbox import Outbox, Uplink
 from edge_agent.publisher import Publisher
+from harness.waiting import eventually
 from tests.agent.conftest import UNIT, agent_settings
-from tests.harness import eventually
 from wire import Channel, Topics
 
 

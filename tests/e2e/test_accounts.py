@@ -12,9 +12,11 @@ import pytest
 import requests
 import socketio
 
+from harness.clients import Console
+from harness.server import ADMIN, ADMIN_PASSWORD, FIELDLINK
+from harness.waiting import eventually
 from server.rules import roles
 from tests.conftest import DATA
-from tests.harness import ADMIN, ADMIN_PASSWORD, FIELDLINK, Console, eventually
 
 
 # -- the rules, pure ---------------------------------------------------------------------

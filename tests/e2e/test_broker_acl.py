@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pytest
 
 from edge_agent import config as agent_config
+from harness.waiting import eventually
 from mqtt_link import BrokerAddress, SessionOptions, new_client
-from tests.harness import eventually
 from tests.locked_broker import (
     LockedBroker,
     Probe,

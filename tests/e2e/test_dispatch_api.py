@@ -14,10 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from harness.clients import UnitLink
+from harness.server import FIELDLINK
+from harness.waiting import eventually
 from server.rules.geo import GridMap, parse_grids
 from server.store import db, save_grids
 from tests.conftest import DATA
-from tests.harness import FIELDLINK, UnitLink, eventually
 from tests.osrm_fake import OsrmFake
 from wire import Channel
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.clients import Terminal, UnitLink
+from harness.waiting import eventually
 from tests.conftest import DATA
-from tests.harness import Terminal, UnitLink, eventually
 
 KIOSK = (35.4050, 116.5870)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-import subprocess
 import time
 import uuid
 from typing import Any
@@ -18,9 +17,10 @@ from hypothesis import strategies as st
 from edge_agent.config import UnitSettings
 from edge_agent.outbox import Outbox, Uplink
 from edge_agent.publisher import Publisher
+from harness.clients import Terminal, UnitLink
+from harness.waiting import eventually
 from server.store import Alarm, Event, Incident, Order, Position, db
 from tests.agent.conftest import agent_settings
-from tests.harness import FIELDLINK, Terminal, UnitLink, eventually
 from tests.wire.test_wire import KILLERS
 from wire import Channel, Topics
 
@@ -132,15 +132,8 @@ def test_a_second_server_on_a_live_client_id_refuses_to_start(server_factory, mo
     first = server_factory()
     first.start()
     second = server_factory(mqtt_client_id=first.env["FIELDLINK_MQTT_CLIENT_ID"])
-    log = open(second.workdir / "second.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen([FIELDLINK, "server"], env=second.env, stdout=log, stderr=log)
-    try:
-        code = proc.wait(timeout=40)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    text = (second.workdir / "second.log").read_text()
-    assert code == 2 and "another server runs with FIELDLINK_MQTT_CLIENT_ID=" in text
+    assert second.run_to_exit(timeout=40) == 2
+    assert "another server runs with FIELDLINK_MQTT_CLIENT_ID=" in second.log()
     assert first.get("/healthz")["ok"]
     eventually(lambda: first.get("/healthz")["broker"], what="the first holds its sessions")
 

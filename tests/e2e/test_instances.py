@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -19,15 +18,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.clients import Terminal, UnitLink
+from harness.server import ServerProcess
+from harness.waiting import eventually
 from server.scale.instances import Lease, connect, orphans
 from server.store import Alarm, Event, Incident, Position, db
-from tests.harness import (
-    FIELDLINK,
-    ServerProcess,
-    Terminal,
-    UnitLink,
-    eventually,
-)
 from wire import Channel
 
 SCENE = {"lat": 31.23, "lon": 121.47, "address": "100 Nanjing Rd E"}
@@ -377,15 +372,8 @@ def test_a_second_instance_on_a_live_client_id_is_refused_beside_redis_too(clust
     [first] = cluster(1)
     first.start()
     [second] = cluster(1, mqtt_client_id=first.env["FIELDLINK_MQTT_CLIENT_ID"])
-    with open(second.workdir / "second.log", "ab") as log:
-        proc = subprocess.Popen([FIELDLINK, "server"], env=second.env, stdout=log, stderr=log)
-    try:
-        code = proc.wait(timeout=40)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    text = (second.workdir / "second.log").read_text()
-    assert code == 2 and "another server runs with FIELDLINK_MQTT_CLIENT_ID=" in text
+    assert second.run_to_exit(timeout=40) == 2
+    assert "another server runs with FIELDLINK_MQTT_CLIENT_ID=" in second.log()
     assert first.get("/healthz")["ok"]
 
     first.stop(signal.SIGKILL)  # a claim nobody renews: the same id starts again at once

@@ -11,15 +11,17 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
+from harness.clients import UnitLink
+from harness.server import ServerProcess
+from harness.waiting import eventually
 from server.rules.geo import parse_grids
 from server.store import db, save_grids
-from tests.conftest import DATA
-from tests.harness import ServerProcess, UnitLink, eventually
+from tests.conftest import DATA, SERVER_SETTINGS
 
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory, mosquitto):
-    server = ServerProcess(tmp_path_factory.mktemp("openapi"), mosquitto.url)
+    server = ServerProcess(tmp_path_factory.mktemp("openapi"), mosquitto.url, **SERVER_SETTINGS)
     with db.connection_context():
         save_grids(parse_grids(json.loads((DATA / "city_grids.geojson").read_text())))
     for unit_id, kind in (

@@ -11,8 +11,10 @@ import time
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from harness.clients import UnitLink
+from harness.server import ADMIN, ADMIN_PASSWORD
+from harness.waiting import eventually
 from tests.conftest import DATA
-from tests.harness import ADMIN, ADMIN_PASSWORD, UnitLink, eventually
 from wire import Channel
 
 CHROMIUM_ARGS = [

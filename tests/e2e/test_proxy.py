@@ -13,8 +13,10 @@ import pytest
 import requests
 import socketio
 
+from harness.clients import UnitLink
+from harness.server import ADMIN, ADMIN_PASSWORD
+from harness.waiting import eventually
 from server.sim.local_broker import end_process, free_port, wait_for_port
-from tests.harness import ADMIN, ADMIN_PASSWORD, UnitLink, eventually
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
 NGINX = "/usr/sbin/nginx"

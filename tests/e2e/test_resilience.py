@@ -8,10 +8,12 @@ import time
 
 from edge_agent.app import Agent
 from edge_agent.config import GpsdSettings
+from harness.clients import Terminal, UnitLink
+from harness.services import nmea_slice
+from harness.waiting import eventually
 from server.store import Alarm, Incident, Order, Position, db
 from tests.agent.conftest import agent_settings
 from tests.conftest import DATA
-from tests.harness import Terminal, UnitLink, eventually, nmea_slice
 from wire import Channel
 
 

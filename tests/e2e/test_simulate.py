@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from harness.server import FIELDLINK
 from server.runtime.clock import Clock
 from server.sim.demo import DemoError
 from server.sim.simulate import (
@@ -22,7 +23,6 @@ from server.sim.simulate import (
     figures_table,
     period_start,
 )
-from tests.harness import FIELDLINK
 
 TZ = ZoneInfo("Asia/Shanghai")
 

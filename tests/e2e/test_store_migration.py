@@ -8,6 +8,8 @@ import sqlite3
 
 from playhouse.migrate import SchemaMigrator, migrate
 
+from harness.server import ServerProcess
+from harness.stores import POSTGRES_URL, new_postgres_database
 from server.store import (
     ADDED_COLUMNS,
     MODELS,
@@ -18,8 +20,7 @@ from server.store import (
     db,
     open_database,
 )
-from tests.conftest import DATA
-from tests.harness import POSTGRES_URL, ServerProcess, new_postgres_database
+from tests.conftest import DATA, SERVER_SETTINGS
 
 
 def old_database(path) -> str:
@@ -45,7 +46,7 @@ def test_an_old_database_gains_the_new_columns_and_keeps_its_rows(tmp_path) -> N
 
 def test_a_server_runs_on_an_old_database(tmp_path, mosquitto) -> None:
     url = old_database(tmp_path / "fieldlink.db")
-    server = ServerProcess(tmp_path, mosquitto.url, db_url=url).start()
+    server = ServerProcess(tmp_path, mosquitto.url, db_url=url, **SERVER_SETTINGS).start()
     try:
         [incident] = server.get("/api/v1/incidents")
         assert incident["id"] == "inc-1" and incident["state"] == "dispatched"
@@ -91,7 +92,7 @@ def test_a_postgresql_install_from_0_1_is_upgraded_in_place(mosquitto, tmp_path)
         stored = Position.select().order_by(Position.ts.desc()).get()
         assert stored.ts == 1_800_000_000.25 and stored.lat == 31.2345678  # 8 bytes now
 
-    server = ServerProcess(tmp_path, mosquitto.url, db_url=url).start()
+    server = ServerProcess(tmp_path, mosquitto.url, db_url=url, **SERVER_SETTINGS).start()
     try:
         assert [u["id"] for u in server.get("/api/v1/units")] == ["car-1"]
     finally:

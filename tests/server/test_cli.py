@@ -6,8 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from harness.server import FIELDLINK
 from server.config import reference
-from tests.harness import FIELDLINK
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
+from harness.server import FIELDLINK
 from server.config import ConfigError, Settings, known_variables, reference
-from tests.harness import FIELDLINK
 
 
 def test_defaults_are_valid_and_an_empty_value_means_the_default() -> None:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
+from harness.waiting import eventually
 from server.ingest.pipeline import Call, Pipeline
 from server.ingest.receipts import Receipts
 from server.ingest.sessions import Inbound, Inbox
@@ -19,7 +20,6 @@ from server.orders import OrderRefused, presence
 from server.runtime.log_limit import LimitedLog
 from server.runtime.supervise import Stage, supervised
 from server.store import Alarm, Order, open_database
-from tests.harness import eventually
 from tests.order_book import T0, order_book
 from tests.wire.test_wire import KILLERS
 from wire import CHANNELS, Channel, Topics, decode

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.stores import database_for
 from server.store import Incident, Order, Prepared, Unit, by_id, db, open_database
-from tests.harness import database_for
 
 
 @pytest.fixture

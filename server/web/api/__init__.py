@@ -11,6 +11,7 @@ webargs would build a schema for every request.
 from __future__ import annotations
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 
 from server.web.api import alarms, command, figures, geo, incidents, ops, orders, units
@@ -47,4 +48,5 @@ def init_app(app: Flask) -> None:
     app.add_url_rule("/api/v1/kpis.csv", view_func=figures.kpis_csv_view)
     app.add_url_rule("/metrics", view_func=ops.metrics_view)
     app.add_url_rule("/healthz", view_func=ops.health_view)
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, the one with sort_keys
     app.json.sort_keys = False

@@ -54,6 +54,7 @@ def actor(body: dict) -> str:
     """Who does it, for the timeline: the signed-in account, and the person at its desk
     where one account serves several (`by`)."""
     user = auth.who()
+    assert user is not None  # auth.guard() lets only the signed in through
     by = body.pop("by", "")
     return (f"{user.actor}/{by}" if by and by != user.name else user.actor)[:64]
 
@@ -98,10 +99,11 @@ def period(query: dict, tz: ZoneInfo) -> tuple[float, float]:
 def plain_query(schema: type[Schema]) -> dict:
     """Query arguments of a plain (non-JSON) route, refused as the JSON routes refuse them."""
     try:
-        return schema().load(request.args)
+        query: dict[str, Any] = schema().load(request.args)
     except ValidationError as exc:
         metrics.REJECTED.labels("rest", "invalid").inc()
         abort(422, errors={"query": exc.messages}, message="invalid query arguments")
+    return query
 
 
 def download(text: str, mimetype: str, filename: str) -> Response:
