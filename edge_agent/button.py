@@ -72,6 +72,10 @@ class Indicator:
     def shown(self) -> str | None:
         return self._shown
 
+    def wanted(self, layer: str) -> str | None:
+        with self._lock:
+            return self._wanted[layer]
+
     def _show(self, pattern: str | None) -> None:
         led, buzzer = PATTERNS[pattern] if pattern else (None, None)
         if self.led:
@@ -117,6 +121,10 @@ class CallProgress:
         """The server's word on the call: dispatched, units coming, on scene, over."""
         self.indicator.want("call", call_pattern(call))
 
+    def active(self) -> bool:
+        """A press not yet over: waiting for the server, or help on its way or there."""
+        return bool(self._waiting) or self.indicator.wanted("call") is not None
+
 
 class PanicButton:
     """Held for `hold_s` (so a brush doesn't fire it), it sends exactly one alarm."""
@@ -127,8 +135,10 @@ class PanicButton:
         uplink: Uplink,
         last_fix: Callable[[], dict[str, Any] | None],
         on_fire: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self.uplink = uplink
+        self.clock = clock  # the unit's time: the press counts at it
         self.kind = "test" if settings.drill else "panic"
         self.last_fix = last_fix
         self.on_fire = on_fire
@@ -137,7 +147,11 @@ class PanicButton:
         self.button.when_held = self.fire
 
     def fire(self) -> None:
-        alarm: dict[str, Any] = {"alarm_id": uuid.uuid4().hex, "ts": time.time(), "kind": self.kind}
+        alarm: dict[str, Any] = {
+            "alarm_id": uuid.uuid4().hex,
+            "ts": self.clock(),
+            "kind": self.kind,
+        }
         fix = self.last_fix()
         if fix is not None:
             alarm["fix"] = fix

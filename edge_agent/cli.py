@@ -7,7 +7,9 @@ import sys
 
 import click
 
-from edge_agent.config import ConfigError, load
+from edge_agent.config import ConfigError, configured_pins, load
+
+log = logging.getLogger(__name__)
 
 
 @click.command()
@@ -37,9 +39,25 @@ def main(config_path: str, validate_config: bool, verbose: bool) -> None:
         for problem in exc.problems:
             click.echo(f"  - {problem}", err=True)
         sys.exit(2)
-    if validate_config:
-        click.echo(f"{config_path}: OK (unit {settings.unit.id}, broker {settings.mqtt.url})")
-        return
-    from edge_agent.app import Agent  # after validation: --validate-config needs no GPIO
+    # after the settings: a bad file is reported even where no GPIO library is installed
+    from edge_agent.pins import PinError, prepare
 
-    Agent(settings).run()
+    if validate_config:
+        pins = configured_pins(settings)
+        try:
+            factory = prepare(settings.gpio.pin_factory, pins)
+        except PinError as exc:
+            click.echo(f"{config_path}: GPIO: {exc}", err=True)
+            sys.exit(2)
+        click.echo(
+            f"{config_path}: OK (unit {settings.unit.id}, broker {settings.mqtt.url},"
+            f" GPIO through {factory}, pins {', '.join(map(str, pins.values()))} free)"
+        )
+        return
+    from edge_agent.app import Agent
+
+    try:
+        Agent(settings).run()
+    except PinError as exc:
+        log.critical("%s", exc)
+        sys.exit(3)

@@ -19,7 +19,14 @@ from wire import DEFAULT_ROOT, MAX_BATCH
 from wire.topics import valid_unit_id
 
 UNIT_KINDS = ("patrol_car", "motorcycle", "guard_post", "foot", "volunteer")
-BCM_PINS = range(28)  # GPIO 0-27 on the Pi's 40-pin header
+BCM_PINS = range(28)
+PIN_FACTORIES = (
+    "auto",
+    "lgpio",
+    "rpigpio",
+    "pigpio",
+    "mock",
+)  # GPIO 0-27 on the Pi's 40-pin header
 
 
 class ConfigError(ValueError):
@@ -148,6 +155,35 @@ class SignalsSettings:
 
 
 @dataclass(frozen=True)
+class GpioSettings:
+    pin_factory: str = _key(
+        "auto",
+        "gpiozero pin factory: auto (lgpio, else RPi.GPIO, else pigpio; a Pi 5 only lgpio),"
+        " lgpio, rpigpio, pigpio, or mock (no hardware: tests, a bench). In auto,"
+        " GPIOZERO_PIN_FACTORY still picks one.",
+    )
+
+
+@dataclass(frozen=True)
+class PowerSettings:
+    ignition_pin: int | None = _key(
+        None, "BCM number of the car's ignition line (through an opto-coupler); not set: no line."
+    )
+    ignition_active_low: bool = _key(
+        True, "The line reads low while the ignition is on (an opto-coupler to ground)."
+    )
+    off_after_s: float = _key(
+        600.0,
+        "Shut the Pi down when the ignition has been off this long and no order or call of"
+        " the unit's own is open (an officer at a scene keeps the engine off).",
+    )
+    shutdown_command: str = _key(
+        "systemctl poweroff",
+        "What shuts the Pi down (firmware_config/polkit lets the agent's user run it).",
+    )
+
+
+@dataclass(frozen=True)
 class HealthSettings:
     interval_s: float = _key(30.0, "Seconds between health messages to the server.")
 
@@ -161,6 +197,8 @@ class Settings:
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     panic: PanicSettings = field(default_factory=PanicSettings)
     signals: SignalsSettings = field(default_factory=SignalsSettings)
+    gpio: GpioSettings = field(default_factory=GpioSettings)
+    power: PowerSettings = field(default_factory=PowerSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
 
     @property
@@ -316,6 +354,7 @@ def check(s: Settings) -> list[str]:
         "mqtt.session_expiry_s": s.mqtt.session_expiry_s,
         "mqtt.reconnect_max_s": s.mqtt.reconnect_max_s,
         "outbox.receipt_timeout_s": s.outbox.receipt_timeout_s,
+        "power.off_after_s": s.power.off_after_s,
     }
     problems.extend(
         f"{name} = {value}: must be above 0" for name, value in positive.items() if value <= 0
@@ -332,18 +371,30 @@ def check(s: Settings) -> list[str]:
     problems.extend(
         f"{name} = {value}: must be 0 or more" for name, value in optional.items() if value < 0
     )
+    if s.gpio.pin_factory not in PIN_FACTORIES:
+        problems.append(
+            f"gpio.pin_factory = {s.gpio.pin_factory!r}: use one of {', '.join(PIN_FACTORIES)}"
+        )
+    if not s.power.shutdown_command.strip():
+        problems.append("power.shutdown_command is empty: name what shuts the Pi down")
     problems.extend(_check_pins(s))
     return problems
 
 
-def _check_pins(s: Settings) -> list[str]:
+def configured_pins(s: Settings) -> dict[str, int]:
+    """Every GPIO the settings use, by the key that names it."""
     pins = {
         "panic.pin": s.panic.pin,
         "signals.ack_pin": s.signals.ack_pin,
         "signals.buzzer_pin": s.signals.buzzer_pin,
         "signals.led_pin": s.signals.led_pin,
+        "power.ignition_pin": s.power.ignition_pin,
     }
-    used = {name: pin for name, pin in pins.items() if pin is not None}
+    return {name: pin for name, pin in pins.items() if pin is not None}
+
+
+def _check_pins(s: Settings) -> list[str]:
+    used = configured_pins(s)
     problems = [
         f"{name} = {pin}: BCM pins are 0 to 27" for name, pin in used.items() if pin not in BCM_PINS
     ]

@@ -36,35 +36,36 @@ class Track:
 # -- quality filters: True means "drop this fix" ------------------------------------------
 
 
-def no_fix(fix: dict[str, Any], _track: Track, s: FiltersSettings, _now: float) -> bool:
+def no_fix(fix: dict[str, Any], _track: Track, s: FiltersSettings, _now: float | None) -> bool:
     mode: int = fix.get("mode", 0)
     return mode < s.min_mode
 
 
-def invalid(fix: dict[str, Any], _track: Track, _s: FiltersSettings, _now: float) -> bool:
+def invalid(fix: dict[str, Any], _track: Track, _s: FiltersSettings, _now: float | None) -> bool:
     # Always on, and the wire protocol's own rule (range, sign, NaN): a fix kept here is one
     # the server takes, and so is the panic alarm that carries it.
     return fix_problem(fix) is not None
 
 
-def null_island(fix: dict[str, Any], _track: Track, s: FiltersSettings, _now: float) -> bool:
+def null_island(fix: dict[str, Any], _track: Track, s: FiltersSettings, _now: float | None) -> bool:
     return s.null_island and fix["lat"] == 0 and fix["lon"] == 0
 
 
-def duplicate(fix: dict[str, Any], track: Track, _s: FiltersSettings, _now: float) -> bool:
+def duplicate(fix: dict[str, Any], track: Track, _s: FiltersSettings, _now: float | None) -> bool:
     # Always on: each fix time is published once and in order (the server keys positions by
     # unit + fix time). An older time is a receiver or gpsd replaying the past.
     last = track.last_accepted
     return last is not None and fix["ts"] <= last["ts"]
 
 
-def future(fix: dict[str, Any], _track: Track, s: FiltersSettings, now: float) -> bool:
+def future(fix: dict[str, Any], _track: Track, s: FiltersSettings, now: float | None) -> bool:
     # A fix from the future would be the unit's live position until that time passed: the
-    # server moves a unit only with a newer fix time.
-    return s.max_future_s > 0 and fix["ts"] - now > s.max_future_s
+    # server moves a unit only with a newer fix time. No time to judge by (a clock not yet
+    # synced, no fix yet): the fix's own GPS time is the best there is.
+    return s.max_future_s > 0 and now is not None and fix["ts"] - now > s.max_future_s
 
 
-def jump(fix: dict[str, Any], track: Track, s: FiltersSettings, _now: float) -> bool:
+def jump(fix: dict[str, Any], track: Track, s: FiltersSettings, _now: float | None) -> bool:
     last = track.last_published
     if s.max_speed_mps <= 0 or last is None or fix["ts"] <= last["ts"]:
         return False
@@ -72,13 +73,13 @@ def jump(fix: dict[str, Any], track: Track, s: FiltersSettings, _now: float) -> 
     return fix_distance_m(last, fix) / elapsed_s > s.max_speed_mps
 
 
-def inaccurate(fix: dict[str, Any], _track: Track, s: FiltersSettings, _now: float) -> bool:
+def inaccurate(fix: dict[str, Any], _track: Track, s: FiltersSettings, _now: float | None) -> bool:
     # A fix without an error estimate passes: gpsd gives none when the receiver sends no DOP.
     acc: float = fix.get("acc", 0)
     return s.max_acc_m > 0 and acc > s.max_acc_m
 
 
-Filter = Callable[[dict[str, Any], Track, FiltersSettings, float], bool]
+Filter = Callable[[dict[str, Any], Track, FiltersSettings, float | None], bool]
 FILTERS: tuple[Filter, ...] = (
     no_fix,
     invalid,
@@ -90,7 +91,9 @@ FILTERS: tuple[Filter, ...] = (
 )
 
 
-def rejected_by(fix: dict[str, Any], track: Track, s: FiltersSettings, now: float) -> str | None:
+def rejected_by(
+    fix: dict[str, Any], track: Track, s: FiltersSettings, now: float | None
+) -> str | None:
     """The name of the first filter that drops `fix`, or None when it is a good fix."""
     for check in FILTERS:
         if check(fix, track, s, now):
@@ -134,7 +137,7 @@ class FixStage:
         self,
         filters: FiltersSettings,
         rate: GpsdSettings,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float | None] = time.time,
     ):
         self.filters = filters
         self.rate = rate

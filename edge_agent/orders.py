@@ -37,8 +37,9 @@ ANSWERS = {
 class Orders:
     """Known orders, keyed by order_id, and the acks that go back to the server."""
 
-    def __init__(self, uplink: Uplink):
+    def __init__(self, uplink: Uplink, clock: Callable[[], float] = time.time):
         self.uplink = uplink
+        self.clock = clock  # the unit's time (GPS until the system clock is synced)
         self.rejected = 0  # payloads that were not valid orders
         self.on_order: Callable[[dict[str, Any]], None] | None = None  # new order, update or cancel
         self.on_answer: Callable[[str, str], None] | None = None  # (order_id, status)
@@ -151,5 +152,5 @@ class Orders:
                 sent.add(status)
                 if order_id in self._known:
                     self._save(order_id)
-        self.uplink.send(Channel.ACK, {"order_id": order_id, "ts": time.time(), "status": status})
+        self.uplink.send(Channel.ACK, {"order_id": order_id, "ts": self.clock(), "status": status})
         return True

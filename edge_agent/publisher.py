@@ -75,8 +75,15 @@ def payload(message: list[Row]) -> bytes:
 class Publisher:
     """One persistent MQTT session for the unit: QoS 1, retained state with a will."""
 
-    def __init__(self, settings: Settings, uplink: Uplink, version: str):
+    def __init__(
+        self,
+        settings: Settings,
+        uplink: Uplink,
+        version: str,
+        clock: Callable[[], float] = time.time,
+    ):
         self.settings = settings
+        self.clock = clock  # what state messages are stamped with
         self.uplink = uplink
         self.outbox: Outbox = uplink.outbox
         self.version = version
@@ -110,7 +117,7 @@ class Publisher:
 
     def stop(self) -> None:
         """Say "offline" (briefly waiting for it to go out), then leave cleanly (no will)."""
-        row = self.uplink.send(Channel.STATE, {"online": False, "ts": time.time()})
+        row = self.uplink.send(Channel.STATE, {"online": False, "ts": self.clock()})
         deadline = time.monotonic() + _STOP_FLUSH_S
         while self.connected and self.outbox.contains(row) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -171,7 +178,7 @@ class Publisher:
 
     def _on_pre_connect(self, client: mqtt.Client, _userdata: Any) -> None:
         # The will's time is refreshed before each attempt: it says when the unit was last seen.
-        will = b'{"online":false,"ts":%.3f}' % time.time()
+        will = b'{"online":false,"ts":%.3f}' % self.clock()
         client.will_set(self._topic(Channel.STATE), will, qos=1, retain=True)
 
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
@@ -271,7 +278,7 @@ class Publisher:
                 Channel.STATE,
                 {
                     "online": True,
-                    "ts": time.time(),
+                    "ts": self.clock(),
                     "kind": self.settings.unit.kind,
                     "version": self.version,
                 },

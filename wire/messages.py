@@ -114,6 +114,10 @@ class HealthSchema(Message):
     filtered = fields.Integer(validate=validate.Range(min=0))  # fixes the quality filters dropped
     cpu_temp_c = number()
     link = Text(validate=validate.Length(max=32))
+    gpio = Text(validate=validate.Length(max=32))  # the pin factory driving the buttons
+    # where the unit's times come from: system (synced), gps (not yet), unsynced (no fix yet)
+    clock = fields.String(validate=validate.OneOf(("system", "gps", "unsynced")))
+    clock_synced_at = number(allow_none=True, validate=validate.Range(min=0))
 
 
 class AckKeySchema(Message):

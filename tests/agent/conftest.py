@@ -22,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge_agent.config import MqttSettings, OutboxSettings, Settings, UnitSettings
+from edge_agent.config import GpioSettings, MqttSettings, OutboxSettings, Settings, UnitSettings
 from harness.services import GpsFake
 
 UNIT = "car-7"
@@ -36,6 +36,7 @@ def agent_settings(tmp_path: Path, broker_url: str, **sections: Any) -> Settings
             url=broker_url, client_id=f"agent-test-{uuid.uuid4().hex[:8]}", keepalive_s=5
         ),
         outbox=OutboxSettings(path=str(tmp_path / "outbox.db")),
+        gpio=GpioSettings(pin_factory="mock"),
     )
     return dataclasses.replace(base, **sections)
 

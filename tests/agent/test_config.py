@@ -76,8 +76,9 @@ def test_environment_overrides_the_file(tmp_path):
         load(path, env={"FIELDLINK_GPSD_PORT": "x"})
 
 
-def test_validate_config_flag(tmp_path, monkeypatch):
+def test_validate_config_flag(tmp_path, monkeypatch, mock_gpio):
     monkeypatch.delenv("FIELDLINK_UNIT_ID", raising=False)
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")  # no GPIO here: gpiozero's fake pins
     good = CliRunner().invoke(main, ["--config", str(EXAMPLE), "--validate-config"])
     assert good.exit_code == 0 and "OK" in good.output
     bad = CliRunner().invoke(
