@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything fieldlink needs on a fresh Debian machine with Python 3.11: the
-# system packages (broker, Redis, gpsd, gpsfake, Node for the web assets, Chromium for
+# system packages (broker, Redis, gpsd, gpsfake, chrony, Node for the web assets, Chromium for
 # the page tests, nginx for the proxy tests), a virtualenv in .venv with the server,
 # agent and dev extras, and the browser assets from npm.
 set -euo pipefail
@@ -19,6 +19,8 @@ command -v gpsfake >/dev/null || need_pkgs+=(gpsd-clients)
 command -v npm >/dev/null || need_pkgs+=(nodejs npm)
 # the page tests drive Debian's Chromium headless; CJK fonts for the Chinese screens
 command -v chromium >/dev/null || need_pkgs+=(chromium fonts-noto-cjk)
+# the agent's chrony config is checked by chronyd's own parser (never run as a daemon here)
+[ -x /usr/sbin/chronyd ] || need_pkgs+=(chrony)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     echo "==> installing Debian packages: ${need_pkgs[*]}"

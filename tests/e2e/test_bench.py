@@ -18,6 +18,7 @@ import pytest
         ["bench.agent"],
         ["bench.recommend"],
         ["bench.outage"],
+        ["bench.card_wear"],
     ],
 )
 def test_benchmark_quick_run_completes(command: list[str]) -> None:
