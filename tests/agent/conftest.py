@@ -22,7 +22,18 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge_agent.config import GpioSettings, MqttSettings, OutboxSettings, Settings, UnitSettings
+from edge_agent.app import Agent
+from edge_agent.clock import UnitClock
+from edge_agent.config import (
+    GpioSettings,
+    GpsdSettings,
+    HealthSettings,
+    MqttSettings,
+    OutboxSettings,
+    PanicSettings,
+    Settings,
+    UnitSettings,
+)
 from harness.services import GpsFake
 
 UNIT = "car-7"
@@ -39,6 +50,20 @@ def agent_settings(tmp_path: Path, broker_url: str, **sections: Any) -> Settings
         gpio=GpioSettings(pin_factory="mock"),
     )
     return dataclasses.replace(base, **sections)
+
+
+def replaying_agent(
+    tmp_path: Path, broker_url: str, gps_port: int, clock: UnitClock | None = None
+) -> Agent:
+    """An agent on a gpsfake's gpsd: 1 s reporting, a 0.2 s panic hold, health every 0.5 s."""
+    settings = agent_settings(
+        tmp_path,
+        broker_url,
+        gpsd=GpsdSettings(port=gps_port, publish_interval_s=1.0),
+        panic=PanicSettings(pin=17, hold_s=0.2),
+        health=HealthSettings(interval_s=0.5),
+    )
+    return Agent(settings, clock)
 
 
 class Observer:

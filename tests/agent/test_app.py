@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 from edge_agent.app import Agent
-from edge_agent.config import GpsdSettings, HealthSettings, PanicSettings
+from edge_agent.config import GpsdSettings, HealthSettings
 from harness.services import nmea_slice
 from harness.waiting import eventually
-from tests.agent.conftest import agent_settings
+from tests.agent.conftest import agent_settings, replaying_agent
 
 
 def test_agent_publishes_positions_alarm_health_and_goes_offline_on_stop(
     tmp_path, mosquitto, observer, gpsfake, mock_gpio, nmea_dir
 ):
     fake = gpsfake(nmea_slice(nmea_dir / "bundg_zeus_9.log", tmp_path / "s.log", 0, 400))
-    settings = agent_settings(
-        tmp_path,
-        mosquitto.url,
-        gpsd=GpsdSettings(port=fake.port, publish_interval_s=1.0),
-        panic=PanicSettings(pin=17, hold_s=0.2),
-        health=HealthSettings(interval_s=0.5),
-    )
     obs = observer(mosquitto.url)
-    agent = Agent(settings)
+    agent = replaying_agent(tmp_path, mosquitto.url, fake.port)
     agent.start()
     try:
         eventually(lambda: len(obs.fixes()) >= 2, timeout=20, what="positions")

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import time
 
-from edge_agent.app import Agent
 from edge_agent.clock import GpsAnchor, UnitClock, clock_source, kernel_synced, unit_time
-from edge_agent.config import GpsdSettings, HealthSettings, PanicSettings
 from harness.services import nmea_slice
 from harness.waiting import eventually
-from tests.agent.conftest import agent_settings
+from tests.agent.conftest import replaying_agent
 
 YEARS = 17 * 365 * 86400  # the log is from 2018: a clock 17 years behind reads 2001
 
@@ -43,15 +41,8 @@ def test_the_kernel_is_asked_without_privileges():
 
 def _run(tmp_path, mosquitto, observer, gpsfake, nmea_dir, clock: UnitClock):
     fake = gpsfake(nmea_slice(nmea_dir / "bundg_zeus_9.log", tmp_path / "s.log", 0, 400))
-    settings = agent_settings(
-        tmp_path,
-        mosquitto.url,
-        gpsd=GpsdSettings(port=fake.port, publish_interval_s=1.0),
-        panic=PanicSettings(pin=17, hold_s=0.2),
-        health=HealthSettings(interval_s=0.3),
-    )
     obs = observer(mosquitto.url)
-    agent = Agent(settings, clock)
+    agent = replaying_agent(tmp_path, mosquitto.url, fake.port, clock)
     agent.start()
     return agent, obs
 
