@@ -23,6 +23,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from harness.server import FIELDLINK
@@ -111,6 +113,7 @@ class Probe:
     protocol: str = "5"
     ca_file: str | None = None
     client_id: str = ""
+    session_expiry_s: int = 0  # > 0: a session the broker keeps (and resumes) while away
     received: queue.Queue = field(default_factory=queue.Queue)
 
     def __post_init__(self) -> None:
@@ -139,7 +142,18 @@ class Probe:
 
     def connect(self) -> ReasonCode:
         """Connect and return the CONNACK's reason code (a refusal is returned, not raised)."""
-        self.client.connect(self.address.host, self.address.port, keepalive=10)
+        if self.session_expiry_s and self.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.session_expiry_s
+            self.client.connect(
+                self.address.host,
+                self.address.port,
+                keepalive=10,
+                clean_start=False,
+                properties=properties,
+            )
+        else:
+            self.client.connect(self.address.host, self.address.port, keepalive=10)
         self.client.loop_start()
         return self._answers["connack"].get(timeout=TIMEOUT)
 

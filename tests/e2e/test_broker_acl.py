@@ -44,6 +44,11 @@ class Deployment:
         password = self.passwords[unit_id] if password is None else password
         return f"mqtt://{unit_id}:{password}@127.0.0.1:{self.broker.port}"
 
+    def tls_unit_url(self, unit_id: str) -> str:
+        """Where units log in in production: the TLS listener (`localhost`, the cert's name)."""
+        password = self.passwords[unit_id]
+        return f"mqtts://{unit_id}:{password}@localhost:{self.broker.tls_port}"
+
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> Iterator[Deployment]:
@@ -217,3 +222,36 @@ def test_a_new_bundle_retires_the_password_units_add_printed(deployment, tmp_pat
 def reload_broker(deployment: Deployment) -> None:
     write_broker_files(deployment.broker, deployment.env)
     deployment.broker.reload()
+
+
+def test_a_unit_cannot_take_over_another_units_session_nor_lose_its_queued_order(
+    deployment, probes
+) -> None:
+    tls_url = deployment.tls_unit_url("car-2")
+    tls = {"ca_file": str(deployment.broker.certs / "ca.crt")}
+    session = {"client_id": "agent-car-2", "session_expiry_s": 3600}
+    orders = TOPICS.unit("car-2", Channel.ORDERS)
+    car2 = probes(tls_url, **tls, **session)
+    assert not car2.subscribe(orders)[0].is_failure
+    car2.close()  # away: the broker keeps its session and queues its orders
+    server = probes(deployment.server_url)
+    assert not server.publish(orders, b'{"order": "queued while away"}').is_failure
+
+    # car-1, with its own password, knocks again and again with car-2's client id
+    attacker_url = deployment.tls_unit_url("car-1")
+    for _ in range(5):
+        attacker = Probe(attacker_url, **tls, client_id="agent-car-2")
+        assert not attacker.connect().is_failure  # let in: as itself (car-1), not as car-2
+        attacker.close()
+
+    car2 = probes(tls_url, **tls, **session)  # back: its session, its order, are still there
+    assert car2.received.get(timeout=5) == (orders, b'{"order": "queued while away"}')
+    attacker = Probe(attacker_url, **tls, client_id="agent-car-2")
+    attacker.connect()
+    try:
+        assert server.publish(orders, b'{"order": "live"}').value == 0
+        # not thrown off by the attacker's connect: the live order still reaches car-2
+        assert car2.received.get(timeout=5) == (orders, b'{"order": "live"}')
+        assert car2.client.is_connected()
+    finally:
+        attacker.close()
