@@ -147,6 +147,7 @@ class ServerProcess:
         """An HTTP request as an account (the admin's by default; "" for none)."""
         token = self.token if token is None else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers.update(kw.pop("headers", {}))
         kw.setdefault("timeout", 10)
         return requests.request(method, self.url + path, headers=headers, **kw)
 

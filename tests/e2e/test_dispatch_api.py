@@ -304,6 +304,33 @@ def test_bad_requests_get_clear_answers(town) -> None:
     assert server.metric("fieldlink_rejected_total", source="rest", reason="refused") >= 3
 
 
+JSON_BODY = {"Content-Type": "application/json"}
+
+
+def test_hostile_bodies_get_a_4xx_that_says_why_and_are_never_read_whole(town) -> None:
+    server, _ = town({"car-near": CARS["car-near"]})
+    good = {"category": "help", "priority": 1, "location": {"lat": 31.2, "lon": 121.4}}
+    cases = [
+        ("[" * 100_000 + "]" * 100_000, 400, "nests deeper than 16"),
+        ('{"a":' * 50_000 + "1" + "}" * 50_000, 400, "nests deeper than 16"),
+        ('{"priority": ' + "9" * 5000 + "}", 400, "5000 characters"),
+        ('{"priority": 1e999}', 400, "is not one a message carries"),
+        ('{"priority": NaN}', 400, "NaN is not a number"),
+        (json.dumps(good).encode("utf-16"), 400, "not JSON"),
+        (b"\xef\xbb\xbf" + json.dumps(good).encode(), 400, "byte-order mark"),
+        # a dispatcher's 64 MB body: refused from its Content-Length, before it is read
+        (b'{"summary": "' + b"a" * (64 << 20) + b'"}', 413, ""),
+    ]
+    for body, status, text in cases:
+        reply = server.request(
+            "POST", "/api/v1/incidents", data=body, headers=JSON_BODY, timeout=30
+        )
+        assert reply.status_code == status, (str(body)[:40], reply.text[:200])
+        assert text in reply.text, (str(body)[:40], reply.text[:200])
+    assert server.metric("fieldlink_rejected_total", source="rest", reason="body") >= 7
+    assert server.call("POST", "/api/v1/incidents", good)[0] == 201  # and it goes on
+
+
 def test_an_order_not_accepted_in_time_goes_to_the_next_unit_and_a_decline_too(town) -> None:
     server, links = town(
         {**CARS, "kiosk-1": ("guard_post", 0)},

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 
-from server.web.api import alarms, command, figures, geo, incidents, ops, orders, units
+from server.web.api import alarms, command, common, figures, geo, incidents, ops, orders, units
 
 AREAS = (units, incidents, orders, alarms, command, geo, figures)
 
@@ -22,6 +22,7 @@ AREAS = (units, incidents, orders, alarms, command, geo, figures)
 def init_app(app: Flask) -> None:
     # every operation needs an account (server/web/auth.py); the document says how to send it
     app.config["API_SPEC_OPTIONS"] = {"security": [{"bearer": []}, {"session": []}]}
+    app.config["MAX_CONTENT_LENGTH"] = common.MAX_BODY_BYTES
     api = Api(app)
     api.spec.components.security_scheme(
         "bearer",
