@@ -218,7 +218,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
     )
     open_database(settings.db_url)
-    auth.init_app(app, settings.session_hours)
+    auth.init_app(app, settings.session_hours, settings.redis_url)
     # A connection's events are handled in turn on its own reader, not each in a thread (or
     # greenlet) of its own: starting one per event cost more than the event (a terminal's
     # ack), and one terminal's events are answered in the order it sent them anyway. As a

@@ -36,8 +36,8 @@ from werkzeug.wrappers import Response as WsgiResponse
 
 from server.rules import roles
 from server.runtime import metrics
-from server.store import Account, Setting, db
-from server.web import accounts
+from server.store import Account, Setting, db, record_event
+from server.web import accounts, throttle
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,12 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def audit(actor: str, kind: str, **refs: Any) -> None:
+    """Sign-ins and sign-outs in the audit trail, written in order by the worker."""
+    runtime = current_app.extensions["fieldlink"]
+    runtime.pipeline.call(record_event, actor[:64], kind, address=request.remote_addr, **refs)
+
+
 def login() -> Any:
     error = ""
     if request.method == "POST":
@@ -185,15 +191,27 @@ def login() -> Any:
         if account is None:
             metrics.REJECTED.labels("web", "login").inc()
             log.warning("failed login for %r from %s", name, request.remote_addr)
+            audit(f"web:{name}", "login_failed")
             error = "bad_login"
         else:
             session.clear()
             session.permanent = True
             session["login_at"] = time.time()
-            login_user(_signed_in(account))
+            user = _signed_in(account)
+            login_user(user)
             log.info("%s (%s) signed in from %s", account.name, account.role, request.remote_addr)
+            audit(user.actor, "login")
             return redirect(_safe_next(request.args.get("next")))
     return render_template("login.html", error=error), 401 if error else 200
+
+
+def _login_throttled(wait_s: int) -> Response:
+    name = request.form.get("name", "").strip()
+    metrics.REJECTED.labels("web", "throttled").inc()
+    log.warning("login for %r from %s throttled for %d s", name, request.remote_addr, wait_s)
+    audit(f"web:{name}", "login_throttled", wait_s=wait_s)
+    page = render_template("login.html", error="throttled", wait_s=wait_s)
+    return Response(page, 429, {"Retry-After": str(wait_s)})
 
 
 def logout() -> Any:
@@ -204,6 +222,7 @@ def logout() -> Any:
     if user is not None:
         with db.connection_context():
             accounts.end_sessions(user.name)
+        audit(user.actor, "logout")
     logout_user()
     session.clear()
     return redirect(url_for("login"))
@@ -244,7 +263,7 @@ class Sessions(SecureCookieSessionInterface):
         return self._signers[key]
 
 
-def init_app(app: Flask, session_hours: float) -> None:
+def init_app(app: Flask, session_hours: float, redis_url: str) -> None:
     app.config.update(
         SECRET_KEY=secret_key(app.config["FIELDLINK"].secret_key),
         PERMANENT_SESSION_LIFETIME=timedelta(hours=session_hours),
@@ -260,5 +279,11 @@ def init_app(app: Flask, session_hours: float) -> None:
     csrf.init_app(app)
     app.before_request(guard)
     app.register_error_handler(CSRFError, _csrf_refused)
-    app.add_url_rule("/login", "login", login, methods=["GET", "POST"])
+    throttle.init_app(app, redis_url)
+    app.add_url_rule(
+        "/login",
+        "login",
+        throttle.limited_login(login, _login_throttled),
+        methods=["GET", "POST"],
+    )
     app.add_url_rule("/logout", "logout", logout, methods=["POST"])

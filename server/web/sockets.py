@@ -24,6 +24,7 @@ from server.runtime import clock, metrics
 from server.runtime.log_limit import LimitedLog
 from server.state.live_state import LiveState
 from server.store import Incident, Unit, db
+from server.web import throttle
 from server.web.auth import SignedIn, signed_in_by_token, who
 from wire import WireError, unwritable
 from wire.screens import load_screen_panic, load_terminal_ack
@@ -97,10 +98,18 @@ class TerminalNamespace(socketio.Namespace):
         token = token or parse_qs(environ.get("QUERY_STRING", "")).get("token", [""])[0]
         if not isinstance(token, str) or unwritable(token):
             token = None
+        address = environ.get("REMOTE_ADDR", "")
+        wait_s = throttle.device_wait_s(address)
+        if wait_s is not None:
+            metrics.REJECTED.labels("socketio", "throttled").inc()
+            raise ConnectionRefusedError(
+                f"too many unknown device tokens from {address}: try again in {wait_s} s"
+            )
         with db.connection_context():
             unit = Unit.get_or_none(Unit.terminal_token == token) if token else None
         if unit is None:
             metrics.REJECTED.labels("socketio", "auth").inc()
+            throttle.device_token_failed(address)
             raise ConnectionRefusedError("unknown or missing device token")
         self.unit_of[sid] = unit.id
         self.enter_room(sid, unit_room(unit.id))

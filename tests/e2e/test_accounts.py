@@ -16,6 +16,7 @@ from harness.clients import Console
 from harness.server import ADMIN, ADMIN_PASSWORD, FIELDLINK
 from harness.waiting import eventually
 from server.rules import roles
+from server.store import Event, db
 from tests.conftest import DATA
 
 
@@ -224,3 +225,67 @@ def test_a_session_expires_and_its_console_connection_ends(server_factory) -> No
     reply = browser.get(server.url + "/", timeout=5, allow_redirects=False)
     assert reply.status_code == 302 and "/login" in reply.headers["Location"]
     assert browser.get(server.url + "/api/v1/units", timeout=5).status_code == 401
+
+
+def test_guessing_is_throttled_per_account_and_address_and_each_try_is_audited(server) -> None:
+    li = add_user(server, "li", "dispatcher")
+    browser = requests.Session()
+    for _ in range(5):  # the account's limit: five wrong passwords in five minutes
+        assert sign_in(browser, server.url, password="guess").status_code == 401
+    # the sixth is refused before its password is looked at, even the right one
+    locked = sign_in(browser, server.url)
+    assert locked.status_code == 429 and 'data-t="throttled"' in locked.text
+    wait_s = int(locked.headers["Retry-After"])
+    assert 0 < wait_s <= 300 and f'<span id="wait">{wait_s}</span>' in locked.text
+    # the account is throttled, not the address: li signs in from the same place
+    li_browser = requests.Session()
+    csrf = login_form(li_browser, f"{server.url}/login")
+    li_in = li_browser.post(
+        f"{server.url}/login", data={"name": "li", "password": li["password"], "csrf_token": csrf}
+    )
+    assert li_in.ok and li_in.url == f"{server.url}/"
+    console = li_browser.get(server.url + "/", timeout=5).text
+    page_csrf = re.search(r'name="csrf-token" content="([^"]+)"', console).group(1)
+    li_browser.post(server.url + "/logout", data={"csrf_token": page_csrf}, timeout=5)
+    # the address's limit: twenty wrong tries, whatever the names
+    for n in range(15):
+        csrf = login_form(browser, f"{server.url}/login")
+        tried = browser.post(
+            f"{server.url}/login", data={"name": f"user{n}", "password": "x", "csrf_token": csrf}
+        )
+        assert tried.status_code == 401, n
+    assert sign_in(browser, server.url).status_code == 429
+    csrf = login_form(browser, f"{server.url}/login")
+    other = browser.post(
+        f"{server.url}/login", data={"name": "li", "password": li["password"], "csrf_token": csrf}
+    )
+    assert other.status_code == 429  # now this address waits, for every account
+
+    with db.connection_context():
+        kinds = [(e.actor, e.kind) for e in Event.select().order_by(Event.id)]
+    assert kinds.count((f"web:{ADMIN}", "login_failed")) == 5
+    assert (f"web:{ADMIN}", "login_throttled") in kinds
+    assert ("dispatcher:li", "login") in kinds and ("dispatcher:li", "logout") in kinds
+    assert server.metric("fieldlink_rejected_total", source="web", reason="throttled") >= 3
+
+
+def test_wrong_device_tokens_are_throttled_per_address(server) -> None:
+    def connect(token: str) -> str:
+        """What the server answered: "connected", or the refusal's message."""
+        client = socketio.Client(reconnection=False)
+        refusals: list[str] = []
+        client.on("connect_error", lambda data: refusals.append(str(data)), namespace="/terminal")
+        try:
+            client.connect(server.url, namespaces=["/terminal"], auth={"token": token})
+            return "connected"
+        except socketio.exceptions.ConnectionError:
+            return " ".join(refusals)
+        finally:
+            client.disconnect()
+
+    token = server.add_unit("car-2")
+    assert connect(token) == "connected"
+    for n in range(20):
+        assert "unknown or missing device token" in connect(f"guess-{n}")
+    assert "try again in" in connect("guess-21")
+    assert "try again in" in connect(token)  # this address waits, good token or not
