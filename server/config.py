@@ -100,6 +100,11 @@ class Settings:
         "Reverse proxies in front of the server (nginx: 1) whose X-Forwarded-For/-Proto are "
         "believed, so logs name the client and links know https; 0: none, headers ignored.",
     )
+    metrics_token: str = _setting(
+        "",
+        "Token Prometheus must send (`Authorization: Bearer ...`) to read /metrics; empty:"
+        " /metrics is open to whoever reaches the port (keep it to the internal network).",
+    )
     session_hours: float = _setting(
         12.0, "A web login lasts this long (a shift), then the console asks to sign in again."
     )

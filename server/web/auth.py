@@ -228,6 +228,13 @@ def logout() -> Any:
     return redirect(url_for("login"))
 
 
+def strict_transport(response: WsgiResponse) -> WsgiResponse:
+    """Over TLS, browsers are told to come back only over TLS for a year (HSTS)."""
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
+
+
 def _csrf_refused(exc: CSRFError) -> Any:
     metrics.REJECTED.labels("web", "csrf").inc()
     message = f"{exc.description} Reload the page and try again."
@@ -256,6 +263,11 @@ class Sessions(SecureCookieSessionInterface):
     def __init__(self) -> None:
         self._signers: dict[Any, URLSafeTimedSerializer | None] = {}
 
+    def get_cookie_secure(self, app: Flask) -> bool:
+        # served over TLS (or behind a trusted proxy that says so): the cookie never
+        # travels in clear
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         key = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
         if key not in self._signers:
@@ -278,6 +290,7 @@ def init_app(app: Flask, session_hours: float, redis_url: str) -> None:
     login_manager.init_app(app)
     csrf.init_app(app)
     app.before_request(guard)
+    app.after_request(strict_transport)
     app.register_error_handler(CSRFError, _csrf_refused)
     throttle.init_app(app, redis_url)
     app.add_url_rule(

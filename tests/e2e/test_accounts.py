@@ -289,3 +289,29 @@ def test_wrong_device_tokens_are_throttled_per_address(server) -> None:
         assert "unknown or missing device token" in connect(f"guess-{n}")
     assert "try again in" in connect("guess-21")
     assert "try again in" in connect(token)  # this address waits, good token or not
+
+
+def test_metrics_want_their_token_and_tls_gets_secure_cookies_and_hsts(server_factory) -> None:
+    server = server_factory(metrics_token="prometheus-secret", trusted_proxies=1).start()
+    assert requests.get(server.url + "/metrics", timeout=5).status_code == 401
+    assert server.request("GET", "/metrics").status_code == 401  # an account's token is not it
+    scrape = server.request("GET", "/metrics", token="prometheus-secret")
+    assert scrape.ok and "fieldlink_" in scrape.text
+
+    def signed_in(proto: str) -> requests.Response:
+        browser = requests.Session()
+        csrf = login_form(browser, f"{server.url}/login")
+        return browser.post(
+            f"{server.url}/login",
+            data={"name": ADMIN, "password": ADMIN_PASSWORD, "csrf_token": csrf},
+            headers={"X-Forwarded-Proto": proto},
+            allow_redirects=False,
+            timeout=5,
+        )
+
+    over_tls = signed_in("https")  # as nginx says it for a browser on https
+    assert "; Secure" in over_tls.headers["Set-Cookie"]
+    assert over_tls.headers["Strict-Transport-Security"] == "max-age=31536000"
+    plain = signed_in("http")
+    assert "Secure" not in plain.headers["Set-Cookie"]
+    assert "Strict-Transport-Security" not in plain.headers

@@ -18,9 +18,9 @@ from server.runtime import clock, metrics
 from server.web import auth
 from wire import Text, WireError, parse_json, unwritable
 
-# The largest body a request may send (a grid file of a whole city is well under it);
-# Flask refuses a longer one with 413 before reading it (MAX_CONTENT_LENGTH).
-MAX_BODY_BYTES = 4 * 1024 * 1024
+# The largest body a request may send, as the nginx recipe's client_max_body_size (a grid
+# file of a whole city); Flask refuses a longer one with 413 before reading it.
+MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 def runtime() -> Any:
