@@ -11,6 +11,7 @@ from server.orders import alarms, dispatching, presence, queries
 from server.orders.context import OrderBook
 from server.rules.lifecycle import escalation_due
 from server.runtime import metrics
+from server.store import audit
 
 
 class Lease(Protocol):
@@ -51,5 +52,8 @@ class TimerTurn:
 
     def _if_ours(self) -> int:
         """The lease may have lapsed while this waited in the queue: another instance may be
-        running the timers by now."""
-        return tick(self.book) if self.lease.valid() else 0
+        running the timers by now. The audit trail is sealed here too: one sealer at a time."""
+        if not self.lease.valid():
+            return 0
+        audit.seal()
+        return tick(self.book)

@@ -11,7 +11,7 @@ from peewee import DoubleField, PostgresqlDatabase
 from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate
 
-from server.store.models import MODELS, Incident, Order, Unit, db
+from server.store.models import MODELS, Event, Incident, Order, Unit, db
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ ADDED_COLUMNS = (
     (Unit, "mqtt_password_hash"),
     (Unit, "out_of_service"),
     (Unit, "home_post"),
+    (Event, "seq"),
+    (Event, "digest"),
     *(
         (Incident, name)
         for name in (

@@ -6,6 +6,7 @@ import secrets
 
 from peewee import (
     AutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     DatabaseProxy,
@@ -221,6 +222,10 @@ class Event(BaseModel):
     unit_id = CharField(null=True, max_length=64)
     order_id = CharField(null=True, max_length=64)
     data = TextField(default="{}")
+    # the seal (server/store/audit.py): the order entries were sealed in, and the digest
+    # that covers this entry and the one before it; both NULL until the sealer's next turn
+    seq = BigIntegerField(null=True, unique=True)
+    digest = CharField(null=True, max_length=64)
 
 
 MODELS = (Unit, Position, Incident, Alarm, Order, Event, Grid, Post, Setting, Account)
