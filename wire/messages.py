@@ -55,9 +55,35 @@ class WireError(ValueError):
     """A payload that is not a valid v1 message; the text says what is wrong."""
 
 
+def _json_number(value: Any) -> bool:
+    # bool is an int to Python, and "52.1" a number to marshmallow: neither is a JSON number
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class JsonNumber(fields.Float):
+    """A JSON number, never a string holding one (a sender that quotes numbers has a bug)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not _json_number(value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class JsonInteger(fields.Integer):
+    """A JSON whole number: not "3", not 3.5, not true."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not _json_number(value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def number(**kwargs: Any) -> fields.Float:
     """A float field that refuses NaN and the infinities (no JSON can carry them)."""
-    return fields.Float(allow_nan=False, **kwargs)
+    return JsonNumber(allow_nan=False, **kwargs)
 
 
 class Message(Schema):
@@ -73,7 +99,7 @@ class FixSchema(Message):
     heading = number(validate=validate.Range(min=0, max=360))
     acc = number(validate=validate.Range(min=0))
     alt = number()
-    mode = fields.Integer(validate=validate.OneOf((0, 1, 2, 3)))
+    mode = JsonInteger(validate=validate.OneOf((0, 1, 2, 3)))
 
 
 class BatchSchema(Message):
@@ -105,13 +131,13 @@ class StateSchema(Message):
 
 class HealthSchema(Message):
     ts = number(required=True, validate=validate.Range(min=0))
-    fix_mode = fields.Integer(required=True, validate=validate.OneOf((0, 1, 2, 3)))
-    sats = fields.Integer(required=True, validate=validate.Range(min=0, max=255))
-    outbox = fields.Integer(required=True, validate=validate.Range(min=0))
-    unconfirmed = fields.Integer(validate=validate.Range(min=0))  # sent, not yet stored
+    fix_mode = JsonInteger(required=True, validate=validate.OneOf((0, 1, 2, 3)))
+    sats = JsonInteger(required=True, validate=validate.Range(min=0, max=255))
+    outbox = JsonInteger(required=True, validate=validate.Range(min=0))
+    unconfirmed = JsonInteger(validate=validate.Range(min=0))  # sent, not yet stored
     uptime_s = number(required=True, validate=validate.Range(min=0))
-    dropped = fields.Integer(validate=validate.Range(min=0))
-    filtered = fields.Integer(validate=validate.Range(min=0))  # fixes the quality filters dropped
+    dropped = JsonInteger(validate=validate.Range(min=0))
+    filtered = JsonInteger(validate=validate.Range(min=0))  # fixes the quality filters dropped
     cpu_temp_c = number()
     link = Text(validate=validate.Length(max=32))
     gpio = Text(validate=validate.Length(max=32))  # the pin factory driving the buttons
@@ -147,7 +173,7 @@ class CallSchema(Message):
     ts = number(required=True, validate=validate.Range(min=0))
     incident_id = Text(required=True, validate=ID_LENGTH)
     state = fields.String(required=True, validate=validate.Length(max=16))
-    presses = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    presses = JsonInteger(allow_none=True, validate=validate.Range(min=1))
     units = fields.List(fields.Nested(CallUnitSchema), load_default=list)
 
 
@@ -170,7 +196,7 @@ class OrderSchema(Message):
     incident_id = Text(required=True, validate=ID_LENGTH)
     ts = number(required=True, validate=validate.Range(min=0))
     kind = fields.String(required=True, validate=validate.OneOf(ORDER_KINDS))
-    priority = fields.Integer(required=True, validate=validate.Range(min=1, max=4))
+    priority = JsonInteger(required=True, validate=validate.Range(min=1, max=4))
     category = Text(required=True, validate=validate.Length(min=1, max=32))
     summary = Text(load_default="", validate=validate.Length(max=2000))
     location = fields.Nested(LocationSchema, required=True)

@@ -64,6 +64,13 @@ def test_unknown_fields_are_dropped_not_fatal() -> None:
         (b'{"ts":1,"lat":NaN,"lon":2}', "NaN"),
         (b'{"ts":1,"lat":1,"lon":Infinity}', "Infinity"),
         (b'{"ts":"yesterday","lat":1,"lon":2}', "ts"),
+        # a number in quotes, or true for 1, is a sender's bug, not a number
+        (b'{"ts":"1700000000","lat":1,"lon":2}', "ts"),
+        (b'{"ts":1,"lat":"52.1","lon":2}', "lat"),
+        (b'{"ts":1,"lat":1,"lon":2,"mode":"3"}', "mode"),
+        (b'{"ts":1,"lat":1,"lon":2,"mode":true}', "mode"),
+        (b'{"ts":1,"lat":1,"lon":2,"mode":2.5}', "mode"),
+        (b'{"ts":true,"lat":1,"lon":2}', "ts"),
         (b'{"lat":1,"lon":2}', "ts"),
         (b"[1,2,3]", "JSON object"),
         (b'{"batch":[]}', "batch"),
