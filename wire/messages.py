@@ -23,7 +23,10 @@ MAX_BATCH = 1000
 ALARM_KINDS = ("panic", "test")
 ORDER_KINDS = ("dispatch", "update", "cancel")
 ACK_STATUSES = ("received", "accepted", "declined", "en_route", "on_scene", "cleared")
-ID_LENGTH = validate.Length(min=1, max=64)
+# ids (alarms', orders', incidents') are 1-64 of these: a bidi mark or a zero-width space
+# in an id would name something a person reading it cannot tell from another
+ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
+ID_LENGTH = validate.Regexp(f"^{ID_PATTERN}$", error="an id is 1-64 of A-Z a-z 0-9 _ . : -")
 
 
 # Characters no name, note or id has a use for, which the stores refuse or cannot encode:

@@ -88,6 +88,10 @@ def test_bad_positions_are_refused_with_a_reason(payload: bytes, says: str) -> N
     [
         (Channel.ACK, b'{"order_id":"o","ts":1,"status":"maybe"}'),
         (Channel.STATE, b'{"online":"yes","ts":1}'),
+        # ids a reader cannot tell apart: a right-to-left mark, a zero-width space, a space
+        (Channel.ACK, '{"order_id":"o\u200f1","ts":1,"status":"accepted"}'.encode()),
+        (Channel.ACK, '{"order_id":"o\u200b1","ts":1,"status":"accepted"}'.encode()),
+        (Channel.ACK, b'{"order_id":"o 1","ts":1,"status":"accepted"}'),
         (
             Channel.ORDERS,
             b'{"order_id":"o","incident_id":"i","ts":1,"kind":"dispatch",'
