@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from server.orders import OrderRefused, acks, alarms, arrival_watch, presence
+from server.rules.alarms import pressed_at
 from server.runtime import metrics
 from server.runtime.log_limit import LimitedLog
 from wire import Channel
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 limited = LimitedLog(logging.getLogger(__name__))
 
 FUTURE_TOLERANCE_S = 300.0
+STATE_PAST_S = 30 * 86400.0  # a retained state may be weeks old (the broker keeps it)
 
 
 Step = Callable[["Pipeline", "Delivery"], None]
@@ -114,6 +116,16 @@ def confirm_ack(p: Pipeline, d: Delivery) -> None:
         p.receipts.ack(d.unit.unit_id, d.body["order_id"], d.body["status"])
 
 
+def plausible_state_time(_p: Pipeline, d: Delivery) -> None:
+    """An online/offline time ahead of the server's clock, or from before any retained state
+    could be (1970 from a Pi without a clock), is taken as the time it came."""
+    judged = pressed_at(d.body["ts"], d.message.received_at, d.message.received_at - STATE_PAST_S)
+    if judged.distrust:
+        metrics.DEVICE_TIME_DISTRUSTED.labels("state").inc()
+        limited.warning("state_time", "unit %s state time: %s", d.unit.unit_id, judged.distrust)
+    d.body["ts"] = judged.ts
+
+
 def set_online(p: Pipeline, d: Delivery) -> None:
     presence.on_unit_online(p.book, d.unit.unit_id, d.body["online"], d.body["ts"])
 
@@ -140,6 +152,6 @@ STEPS: dict[Channel, tuple[Step, ...]] = {
     ),
     Channel.ALARM: (heard, raise_alarm, confirm_alarm),
     Channel.ACK: (heard, apply_ack, confirm_ack),
-    Channel.STATE: (set_online,),
+    Channel.STATE: (plausible_state_time, set_online),
     Channel.HEALTH: (heard, keep_health, measure_clock),
 }

@@ -40,7 +40,7 @@ ALARM_PRESSES_JOINED = Counter(
 )
 DEVICE_TIME_DISTRUSTED = Counter(
     "fieldlink_device_time_distrusted_total",
-    "Acks and alarms whose device time was implausible (the receive time was used)",
+    "Acks, alarms and states whose device time was implausible (the receive time was used)",
     ["channel"],
 )
 CLOCK_OFFSET = Gauge(

@@ -18,7 +18,7 @@ from harness.clients import UnitLink
 from harness.server import FIELDLINK
 from harness.waiting import eventually
 from server.rules.geo import GridMap, parse_grids
-from server.store import db, save_grids
+from server.store import Unit, db, save_grids
 from tests.conftest import DATA
 from tests.osrm_fake import OsrmFake
 from wire import Channel
@@ -678,3 +678,21 @@ def test_a_plan_sent_after_the_call_and_the_nearest_policy_asks_no_router(town) 
         assert status == 200
         status, refused = server.call("POST", f"/api/v1/incidents/{incident['id']}/plan", {})
         assert status == 409 and "resolved" in refused["message"]
+
+
+def test_a_state_from_1970_or_the_future_counts_at_the_time_it_came(town) -> None:
+    server, links = town({"car-near": CARS["car-near"]})
+    link = links["car-near"]
+    for device_ts in (0.0, time.time() + 3 * 86400):  # a Pi without a clock; one far ahead
+        link.send(Channel.STATE, {"online": False, "ts": time.time()})
+        sent = time.time()
+        link.send(Channel.STATE, {"online": True, "ts": device_ts})
+
+        def online_since() -> float | None:
+            with db.connection_context():
+                unit = Unit.get_by_id("car-near")
+            return unit.online_since if unit.online else None
+
+        since = eventually(online_since, what="back online")
+        assert sent - 1 <= since <= time.time() + 1, (device_ts, since)
+    assert server.metric("fieldlink_device_time_distrusted_total", channel="state") >= 2
