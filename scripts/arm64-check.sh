@@ -55,8 +55,18 @@ rm -rf "$root/tmp/fieldlink" "$root/opt/fieldlink"
 mkdir -p "$root/tmp/fieldlink"
 git ls-files -z --cached --others --exclude-standard | tar --null -T - -c | tar -x -C "$root/tmp/fieldlink"
 
-# inside: a clean environment, as on the Pi (no host pip settings, no host venv)
-inside() { chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
+# the way to the package index is the host's: its CA bundle (a proxy that inspects TLS has
+# its own CA there), its proxy and index variables; nothing else of the host's pip settings
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/fieldlink-host-ca.crt"
+reach=(PIP_CERT=/etc/fieldlink-host-ca.crt)
+for name in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL; do
+    [ -n "${!name:-}" ] && reach+=("$name=${!name}")
+done
+# inside: a clean environment, as on the Pi (no host venv, no host wheels)
+inside() {
+    chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+        "${reach[@]}" "$@"
+}
 inside uname -m
 
 if [ ! -e "$root/.fieldlink-root" ]; then
