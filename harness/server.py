@@ -91,6 +91,15 @@ class ServerProcess:
             raise RuntimeError("server not started")
         return self.proc.pid
 
+    def command(self, *args: str) -> subprocess.CompletedProcess:
+        """`fieldlink ARGS --db-url <this server's store>`, as an operator runs it beside it."""
+        return subprocess.run(
+            [FIELDLINK, *args, "--db-url", self.db_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def add_unit(self, unit_id: str, kind: str = "patrol_car", **kw: Any) -> str:
         """Provision a unit in the server's database; returns its terminal token."""
         with db.connection_context():

@@ -83,7 +83,10 @@ inside python3 -m venv --system-site-packages /opt/fieldlink/venv
 inside /opt/fieldlink/venv/bin/pip install --quiet '/tmp/fieldlink[agent]'
 install_s=$(( $(date +%s) - start ))
 inside /opt/fieldlink/venv/bin/fieldlink-agent --help >/dev/null
-inside /opt/fieldlink/venv/bin/python -c 'import lgpio, gpiozero; print("lgpio", lgpio.get_module_version() if hasattr(lgpio, "get_module_version") else "present", "gpiozero", gpiozero.__version__)'
+inside /opt/fieldlink/venv/bin/python -c 'import lgpio; from importlib.metadata import version as v
+print("installed: lgpio", v("lgpio"), "gpiozero", v("gpiozero"), "paho-mqtt", v("paho-mqtt"))'
+# no GPIO chip in the root: the agent must say so, naming what to check
+inside sh -c 'printf "[unit]\nid = \"car-1\"\n" > /tmp/pins.toml; /opt/fieldlink/venv/bin/fieldlink-agent --config /tmp/pins.toml --validate-config; echo "exit $?"'
 echo "agent install: ${install_s} s"
 
 step "the agent's tests, in a second venv with the test tools"

@@ -13,7 +13,7 @@ import requests
 import socketio
 
 from harness.clients import Console
-from harness.server import ADMIN, ADMIN_PASSWORD, FIELDLINK
+from harness.server import ADMIN, ADMIN_PASSWORD
 from harness.waiting import eventually
 from server.rules import roles
 from server.store import Event, db
@@ -53,12 +53,7 @@ def test_each_role_may_what_its_work_needs_and_no_more() -> None:
 
 # -- through a running server ------------------------------------------------------------
 def users(server, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [FIELDLINK, "users", *args, "--db-url", server.db_url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return server.command("users", *args)
 
 
 def add_user(server, name: str, role: str) -> dict:

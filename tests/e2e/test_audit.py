@@ -9,19 +9,13 @@ import json
 import subprocess
 from datetime import date, timedelta
 
-from harness.server import FIELDLINK
 from harness.waiting import eventually
 from server.store import Event, db
 from server.store import audit as trail
 
 
 def fieldlink_audit(server, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [FIELDLINK, "audit", *args, "--db-url", server.db_url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return server.command("audit", *args)
 
 
 def test_the_trail_is_sealed_exported_and_a_changed_or_missing_entry_is_found(
