@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 from gpiozero import InputDevice
 
+from edge_agent import pins
 from edge_agent.cli import main
 from edge_agent.pins import PinError, choose_factory, claim_pins, open_factory, prepare
 
@@ -63,8 +64,9 @@ def test_validate_config_names_the_factory_or_what_is_missing(tmp_path, monkeypa
     ok = CliRunner().invoke(main, ["--config", str(config), "--validate-config"])
     assert ok.exit_code == 0, ok.output
     assert "GPIO through mock, pins 17 free" in ok.output
-    # this machine has no lgpio: what a Pi without its GPIO package would say
+    # what a Pi without its GPIO package would say (on an ARM machine lgpio is installed)
     monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    monkeypatch.setattr(pins, "module_present", lambda module: module != "lgpio")
     config.write_text('[unit]\nid = "car-1"\n[gpio]\npin_factory = "lgpio"\n')
     missing = CliRunner().invoke(main, ["--config", str(config), "--validate-config"])
     assert missing.exit_code == 2
