@@ -683,16 +683,17 @@ def test_a_plan_sent_after_the_call_and_the_nearest_policy_asks_no_router(town) 
 def test_a_state_from_1970_or_the_future_counts_at_the_time_it_came(town) -> None:
     server, links = town({"car-near": CARS["car-near"]})
     link = links["car-near"]
+
+    def online_since() -> float | None:
+        with db.connection_context():
+            unit = Unit.get_by_id("car-near")
+        return unit.online_since if unit.online else None
+
     for device_ts in (0.0, time.time() + 3 * 86400):  # a Pi without a clock; one far ahead
         link.send(Channel.STATE, {"online": False, "ts": time.time()})
+        eventually(lambda: online_since() is None, what="offline")
         sent = time.time()
         link.send(Channel.STATE, {"online": True, "ts": device_ts})
-
-        def online_since() -> float | None:
-            with db.connection_context():
-                unit = Unit.get_by_id("car-near")
-            return unit.online_since if unit.online else None
-
         since = eventually(online_since, what="back online")
         assert sent - 1 <= since <= time.time() + 1, (device_ts, since)
     assert server.metric("fieldlink_device_time_distrusted_total", channel="state") >= 2
