@@ -382,6 +382,10 @@ class SessionLoop:
 
     def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
+        # paho calls the socket callbacks from whichever thread publishes, so changes to the
+        # selector are serialised; without it two threads can both find a socket missing
+        # and both register it.
+        self._selector_lock = threading.Lock()
         self.sessions: set[mqtt.Client] = set()  # those that should be connected
         self.retry_at: dict[mqtt.Client, float] = {}
         self._stop = threading.Event()
@@ -409,14 +413,15 @@ class SessionLoop:
         self.selector.close()
 
     def _watch(self, sock: Any, client: mqtt.Client, events: int) -> None:
-        try:
-            self.selector.modify(sock, events, client)
-        except KeyError:
-            self.selector.register(sock, events, client)
+        with self._selector_lock:
+            try:
+                self.selector.modify(sock, events, client)
+            except KeyError:
+                self.selector.register(sock, events, client)
 
     def _unwatch(self, sock: Any) -> None:
-        with contextlib.suppress(KeyError, ValueError):  # already gone with its socket
-            self.selector.unregister(sock)
+        with self._selector_lock, contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(sock)  # may be gone already with its socket
 
     def _run(self) -> None:
         last_misc = 0.0
@@ -429,15 +434,20 @@ class SessionLoop:
             if not ready:
                 self._stop.wait(0.01 if self.selector.get_map() else 0.2)
             for key, mask in ready:
-                client = key.data
-                if mask & selectors.EVENT_READ:
-                    client.loop_read()
-                if mask & selectors.EVENT_WRITE:
-                    client.loop_write()
+                self._serve(key.data, mask)
             if now - last_misc >= 1.0:  # keep-alive pings; a dead link is noticed here
                 last_misc = now
                 for client in list(self.sessions):
                     client.loop_misc()
+
+    def _serve(self, client: mqtt.Client, mask: int) -> None:
+        try:
+            if mask & selectors.EVENT_READ:
+                client.loop_read()
+            if mask & selectors.EVENT_WRITE:
+                client.loop_write()
+        except Exception:  # one session's fault must not stop the whole fleet's network
+            log.exception("an MQTT session failed; its keep-alive notices and it reconnects")
 
     def _connect(self, client: mqtt.Client, now: float) -> None:
         try:
