@@ -431,7 +431,7 @@ def provision_units(
     Uses the server's own models (`open_database` creates the tables), so the rows are what
     `create_unit` would have made, thousands at a time.
     """
-    from server.store import Position, Unit, db, open_database
+    from server.store import Position, Unit, db, open_database, token_digest
 
     fixes = fixes or {}
     open_database(db_url)
@@ -448,7 +448,7 @@ def provision_units(
                 "kind": kind,
                 "name": unit_id,
                 "grid": "",
-                "terminal_token": token,
+                "terminal_token_hash": token_digest(token),
                 "status": "available",
                 "status_since": now,
                 "online": unit_id in fixes,

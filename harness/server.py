@@ -18,8 +18,7 @@ from werkzeug.security import generate_password_hash
 from harness.clients import Console
 from harness.stores import database_for
 from server.sim.local_broker import end_process, free_port
-from server.store import Account, create_unit, db, open_database
-from server.web.accounts import token_hash
+from server.store import Account, create_unit, db, open_database, token_digest
 
 FIELDLINK = str(Path(sys.executable).parent / "fieldlink")
 # every server started here has this admin account (the console's login in the page tests)
@@ -39,7 +38,7 @@ def _sign_up(name: str, role: str, password: str, token: str) -> None:
         name=name,
         role=role,
         password_hash=generate_password_hash(password),
-        token_hash=token_hash(token),
+        token_hash=token_digest(token),
         session_key="test",
     ).on_conflict_ignore().execute()
 
@@ -95,6 +94,7 @@ class ServerProcess:
         """`fieldlink ARGS --db-url <this server's store>`, as an operator runs it beside it."""
         return subprocess.run(
             [FIELDLINK, *args, "--db-url", self.db_url],
+            env=self.env,  # the server's settings, as the operator's shell would have them
             capture_output=True,
             text=True,
             timeout=60,

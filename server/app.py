@@ -38,6 +38,7 @@ from server.scale.sharing import SharedChanges, sharing_for
 from server.state.live_state import LiveState
 from server.state.loading import load_live_state
 from server.store import db, load_grids, open_database
+from server.web.revocation import REVOCATION_CHECK_S, Revocations
 from wire import Topics
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,12 @@ class Runtime:
             settings.console_push_s,
             ConsolePush(self.live, self.notifier, self.call, self.end_expired).push,
         )
+        revocations = Every(
+            tasks,
+            Stage("revocations"),
+            REVOCATION_CHECK_S,
+            Revocations(self.socketio, self.live, self.notifier, self.call).sweep,
+        )
         parts: list[Part] = [
             *first,
             self.ingest,
@@ -152,6 +159,7 @@ class Runtime:
             worker,
             timers,
             push,
+            revocations,
             *last,
         ]
         stages = [p.stage for p in parts if isinstance(p, Every | Runner)]

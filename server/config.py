@@ -85,6 +85,20 @@ class Settings:
         "CA certificate copied beside each unit bundle for mqtts://; empty: units trust "
         "their system CAs.",
     )
+    broker_password_file: str = _setting(
+        "",
+        "mosquitto's password file, e.g. /etc/mosquitto/fieldlink/passwd: when set, `fieldlink"
+        " units add|bundle|remove` rewrite it (and FIELDLINK_BROKER_ACL_FILE) and run"
+        " FIELDLINK_BROKER_RELOAD, so a change takes effect at once; empty: they say what to run.",
+    )
+    broker_acl_file: str = _setting(
+        "", "mosquitto's ACL file, rewritten beside FIELDLINK_BROKER_PASSWORD_FILE; empty: not."
+    )
+    broker_reload: str = _setting(
+        "",
+        "Command that makes mosquitto read its files again (it drops a unit whose password"
+        " is gone), e.g. `sudo systemctl reload mosquitto`; empty: none is run.",
+    )
     async_mode: str = _setting(
         "threading",
         "Socket.IO async mode: threading (more fixes stored per second) or gevent (about twice "

@@ -78,7 +78,7 @@ class Desk:
     ) -> UnitState:
         """A provisioned unit, online, with a fix `fix_age_s` old at `at` (None: no fix)."""
         with db.atomic():
-            row = create_unit(unit_id, kind, home_post=home_post)
+            create_unit(unit_id, kind, home_post=home_post)
             Unit.update(created_at=self.clock() - 86400).where(Unit.id == unit_id).execute()
         row = Unit.get_by_id(unit_id)
         unit = UnitState.from_row(row, online=True, last_heard=self.clock())

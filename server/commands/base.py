@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
 from typing import Any
 
@@ -37,3 +38,8 @@ def cli(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def operator() -> str:
+    """Who runs a command, as the audit trail names them: the machine's user."""
+    return f"cli:{getpass.getuser()}"

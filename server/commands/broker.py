@@ -9,7 +9,7 @@ import click
 from server.commands import provisioning
 from server.commands.base import cli, db_url_option, settings_from_env
 from server.config import Settings
-from server.store import Unit, db, open_database
+from server.store import db, open_database
 
 
 @cli.group()
@@ -44,7 +44,7 @@ def broker_passwords(output: Path, db_url: str | None) -> None:
     open_database(settings.db_url)
     with db.connection_context():
         try:
-            text = provisioning.password_file(Unit.select().order_by(Unit.id), account)
+            text = provisioning.password_file(provisioning.fleet(), account)
         except provisioning.ProvisioningError as exc:
             raise click.ClickException(str(exc)) from None
     provisioning.write_file(output, text)

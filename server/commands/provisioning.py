@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import secrets
+import shlex
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterable
@@ -24,7 +26,7 @@ from urllib.parse import quote, urlsplit
 
 from mqtt_link import BrokerAddress
 from server.config import Settings
-from server.store import Unit
+from server.store import IN_FLEET, Unit
 from wire.topics import CHANNELS
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 HASH_ITERATIONS = 101
 SALT_BYTES = 12
 PASSWORD_BYTES = 32
+RELOAD_TIMEOUT_S = 30
 
 
 class ProvisioningError(ValueError):
@@ -102,6 +105,43 @@ def password_file(units: Iterable[Unit], server: ServerAccount) -> str:
                 unit.id,
             )
     return "\n".join(lines) + "\n"
+
+
+def fleet() -> Iterable[Unit]:
+    """The units the broker admits: every unit not removed, in id order."""
+    return Unit.select().where(IN_FLEET).order_by(Unit.id)
+
+
+def sync_broker(settings: Settings) -> str:
+    """Rewrite FIELDLINK_BROKER_PASSWORD_FILE (and _ACL_FILE) from the store and run
+    FIELDLINK_BROKER_RELOAD; what was done, in a line. On reload mosquitto admits new
+    passwords and drops every connected unit whose password is gone."""
+    account = ServerAccount.from_settings(settings)
+    text = password_file(fleet(), account)
+    write_file(Path(settings.broker_password_file), text)
+    done = [f"wrote {settings.broker_password_file} ({len(text.splitlines())} accounts)"]
+    if settings.broker_acl_file:
+        write_file(Path(settings.broker_acl_file), acl_file(settings.topic_root, account), 0o644)
+        done.append(f"wrote {settings.broker_acl_file}")
+    if settings.broker_reload:
+        try:
+            subprocess.run(
+                shlex.split(settings.broker_reload),
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=RELOAD_TIMEOUT_S,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            said = getattr(exc, "stderr", None) or exc
+            raise ProvisioningError(
+                f"the files are written, but FIELDLINK_BROKER_RELOAD={settings.broker_reload!r}"
+                f" failed ({str(said).strip()}): reload mosquitto by hand"
+            ) from None
+        done.append(f"ran {settings.broker_reload}")
+    else:
+        done.append("the broker reads them when it is next reloaded (FIELDLINK_BROKER_RELOAD)")
+    return "; ".join(done)
 
 
 def acl_file(topic_root: str, server: ServerAccount) -> str:

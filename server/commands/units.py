@@ -14,8 +14,21 @@ from rich.table import Table
 
 from mqtt_link import BrokerAddress
 from server.commands import provisioning
-from server.commands.base import cli, db_url_option, settings_from_env
-from server.store import UNIT_KINDS, Unit, create_unit, db, open_database
+from server.commands.base import cli, db_url_option, operator, settings_from_env
+from server.config import Settings
+from server.rules.lifecycle import OPEN_ORDER_STATES
+from server.store import (
+    IN_FLEET,
+    UNIT_KINDS,
+    Order,
+    Unit,
+    create_unit,
+    db,
+    issue_terminal_token,
+    open_database,
+    record_event,
+    retire_unit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +67,20 @@ def units_add(
     open_database(settings.db_url)
     try:
         with db.connection_context(), db.atomic():
-            unit = create_unit(unit_id, kind, grid=grid, name=name, home_post=home_post)
+            unit, token = create_unit(unit_id, kind, grid=grid, name=name, home_post=home_post)
             password = provisioning.issue_password(unit)
+            record_event(operator(), "unit_added", unit_id=unit.id, unit_kind=kind)
     except IntegrityError:
-        raise click.ClickException(f"unit {unit_id!r} exists already") from None
-    shown = unit_json(unit) | {"mqtt_username": unit.id, "mqtt_password": password}
+        raise click.ClickException(
+            f"unit {unit_id!r} exists already (or was removed: ids are not reused)"
+        ) from None
+    shown = unit_json(unit) | {
+        "terminal_token": token,
+        "mqtt_username": unit.id,
+        "mqtt_password": password,
+    }
     click.echo(json.dumps(shown, indent=2))
-    _remind_broker_reload()
+    _sync_broker(settings)
 
 
 @units.command("bundle")
@@ -108,11 +128,7 @@ def units_bundle(
         )
     open_database(settings.db_url)
     with db.connection_context(), db.atomic():
-        unit = Unit.get_or_none(Unit.id == unit_id)
-        if unit is None:
-            raise click.ClickException(
-                f"no unit {unit_id!r}: add it first with `fieldlink units add {unit_id} --kind ...`"
-            )
+        unit = _in_fleet(unit_id)
         url = provisioning.unit_broker_url(settings)
         if url.startswith("mqtt://"):
             log.warning("units reach the broker without TLS (%s): passwords travel in clear", url)
@@ -144,16 +160,85 @@ def units_bundle(
             # leaving the block by an exception rolls the new password back
             raise click.ClickException(f"the agent would refuse this config:\n{exc}") from None
     click.echo(f"wrote {output} for unit {unit.id} ({url})", err=True)
-    _remind_broker_reload()
+    _sync_broker(settings)
 
 
-def _remind_broker_reload() -> None:
-    click.echo(
-        "the broker admits this password once its password file is rewritten: run"
-        " `fieldlink broker passwords --output /etc/mosquitto/fieldlink/passwd`"
-        " and `systemctl reload mosquitto`",
-        err=True,
-    )
+@units.command("token")
+@click.argument("unit_id")
+@click.option("--rotate", is_flag=True, help="Issue a new device token (required).")
+@db_url_option
+def units_token(unit_id: str, rotate: bool, db_url: str | None) -> None:
+    """Issue a new device token for UNIT_ID's screens and print it: the old one stops
+    working, and screens connected with it are let go within seconds."""
+    if not rotate:
+        raise click.UsageError(
+            "only the token's digest is stored, so it cannot be shown again: --rotate issues"
+            " a new one (the old one stops working at once)"
+        )
+    open_database(settings_from_env(db_url=db_url).db_url)
+    with db.connection_context(), db.atomic():
+        unit = _in_fleet(unit_id)
+        token = issue_terminal_token(unit)
+        record_event(operator(), "unit_token_rotated", unit_id=unit.id)
+    click.echo(json.dumps({"id": unit.id, "terminal_token": token}, indent=2))
+
+
+@units.command("remove")
+@click.argument("unit_id")
+@db_url_option
+def units_remove(unit_id: str, db_url: str | None) -> None:
+    """Take UNIT_ID out of the fleet: its device token and broker password stop working,
+    its connected screens are let go, and it leaves the map and the recommendations. Its
+    orders, alarms and track stay in the history."""
+    settings = settings_from_env(db_url=db_url)
+    open_database(settings.db_url)
+    with db.connection_context(), db.atomic():
+        unit = _in_fleet(unit_id)
+        holding = [
+            o.id
+            for o in Order.select(Order.id).where(
+                (Order.unit == unit.id) & Order.state.in_(OPEN_ORDER_STATES)
+            )
+        ]
+        if holding:
+            raise click.ClickException(
+                f"unit {unit_id!r} holds open orders ({', '.join(holding)}): cancel or"
+                " reassign them from the console first"
+            )
+        retire_unit(unit)
+        record_event(operator(), "unit_removed", unit_id=unit.id)
+    click.echo(f"unit {unit_id!r} removed", err=True)
+    _sync_broker(settings)
+
+
+def _in_fleet(unit_id: str) -> Unit:
+    unit = Unit.get_or_none(Unit.id == unit_id)
+    if unit is None:
+        raise click.ClickException(
+            f"no unit {unit_id!r}: add it first with `fieldlink units add {unit_id} --kind ...`"
+        )
+    if unit.removed_at is not None:
+        raise click.ClickException(f"unit {unit_id!r} was removed from the fleet")
+    return unit
+
+
+def _sync_broker(settings: Settings) -> None:
+    """The broker's files rewritten and mosquitto told, when the settings say where; else
+    what to run. mosquitto drops a connected unit whose password is gone on reload."""
+    if not settings.broker_password_file:
+        click.echo(
+            "the broker takes this change once its password file is rewritten: run"
+            " `fieldlink broker passwords --output /etc/mosquitto/fieldlink/passwd`"
+            " and `systemctl reload mosquitto` (or set FIELDLINK_BROKER_PASSWORD_FILE and"
+            " FIELDLINK_BROKER_RELOAD to have it done)",
+            err=True,
+        )
+        return
+    try:
+        done = provisioning.sync_broker(settings)
+    except provisioning.ProvisioningError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(done, err=True)
 
 
 @units.command("list")
@@ -163,7 +248,7 @@ def units_list(as_json: bool, db_url: str | None) -> None:
     """List units."""
     open_database(settings_from_env(db_url=db_url).db_url)
     with db.connection_context():
-        rows = [unit_json(u) for u in Unit.select().order_by(Unit.id)]
+        rows = [unit_json(u) for u in Unit.select().where(IN_FLEET).order_by(Unit.id)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -181,5 +266,4 @@ def unit_json(unit: Unit) -> dict[str, Any]:
         "grid": unit.grid,
         "status": unit.status,
         "online": unit.online,
-        "terminal_token": unit.terminal_token,
     }

@@ -10,9 +10,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from server.commands.base import cli, db_url_option, settings_from_env
+from server.commands.base import cli, db_url_option, operator, settings_from_env
 from server.rules.roles import ROLES
-from server.store import Account, db, open_database
+from server.store import Account, db, open_database, record_event
 from server.web import accounts
 
 
@@ -21,12 +21,15 @@ def users() -> None:
     """Command-centre accounts: dispatchers, commanders, admins."""
 
 
-def _account_change(db_url: str | None, change: Any, *args: Any) -> None:
-    """Run an account change; print what it gives (shown once) as JSON, or why it cannot."""
+def _account_change(db_url: str | None, change: Any, name: str, *args: Any) -> None:
+    """Run an account change and put it in the audit trail; print what it gives (shown
+    once) as JSON, or why it cannot. Consoles the change takes rights from are let go
+    within seconds (`server/web/revocation.py`)."""
     open_database(settings_from_env(db_url=db_url).db_url)
     try:
         with db.connection_context(), db.atomic():
-            given = change(*args)
+            given = change(name, *args)
+            record_event(operator(), f"account_{change.__name__}", account=name)
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from None
     if given is not None:

@@ -27,7 +27,7 @@ from server.runtime import metrics
 from server.runtime.log_limit import LimitedLog
 from server.runtime.supervise import Stage
 from server.state.live_state import LiveState, UnitState
-from server.store import Unit, db
+from server.store import IN_FLEET, Unit, db
 from wire import Channel, Topics, WireError, decode
 from wire.topics import TopicError
 
@@ -232,7 +232,7 @@ class Pipeline:
         now = time.monotonic()
         if now - self._unknown.get(unit_id, -UNKNOWN_UNIT_RECHECK_S) < UNKNOWN_UNIT_RECHECK_S:
             return None
-        row = Unit.get_or_none(Unit.id == unit_id)
+        row = Unit.get_or_none((Unit.id == unit_id) & IN_FLEET)
         if row is None:
             self._unknown[unit_id] = now
             return None

@@ -7,6 +7,9 @@ their own unit (`server/web/sockets.py`).
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
+from typing import TypeVar
+
 ROLES = ("dispatcher", "commander", "admin")
 
 # view: read the map, incidents, figures; dispatch: the everyday work of a dispatcher
@@ -27,6 +30,9 @@ RESERVED_CHANGES = {
 }
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+Conn = TypeVar("Conn", bound=Hashable)  # a connection
+Owner = TypeVar("Owner", bound=Hashable)  # who it speaks for
 
 
 def permission_for(method: str, path: str) -> str:
@@ -50,3 +56,10 @@ def lowest_role_with(permission: str) -> str:
 def a_role(role: str) -> str:
     """ "a dispatcher", "an admin": for messages."""
     return f"{'an' if role[:1] in 'aeiou' else 'a'} {role}"
+
+
+def revoked(held: Mapping[Conn, tuple[Owner, str]], current: Mapping[Owner, str]) -> list[Conn]:
+    """Connections to let go: each holds (its owner, the credential it connected with), and
+    `current` maps each owner still allowed to its credential now. A removed unit or
+    account, a rotated token, a reset password: the credential differs or is gone."""
+    return [key for key, (owner, credential) in held.items() if current.get(owner) != credential]

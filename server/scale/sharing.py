@@ -19,7 +19,7 @@ from server.runtime import clock, metrics
 from server.runtime.supervise import Every, Part, Runner, Stage, Tasks
 from server.scale import instances
 from server.state.live_state import LiveState, UnitState
-from server.store import Unit
+from server.store import IN_FLEET, Unit
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class SharedChanges:
         now = clock.now()
         for row in Unit.select(
             Unit.id, Unit.status, Unit.status_since, Unit.online, Unit.out_of_service
-        ):
+        ).where(IN_FLEET):
             stored = {
                 "status": row.status,
                 "status_since": row.status_since,

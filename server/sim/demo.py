@@ -136,7 +136,7 @@ def provision(
         save_grids(city.grid_shapes())
         units = [create_unit(s.unit_id, s.kind, grid=s.grid, name=s.name) for s in specs]
         desk = accounts.add(DESK_ACCOUNT, "admin")
-    return {u.id: u.terminal_token for u in units}, desk
+    return {new.unit.id: new.terminal_token for new in units}, desk
 
 
 def get_json(url: str, token: str | None = None) -> Any:

@@ -126,6 +126,15 @@ class LiveState:
         if unit.fix is not None:
             self._index_of(unit.kind).update(unit.unit_id, unit.fix["lat"], unit.fix["lon"])
 
+    def remove(self, unit_id: str) -> bool:
+        """A unit taken out of the fleet (`fieldlink units remove`); False if it was not here."""
+        unit = self.units.pop(unit_id, None)
+        if unit is None:
+            return False
+        self._index_of(unit.kind).remove(unit_id)
+        self._changed.discard(unit_id)
+        return True
+
     def get(self, unit_id: str) -> UnitState | None:
         return self.units.get(unit_id)
 

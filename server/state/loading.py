@@ -7,7 +7,7 @@ from peewee import fn
 
 from server.runtime import clock
 from server.state.live_state import LiveState, UnitState
-from server.store import Position, Unit, db
+from server.store import IN_FLEET, Position, Unit, db
 
 FIX_FIELDS = ("ts", "lat", "lon", "speed", "heading", "acc", "alt", "mode")
 
@@ -15,7 +15,7 @@ FIX_FIELDS = ("ts", "lat", "lon", "speed", "heading", "acc", "alt", "mode")
 def load_live_state(live: LiveState) -> None:
     now = clock.now()
     with db.connection_context():
-        for row in Unit.select():
+        for row in Unit.select().where(IN_FLEET):
             # a unit online before the restart gets the full time to be heard
             last_heard = now if row.online else None
             live.add(UnitState.from_row(row, online=row.online, last_heard=last_heard))
@@ -26,6 +26,8 @@ def load_live_state(live: LiveState) -> None:
             latest, on=((Position.unit == latest.c.unit_id) & (Position.ts == latest.c.ts))
         )
         for pos in query:
-            fix = {k: getattr(pos, k) for k in FIX_FIELDS if getattr(pos, k) is not None}
-            live.units[pos.unit_id].fix = fix
-            live.add(live.units[pos.unit_id])  # into the spatial index
+            unit = live.get(pos.unit_id)
+            if unit is None:
+                continue  # removed from the fleet; its track stays in the store
+            unit.fix = {k: getattr(pos, k) for k in FIX_FIELDS if getattr(pos, k) is not None}
+            live.add(unit)  # into the spatial index

@@ -3,6 +3,7 @@ statements built once (`prepared`), and what is read and written as a whole (`re
 
 from server.store.database import ADDED_COLUMNS, open_database
 from server.store.models import (
+    IN_FLEET,
     MODELS,
     UNIT_KINDS,
     Account,
@@ -20,18 +21,24 @@ from server.store.models import (
 )
 from server.store.prepared import Prepared, by_id, insert, record_event, save
 from server.store.records import (
+    NewUnit,
+    by_device_token,
     create_unit,
     incident_records,
     insert_positions,
+    issue_terminal_token,
     load_grids,
     load_posts,
+    retire_unit,
     save_grids,
     save_posts,
+    token_digest,
     unit_track,
 )
 
 __all__ = [
     "ADDED_COLUMNS",
+    "IN_FLEET",
     "MODELS",
     "UNIT_KINDS",
     "Account",
@@ -39,25 +46,30 @@ __all__ = [
     "Event",
     "Grid",
     "Incident",
+    "NewUnit",
     "Order",
     "Position",
     "Post",
     "Prepared",
     "Setting",
     "Unit",
+    "by_device_token",
     "by_id",
     "create_unit",
     "db",
     "incident_records",
     "insert",
     "insert_positions",
+    "issue_terminal_token",
     "load_grids",
     "load_posts",
     "new_id",
     "open_database",
     "record_event",
+    "retire_unit",
     "save",
     "save_grids",
     "save_posts",
+    "token_digest",
     "unit_track",
 ]

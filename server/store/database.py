@@ -4,6 +4,7 @@ tables made, and a database of an older release upgraded in place."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,8 +13,11 @@ from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate
 
 from server.store.models import MODELS, Event, Incident, Order, Unit, db
+from server.store.records import token_digest
 
 log = logging.getLogger(__name__)
+
+DIGEST = re.compile(r"[0-9a-f]{64}")
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -57,6 +61,7 @@ def open_database(url: str) -> None:
         db.create_tables(MODELS, safe=True)
         _widen_real_columns(database)
         _move_alarms(database)
+        _hash_clear_device_tokens()
 
 
 # Columns added to existing tables after their first release: create_tables(safe=True)
@@ -65,6 +70,7 @@ ADDED_COLUMNS = (
     (Unit, "mqtt_password_hash"),
     (Unit, "out_of_service"),
     (Unit, "home_post"),
+    (Unit, "removed_at"),
     (Event, "seq"),
     (Event, "digest"),
     *(
@@ -132,3 +138,20 @@ def _move_alarms(database: Any) -> None:
             " received_at, 'before the upgrade' FROM alarm"
         )
         database.execute_sql("DROP TABLE alarm")
+
+
+def _hash_clear_device_tokens() -> None:
+    """Earlier databases kept device tokens in clear: each becomes its digest, so the
+    screens keep working and a copy of the database lets no one connect as a unit. A
+    digest is 64 hex characters; a clear token (32 URL-safe characters) never is."""
+    clear = [
+        unit
+        for unit in Unit.select(Unit.id, Unit.terminal_token_hash)
+        if not DIGEST.fullmatch(unit.terminal_token_hash)
+    ]
+    if clear:
+        log.info("storing %d units' device tokens hashed", len(clear))
+    with db.atomic():
+        for unit in clear:
+            unit.terminal_token_hash = token_digest(unit.terminal_token_hash)
+            unit.save(only=[Unit.terminal_token_hash])

@@ -42,7 +42,10 @@ class Unit(BaseModel):
     kind = CharField(max_length=16, choices=[(k, k) for k in UNIT_KINDS])
     name = CharField(default="")
     grid = CharField(default="", index=True)
-    terminal_token = CharField(unique=True, max_length=64)
+    # SHA-256 of the unit's device token (`records.token_digest`); the token itself is shown
+    # once when issued. The column keeps its first name: renaming it in place would make
+    # peewee rebuild SQLite's table, and dropping the old one cascades to every position.
+    terminal_token_hash = CharField(column_name="terminal_token", unique=True, max_length=64)
     status = CharField(default="available", max_length=16)
     status_since = DoubleField(default=clock.now)
     online = BooleanField(default=False)
@@ -58,6 +61,12 @@ class Unit(BaseModel):
     # see above)
     out_of_service = BooleanField(null=True, default=False)
     home_post = CharField(null=True, max_length=64)
+    # `fieldlink units remove`: the row stays for the history its orders and alarms make;
+    # the unit has no credentials left and is no longer part of the fleet
+    removed_at = DoubleField(null=True)
+
+
+IN_FLEET = Unit.removed_at.is_null()  # every query for the units that work
 
 
 class Position(BaseModel):

@@ -3,16 +3,29 @@ incidents for the figures, a unit's track, positions in batches, new units."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Iterable
+from typing import NamedTuple
 
 # driver errors -> peewee's (its stubs leave the wrapper out)
 from peewee import __exception_wrapper__ as translate_errors  # type: ignore[attr-defined]
 
 from server.rules.geo import GridMap, GridShape, PostPoint
 from server.rules.kpis import IncidentRecord, OrderRecord
-from server.store.models import UNIT_KINDS, Grid, Incident, Order, Position, Post, Unit, db
+from server.runtime import clock
+from server.store.models import (
+    IN_FLEET,
+    UNIT_KINDS,
+    Grid,
+    Incident,
+    Order,
+    Position,
+    Post,
+    Unit,
+    db,
+)
 
 
 def load_grids() -> GridMap:
@@ -136,16 +149,54 @@ def insert_positions(rows: Iterable[dict]) -> int:
     return len(values)
 
 
+def token_digest(token: str) -> str:
+    """How a device or API token is stored: its SHA-256. Tokens are 192 random bits or more,
+    so a fast hash suffices (no guessable password to stretch), and a lookup is one index."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class NewUnit(NamedTuple):
+    unit: Unit
+    terminal_token: str  # shown once; only its digest is stored
+
+
 def create_unit(
     unit_id: str, kind: str, grid: str = "", name: str = "", home_post: str | None = None
-) -> Unit:
+) -> NewUnit:
     if kind not in UNIT_KINDS:
         raise ValueError(f"unknown unit kind {kind!r}: use one of {', '.join(UNIT_KINDS)}")
-    return Unit.create(
+    token = secrets.token_urlsafe(24)
+    unit = Unit.create(
         id=unit_id,
         kind=kind,
         grid=grid,
         name=name or unit_id,
         home_post=home_post,
-        terminal_token=secrets.token_urlsafe(24),
+        terminal_token_hash=token_digest(token),
     )
+    return NewUnit(unit, token)
+
+
+def by_device_token(token: str) -> Unit | None:
+    """The unit a screen's device token belongs to, if it is still in the fleet."""
+    return Unit.get_or_none((Unit.terminal_token_hash == token_digest(token)) & IN_FLEET)
+
+
+def issue_terminal_token(unit: Unit) -> str:
+    """A new device token for `unit`; the old one stops working, and the screens connected
+    with it are let go within `server/web/revocation.py`'s sweep."""
+    token = secrets.token_urlsafe(24)
+    unit.terminal_token_hash = token_digest(token)
+    unit.save(only=[Unit.terminal_token_hash])
+    return token
+
+
+def retire_unit(unit: Unit) -> None:
+    """Out of the fleet: no credential left (a random digest keeps the column unique and
+    matches no token), never recommended; the row stays for its orders and track."""
+    unit.removed_at = clock.now()
+    unit.terminal_token_hash = token_digest(secrets.token_urlsafe(24))
+    unit.mqtt_password_hash = None
+    unit.out_of_service = True
+    unit.online = False
+    unit.save()

@@ -6,7 +6,6 @@ tokens are shown once, when made, and never stored.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from functools import cache
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from server.rules.roles import ROLES
-from server.store import Account, Prepared
+from server.store import Account, Prepared, token_digest
 from wire import unwritable
 
 MIN_PASSWORD = 8
@@ -36,10 +35,6 @@ class Credentials:
 
     def public(self) -> dict[str, str]:
         return {k: v for k, v in vars(self).items() if v is not None}
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _checked_password(password: str | None) -> str:
@@ -63,7 +58,7 @@ def add(name: str, role: str, password: str | None = None) -> Credentials:
         name=name,
         role=role,
         password_hash=generate_password_hash(password),
-        token_hash=token_hash(token),
+        token_hash=token_digest(token),
         session_key=secrets.token_hex(8),
     )
     return Credentials(name, role, api_token=token, password=password)
@@ -94,7 +89,7 @@ def new_token(name: str) -> Credentials:
     """A new API token; the old one stops working at once."""
     account = _get(name)
     token = secrets.token_urlsafe(32)
-    account.token_hash = token_hash(token)
+    account.token_hash = token_digest(token)
     account.save()
     return Credentials(name, account.role, api_token=token)
 
@@ -108,7 +103,7 @@ _BY_TOKEN = Prepared(lambda digest: Account.select().where(Account.token_hash ==
 
 
 def by_token(token: str) -> Account | None:
-    return _BY_TOKEN.first(Account, token_hash(token)) if token else None
+    return _BY_TOKEN.first(Account, token_digest(token)) if token else None
 
 
 def by_password(name: str, password: str) -> Account | None:

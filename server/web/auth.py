@@ -61,6 +61,12 @@ class SignedIn(UserMixin):
     session_key: str = ""
     by_token: bool = False
     expires_at: float | None = None  # wall time a web session ends; None for a token
+    token_hash: str = ""  # signed in by token: the token's digest
+
+    @property
+    def credential(self) -> str:
+        """What this sign-in rests on: taken back if the account's changes (revocation.py)."""
+        return self.token_hash if self.by_token else self.session_key
 
     def get_id(self) -> str:
         # the session key makes a password reset end the account's open sessions
@@ -110,7 +116,9 @@ def signed_in_by_token(token: str) -> SignedIn | None:
         return None
     with db.connection_context():
         account = accounts.by_token(token)
-    return _signed_in(account, by_token=True) if account is not None else None
+    if account is None:
+        return None
+    return _signed_in(account, by_token=True, token_hash=account.token_hash)
 
 
 def session_lifetime_s() -> float:

@@ -23,7 +23,7 @@ from server.rules import roles
 from server.runtime import clock, metrics
 from server.runtime.log_limit import LimitedLog
 from server.state.live_state import LiveState
-from server.store import Incident, Unit, db
+from server.store import Incident, by_device_token, db
 from server.web import throttle
 from server.web.auth import SignedIn, signed_in_by_token, who
 from wire import WireError, unwritable
@@ -68,6 +68,7 @@ class TerminalNamespace(socketio.Namespace):
         super().__init__(TERMINAL_NS)
         self.runtime = runtime
         self.unit_of: dict[str, str] = {}
+        self.token_of: dict[str, str] = {}  # the device token's digest each connected with
 
     def trigger_event(self, event: Any, *args: Any) -> Any:
         """Every event a terminal sends gets an answer, and nothing it sends gets past here:
@@ -106,17 +107,23 @@ class TerminalNamespace(socketio.Namespace):
                 f"too many unknown device tokens from {address}: try again in {wait_s} s"
             )
         with db.connection_context():
-            unit = Unit.get_or_none(Unit.terminal_token == token) if token else None
+            unit = by_device_token(token) if token else None
         if unit is None:
             metrics.REJECTED.labels("socketio", "auth").inc()
             throttle.device_token_failed(address)
             raise ConnectionRefusedError("unknown or missing device token")
         self.unit_of[sid] = unit.id
+        self.token_of[sid] = unit.terminal_token_hash
         self.enter_room(sid, unit_room(unit.id))
         log.info("terminal for %s connected (%s)", unit.id, sid)
 
     def on_disconnect(self, sid: str, *_: Any) -> None:
         self.unit_of.pop(sid, None)
+        self.token_of.pop(sid, None)
+
+    def held(self) -> dict[str, tuple[str, str]]:
+        """Each connection's unit and the token it connected with (`server/web/revocation.py`)."""
+        return {sid: (unit, self.token_of[sid]) for sid, unit in list(self.unit_of.items())}
 
     def on_sync(self, sid: str, *_: Any) -> dict[str, Any]:
         """Sent by a terminal after every (re)connect: every order its unit holds comes again."""
@@ -202,6 +209,13 @@ class ConsoleNamespace(Namespace):
 
     def on_disconnect(self, *_: Any) -> None:
         self.user_of.pop(request_sid(), None)
+
+    def held(self) -> dict[str, tuple[tuple[str, bool], str]]:
+        """Each connection's account, how it signed in and with what (`revocation.py`)."""
+        return {
+            sid: ((user.name, user.by_token), user.credential)
+            for sid, user in list(self.user_of.items())
+        }
 
     def end_expired(self) -> None:
         """Pushed changes go to every console: one whose login has ended is let go."""

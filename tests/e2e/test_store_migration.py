@@ -17,8 +17,10 @@ from server.store import (
     Order,
     Position,
     Unit,
+    by_device_token,
     db,
     open_database,
+    token_digest,
 )
 from tests.conftest import DATA, SERVER_SETTINGS
 
@@ -42,6 +44,9 @@ def test_an_old_database_gains_the_new_columns_and_keeps_its_rows(tmp_path) -> N
         assert order.state == "accepted" and order.ack_deadline is None
         assert Incident.get_by_id("inc-1").grid is None
         assert not Unit.get_by_id("car-1").out_of_service
+        # device tokens kept in clear become their digests: the screens still get in
+        assert Unit.get_by_id("car-1").terminal_token_hash == token_digest("tok-car-1")
+        assert by_device_token("tok-kiosk-1").id == "kiosk-1"
 
 
 def test_a_server_runs_on_an_old_database(tmp_path, mosquitto) -> None:
@@ -95,5 +100,7 @@ def test_a_postgresql_install_from_0_1_is_upgraded_in_place(mosquitto, tmp_path)
     server = ServerProcess(tmp_path, mosquitto.url, db_url=url, **SERVER_SETTINGS).start()
     try:
         assert [u["id"] for u in server.get("/api/v1/units")] == ["car-1"]
+        with db.connection_context():
+            assert by_device_token("tok").id == "car-1"
     finally:
         server.stop()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from harness.server import FIELDLINK
 from server.config import reference
+from server.store import Event, Incident, Order, Unit, by_device_token, open_database, token_digest
+from server.store import db as store
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -35,6 +37,45 @@ def test_units_add_prints_the_unit_with_its_token_and_list_shows_it(tmp_path) ->
     listed = json.loads(fieldlink("units", "list", "--json", db=db).stdout)
     assert [u["id"] for u in listed] == ["car-07"]
     assert "car-07" in fieldlink("units", "list", db=db).stdout
+
+
+def test_device_tokens_are_stored_hashed_rotate_and_a_removed_unit_keeps_its_history(
+    tmp_path,
+) -> None:
+    db = tmp_path / "fieldlink.db"
+    token = json.loads(fieldlink("units", "add", "car-1", "--kind", "patrol_car", db=db).stdout)[
+        "terminal_token"
+    ]
+    shown = fieldlink("units", "token", "car-1", db=db)
+    assert shown.returncode != 0 and "--rotate" in shown.stderr  # cannot be shown again
+    rotated = fieldlink("units", "token", "car-1", "--rotate", db=db)
+    assert rotated.returncode == 0, rotated.stderr
+    new_token = json.loads(rotated.stdout)["terminal_token"]
+    assert new_token != token
+
+    open_database(f"sqlite:///{db}")
+    with store.connection_context():
+        stored = Unit.get_by_id("car-1").terminal_token_hash
+        assert stored == token_digest(new_token) and new_token not in stored
+        assert by_device_token(token) is None and by_device_token(new_token).id == "car-1"
+        Incident.create(id="inc-1", category="panic")
+        Order.create(id="ord-1", incident="inc-1", unit="car-1", sent_at=0)
+
+    held = fieldlink("units", "remove", "car-1", db=db)
+    assert held.returncode != 0 and "ord-1" in held.stderr and "cancel or reassign" in held.stderr
+    with store.connection_context():
+        Order.update(state="cleared").where(Order.id == "ord-1").execute()
+    removed = fieldlink("units", "remove", "car-1", db=db)
+    assert removed.returncode == 0, removed.stderr
+
+    assert json.loads(fieldlink("units", "list", "--json", db=db).stdout) == []
+    again = fieldlink("units", "token", "car-1", "--rotate", db=db)
+    assert again.returncode != 0 and "was removed" in again.stderr
+    with store.connection_context():
+        assert by_device_token(new_token) is None
+        assert Order.get_by_id("ord-1").unit_id == "car-1"  # the history stays
+        kinds = [e.kind for e in Event.select().where(Event.unit_id == "car-1").order_by(Event.id)]
+        assert kinds == ["unit_added", "unit_token_rotated", "unit_removed"]
 
 
 def test_units_add_refuses_duplicates_bad_ids_and_kinds_with_a_clear_error(tmp_path) -> None:

@@ -15,7 +15,7 @@ from server.store import Incident, Order, Prepared, Unit, by_id, db, open_databa
 def store(tmp_path):
     open_database(database_for(tmp_path))
     with db.connection_context():
-        Unit.create(id="car-1", kind="patrol_car", terminal_token="t")
+        Unit.create(id="car-1", kind="patrol_car", terminal_token_hash="t")
         incident = Incident.create(
             id="i1", category="help", priority=2, lat=31.2, lon=121.4, created_at=1.0
         )

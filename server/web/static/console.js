@@ -216,6 +216,11 @@
   socket.on("disconnect", () => linkState("offline"));
   socket.on("connect_error", () => linkState("offline"));
   socket.on("units", (changed) => { changed.forEach(showUnit); fitOnce(); renderUnits(); });
+  socket.on("unit_removed", ({ id }) => {  // `fieldlink units remove`: out of the fleet
+    [unitMarkers, headings].forEach((layers) => { layers.get(id)?.remove(); layers.delete(id); });
+    units.delete(id);
+    renderUnits();
+  });
   socket.on("incident", (i) => { showIncident(i); showAlarms(); });
   // An alarm rings, flashing and beeping, on every console until a dispatcher acknowledges
   // it: the acknowledgement goes to the server (who and when, in the timeline) and silences
