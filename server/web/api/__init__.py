@@ -15,6 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 
 from server.web.api import alarms, command, common, figures, geo, incidents, ops, orders, units
+from server.web.api.statuses import EveryStatus
 
 AREAS = (units, incidents, orders, alarms, command, geo, figures)
 
@@ -23,7 +24,7 @@ def init_app(app: Flask) -> None:
     # every operation needs an account (server/web/auth.py); the document says how to send it
     app.config["API_SPEC_OPTIONS"] = {"security": [{"bearer": []}, {"session": []}]}
     app.config["MAX_CONTENT_LENGTH"] = common.MAX_BODY_BYTES
-    api = Api(app)
+    api = Api(app, spec_kwargs={"extra_plugins": [EveryStatus()]})
     api.spec.components.security_scheme(
         "bearer",
         {

@@ -115,6 +115,7 @@ class CoverageOut(Schema):
 @blp.route("/coverage")
 @blp.arguments(CoverageQuery(), location="query")
 @blp.response(200, CoverageOut)
+@blp.alt_response(503, schema="Error", description="the server is busy: try again in a moment")
 def coverage_map(query: dict):
     """Cold spots now: cells over the grids (or the units) coloured by how fast an available
     unit could get there: green within 3 minutes, blue within 5, red beyond, black none in

@@ -330,6 +330,10 @@ _incident_action(
 @blp.route("/incidents/<incident_id>/recommendations")
 @blp.arguments(RecommendQuery(), location="query")
 @blp.response(200, RecommendationsOut)
+@blp.alt_response(
+    409, schema="Error", description="the incident has no location yet: set one first"
+)
+@blp.alt_response(503, schema="Error", description="the server is busy: try again in a moment")
 def recommendations(query: dict, incident_id: str):
     """Available units ranked by estimated arrival, and the nearer ones passed over, with why.
 
