@@ -213,11 +213,15 @@ def login() -> Any:
     return render_template("login.html", error=error), 401 if error else 200
 
 
+lockouts = throttle.Lockouts()
+
+
 def _login_throttled(wait_s: int) -> Response:
     name = request.form.get("name", "").strip()
-    metrics.REJECTED.labels("web", "throttled").inc()
-    log.warning("login for %r from %s throttled for %d s", name, request.remote_addr, wait_s)
-    audit(f"web:{name}", "login_throttled", wait_s=wait_s)
+    metrics.REJECTED.labels("web", "throttled").inc()  # every refused try is counted
+    if lockouts.first(name, request.remote_addr or "", wait_s):
+        log.warning("login for %r from %s throttled for %d s", name, request.remote_addr, wait_s)
+        audit(f"web:{name}", "login_throttled", wait_s=wait_s)
     page = render_template("login.html", error="throttled", wait_s=wait_s)
     return Response(page, 429, {"Retry-After": str(wait_s)})
 

@@ -73,3 +73,26 @@ def device_wait_s(address: str) -> int | None:
 
 def device_token_failed(address: str) -> None:
     limiter.limiter.hit(DEVICE_PER_ADDRESS, "device", address)
+
+
+class Lockouts:
+    """Which lockouts are already in the audit trail: a guesser refused thousands of times
+    while locked out makes one entry (and one log line) per account and address and lockout,
+    not one per try. In each instance's memory; entries past their lockout are let go."""
+
+    MOST = 10_000  # keys kept before the ones whose lockout ended are let go
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._until: dict[tuple[str, str], float] = {}
+
+    def first(self, name: str, address: str, wait_s: int) -> bool:
+        """True for the first refusal of this lockout of `name` from `address`."""
+        now = self.clock()
+        key = (name, address)
+        if self._until.get(key, 0.0) > now:
+            return False
+        if len(self._until) >= self.MOST:
+            self._until = {k: until for k, until in self._until.items() if until > now}
+        self._until[key] = now + wait_s
+        return True
