@@ -447,13 +447,16 @@ class SessionLoop:
             if mask & selectors.EVENT_WRITE:
                 client.loop_write()
         except Exception:  # one session's fault must not stop the whole fleet's network
-            log.exception("an MQTT session failed; its keep-alive notices and it reconnects")
+            log.exception("an MQTT session failed; the loop goes on serving the other units")
 
     def _connect(self, client: mqtt.Client, now: float) -> None:
         try:
             client.reconnect()
         except OSError as exc:
             log.debug("broker not reachable (%s); again in 1 s", exc)
+            self.retry_at[client] = now + 1.0
+        except Exception:  # as in _serve: the other units' sessions go on
+            log.exception("an MQTT session could not connect; again in 1 s")
             self.retry_at[client] = now + 1.0
 
 

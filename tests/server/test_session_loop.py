@@ -8,6 +8,7 @@ import threading
 
 import paho.mqtt.client as mqtt
 
+from harness.waiting import eventually
 from server.sim.simulator import SessionLoop
 
 
@@ -40,3 +41,60 @@ def test_a_socket_watched_from_many_threads_at_once_is_registered_once():
         sessions.stop()
         left.close()
         right.close()
+
+
+class Session:
+    """Stands in for a paho client on one end of a socket pair: counts what the loop asks."""
+
+    def __init__(self, sock: socket.socket, fails: bool = False):
+        self.sock, self.fails = sock, fails
+        self.reads = self.connects = 0
+
+    def socket(self) -> socket.socket:
+        return self.sock
+
+    def loop_read(self) -> None:
+        self.reads += 1
+        self.sock.recv(64)
+        if self.fails:
+            raise RuntimeError("a session in a state paho did not expect")
+
+    def loop_write(self) -> None:
+        pass
+
+    def loop_misc(self) -> None:
+        pass
+
+
+class Unconnected(Session):
+    def socket(self) -> None:  # type: ignore[override]
+        return None
+
+    def reconnect(self) -> None:
+        self.connects += 1
+        raise KeyError("raised from inside paho's reconnect")
+
+
+def test_one_sessions_failure_leaves_the_loop_serving_every_other_unit():
+    sessions = SessionLoop()
+    pairs = [socket.socketpair() for _ in range(2)]
+    broken, healthy = Session(pairs[0][0], fails=True), Session(pairs[1][0])
+    unconnected = Unconnected(pairs[0][0])
+    try:
+        for session in (broken, healthy):
+            sessions._watch(session.sock, session, selectors.EVENT_READ)  # type: ignore[arg-type]
+        sessions.sessions.add(unconnected)  # type: ignore[arg-type]
+        for _ in range(3):
+            for _sock, far_end in pairs:
+                far_end.send(b"x")
+            eventually(lambda: broken.reads and healthy.reads, what="both sessions read")
+            broken.reads = healthy.reads = 0
+        assert sessions._thread.is_alive()
+        # a failing connect is tried again a second later, the loop still running
+        eventually(lambda: unconnected.connects >= 2, timeout=5, what="a second connect")
+        assert sessions._thread.is_alive()
+    finally:
+        sessions.stop()
+        for pair in pairs:
+            for end in pair:
+                end.close()
