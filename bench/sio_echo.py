@@ -73,6 +73,8 @@ def create_app(async_mode: str) -> tuple[Any, Any]:
             with lock:
                 times[order_id].setdefault("delivered_at", time.time())
 
+        # every field the wire contract asks of an order (wire.screens): a terminal refuses,
+        # and never accepts, one without them
         order = {
             "order_id": order_id,
             "incident_id": body["incident_id"],
@@ -80,6 +82,9 @@ def create_app(async_mode: str) -> tuple[Any, Any]:
             "kind": "dispatch",
             "state": "sent",
             "ts": now,
+            "priority": 1,
+            "category": "panic",
+            "location": {"lat": 31.23, "lon": 121.47, "address": ""},
         }
         sio.emit("order", order, to=sid, namespace=TERMINAL_NS, callback=delivered)
         return jsonify([{"order_id": order_id, "unit_id": unit_id}]), 201

@@ -30,3 +30,5 @@ def test_benchmark_quick_run_completes(command: list[str]) -> None:
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "target" in run.stdout
+    # the baselines too push what the terminals' contract accepts, or their figures are void
+    assert "off the wire contract" not in run.stdout + run.stderr
