@@ -212,7 +212,7 @@ class Runtime:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from server.web import api, auth, pages
+    from server.web import api, auth, pages, phones
     from server.web.sockets import ConsoleNamespace, TerminalNamespace, console_event_failed
 
     settings = settings or Settings.from_env()
@@ -254,4 +254,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     socketio.on_error_default(console_event_failed)  # type: ignore[arg-type]
     api.init_app(app)
     pages.init_app(app)
+    phones.init_app(app)
     return app

@@ -96,3 +96,12 @@ class Lockouts:
             self._until = {k: until for k, until in self._until.items() if until > now}
         self._until[key] = now + wait_s
         return True
+
+
+PHONE_REPORTS = parse("20 per 10 seconds")  # a phone reports every few seconds at most
+
+
+def phone_report_allowed(unit_id: str) -> bool:
+    """Whether a phone's position report is taken: a flood from one device is refused (its
+    SOS never is: the endpoint raises it before asking)."""
+    return bool(limiter.limiter.hit(PHONE_REPORTS, "phone", unit_id))

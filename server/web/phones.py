@@ -1,0 +1,91 @@
+"""Phones' endpoints: Traccar Client's reports at `/osmand` (the OsmAnd protocol).
+
+The app has no password: its device id is the unit's device token (`fieldlink units add`
+prints it; long and random, stored hashed), so an unknown id counts against the address as
+a wrong device token does. A report is read by `server/ingest/osmand.py`, then put on the
+pipeline's queues as a unit's message, so the same steps take it as an agent's; an SOS goes
+first, on the urgent queue, before any limit is asked. Answers as Traccar's server gives
+them: 200, 400 for a report that cannot be read, 404 for an unknown device.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+
+from server.ingest import osmand
+from server.ingest.sessions import Inbound
+from server.runtime import clock, metrics
+from server.runtime.log_limit import LimitedLog
+from server.store import by_device_token, db
+from server.web import throttle
+from wire import Channel, WireError, encode, parse_json
+
+log = logging.getLogger(__name__)
+limited = LimitedLog(log)
+
+
+def refused(status: int, reason: str, message: str) -> Response:
+    metrics.REJECTED.labels("osmand", reason).inc()
+    limited.warning(reason, "osmand report refused (%s): %s", reason, message)
+    return Response(message + "\n", status, mimetype="text/plain")
+
+
+def report_view() -> Response:
+    now = clock.now()
+    address = request.remote_addr or ""
+    wait_s = throttle.device_wait_s(address)
+    if wait_s is not None:
+        return refused(429, "throttled", f"too many unknown device ids: try again in {wait_s} s")
+    try:
+        report = _read(now)
+    except (osmand.ReportError, WireError) as exc:
+        return refused(400, "invalid", str(exc))
+    with db.connection_context():
+        unit = by_device_token(report.device_id)
+    if unit is None:
+        throttle.device_token_failed(address)
+        return refused(404, "unknown_unit", "no unit has this device id")
+    runtime: Any = current_app.extensions["fieldlink"]
+    if report.sos:  # an alarm is always decoded, whatever its fix holds (wire.decode)
+        _put(runtime, unit.id, Channel.ALARM, json.dumps(osmand.alarm(report, now)).encode())
+    problem = _take_position(runtime, unit.id, report)
+    if problem is None:
+        return Response("", 200)
+    if report.sos:  # the app must not send the SOS again for its position's sake
+        metrics.REJECTED.labels("osmand", problem[1]).inc()
+        return Response("", 200)
+    return refused(*problem)
+
+
+def _take_position(runtime: Any, unit_id: str, report: osmand.Report) -> tuple | None:
+    """The report's fix onto the queue, or why not: (status, reason, message)."""
+    if report.fix is None:
+        return 400, "invalid", report.problem
+    try:
+        payload = encode(Channel.POSITION, report.fix)
+    except WireError as exc:
+        return 400, "invalid", str(exc)
+    if not throttle.phone_report_allowed(unit_id):
+        return 429, "flood", "too many reports from this device: one every few seconds"
+    _put(runtime, unit_id, Channel.POSITION, payload)
+    return None
+
+
+def _read(now: float) -> osmand.Report:
+    if request.is_json:
+        return osmand.from_json(parse_json(request.get_data()), now)
+    return osmand.from_query(request.values, now)
+
+
+def _put(runtime: Any, unit_id: str, channel: Channel, payload: bytes) -> None:
+    topic = runtime.topics.unit(unit_id, channel)
+    message = Inbound(topic, payload, received_at=clock.now())
+    runtime.inbox.put(message, urgent=channel is Channel.ALARM)
+
+
+def init_app(app: Flask) -> None:
+    app.add_url_rule("/osmand", view_func=report_view, methods=["GET", "POST"])
