@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from harness.server import ServerProcess
 from harness.services import GpsFake, RedisServer, running
 from harness.stores import drop_test_databases, new_postgres_database, postgres_server_url
 from server.sim.local_broker import MosquittoProcess
+from tests.locked_broker import LockedBroker, fieldlink, make_certificates
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -140,3 +142,28 @@ def cluster(tmp_path, mosquitto, redis_server, postgres_url):
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def locked_server(tmp_path) -> Iterator[tuple[ServerProcess, LockedBroker]]:
+    """A server on the production broker config, whose unit and account commands rewrite
+    the broker's files and reload it (FIELDLINK_BROKER_*), as a deployment sets them."""
+    broker = LockedBroker(tmp_path / "broker", make_certificates(tmp_path / "certs"))
+    server_url = f"mqtt://fieldlink-server:{secrets.token_urlsafe(16)}@127.0.0.1:{broker.port}"
+    server = ServerProcess(
+        tmp_path / "server",
+        server_url,
+        broker_password_file=broker.password_file,
+        broker_acl_file=broker.acl_file,
+    )
+    done = fieldlink("broker", "acl", "--output", str(broker.acl_file), env=server.env)
+    assert done.returncode == 0, done.stderr
+    done = server.command("broker", "passwords", "--output", str(broker.password_file))
+    assert done.returncode == 0, done.stderr
+    broker.start()
+    assert broker.proc is not None
+    server.env["FIELDLINK_BROKER_RELOAD"] = f"kill -HUP {broker.proc.pid}"
+    server.start()
+    yield server, broker
+    server.stop()
+    broker.stop()

@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit
 
 from mqtt_link import BrokerAddress
 from server.config import Settings
+from server.ingest import owntracks
 from server.store import IN_FLEET, Unit
 from wire.topics import CHANNELS
 
@@ -161,12 +162,19 @@ def acl_file(topic_root: str, server: ServerAccount) -> str:
         where = f"{units}/%u/{channel.value}" if rule.per_unit else f"{topic_root}/{channel.value}"
         lines.append(f"pattern {access} {where}")
     lines += [
+        "# phones running OwnTracks: their own reports and transitions, their own commands",
+        *(f"pattern write {f.replace('+', '%u', 1)}" for f in owntracks.MQTT_FILTERS),
+        "pattern read owntracks/%u/+/cmd",
+    ]
+    lines += [
         "",
         "# the server: reads what every unit sends, writes every unit's orders",
         f"user {server.username}",
         f"topic read {units}/+/+",
         # each instance's claim on its client id (server/ingest/sessions.py: ClientIdClaim)
         f"topic readwrite {topic_root}/instances/+",
+        *(f"topic read {f}" for f in owntracks.MQTT_FILTERS),
+        "topic write owntracks/+/+/cmd",
     ]
     lines += [
         f"topic write {units}/+/{channel.value}"
@@ -252,3 +260,32 @@ def write_file(path: Path, text: str, mode: int = 0o600) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def owntracks_config(unit_id: str, password: str, broker_url: str) -> dict[str, Any]:
+    """The OwnTracks app's configuration (an `.otrc` file) for a phone reporting as
+    `unit_id` over MQTT: its own broker account, topic `owntracks/<unit>/phone`, moves
+    reported as they happen (`monitoring` 2)."""
+    address = BrokerAddress.parse(broker_url)
+    return {
+        "_type": "configuration",
+        "mode": 0,  # MQTT
+        "host": address.host,
+        "port": address.port,
+        "tls": address.tls,
+        "auth": True,
+        "username": unit_id,
+        "password": password,
+        "clientId": unit_id,
+        "deviceId": "phone",
+        "tid": unit_id[-2:],
+        "monitoring": 2,
+        "cleanSession": False,
+        "keepalive": 60,
+    }
+
+
+def owntracks_link(config: dict[str, Any]) -> str:
+    """The link the app takes a configuration from (its QR code): owntracks:///config."""
+    inline = base64.b64encode(json.dumps(config).encode()).decode()
+    return f"owntracks:///config?inline={quote(inline, safe='')}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
@@ -44,14 +45,35 @@ def units() -> None:
 @click.option("--grid", default="", help="Home response grid (an id from `grids import`).")
 @click.option("--post", "home_post", default=None, help="Home response post (`posts import`).")
 @click.option("--name", default="", help="Display name (call sign).")
+@click.option(
+    "--protocol",
+    type=click.Choice(("agent", "owntracks")),
+    default="agent",
+    help="How it reports: the edge agent (a Pi), or a phone's OwnTracks app (its"
+    " configuration is written to --output and shown as a QR code to scan).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --protocol owntracks: the .otrc file to write (the app imports it).",
+)
 @db_url_option
 def units_add(
-    unit_id: str, kind: str, grid: str, home_post: str | None, name: str, db_url: str | None
+    unit_id: str,
+    kind: str,
+    grid: str,
+    home_post: str | None,
+    name: str,
+    protocol: str,
+    output: Path | None,
+    db_url: str | None,
 ) -> None:
     """Add a unit and print it as JSON, with its terminal token and broker credentials.
 
     The broker password is shown this once (only its hash is stored); `units bundle`
-    issues a new one when the unit's config file is made.
+    issues a new one when the unit's config file is made. The terminal token is also the
+    device id of a phone running Traccar Client (`/osmand`).
     """
     from wire.topics import valid_unit_id
 
@@ -80,7 +102,25 @@ def units_add(
         "mqtt_password": password,
     }
     click.echo(json.dumps(shown, indent=2))
+    if protocol == "owntracks":
+        _set_up_owntracks(unit.id, password, settings, output)
     _sync_broker(settings)
+
+
+def _set_up_owntracks(unit_id: str, password: str, settings: Settings, output: Path | None) -> None:
+    """The phone's configuration, as a file and as the QR code the app scans."""
+    import qrcode
+
+    broker = provisioning.unit_broker_url(settings)
+    config = provisioning.owntracks_config(unit_id, password, broker)
+    if output is not None:
+        provisioning.write_file(output, json.dumps(config, indent=2) + "\n")
+        click.echo(f"wrote {output}: open it with the OwnTracks app on the phone", err=True)
+    code = qrcode.QRCode(border=1)
+    code.add_data(provisioning.owntracks_link(config))
+    buffer = io.StringIO()
+    code.print_ascii(out=buffer)
+    click.echo(buffer.getvalue() + "or scan this in OwnTracks (it holds the password)", err=True)
 
 
 @units.command("bundle")

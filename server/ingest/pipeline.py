@@ -10,6 +10,7 @@ stop the worker: whatever goes wrong with one message is caught at that message.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.ingest import steps
+from server.ingest import owntracks, steps
 from server.ingest.receipts import Receipts
 from server.ingest.sessions import BrokerConnected, Inbound, Inbox, MqttIngest
 from server.ingest.store_writer import StoreWriter
@@ -28,7 +29,7 @@ from server.runtime.log_limit import LimitedLog
 from server.runtime.supervise import Stage
 from server.state.live_state import LiveState, UnitState
 from server.store import IN_FLEET, Unit, db
-from wire import Channel, Topics, WireError, decode
+from wire import Channel, Topics, WireError, decode, parse_json
 from wire.topics import TopicError
 
 log = logging.getLogger(__name__)
@@ -209,17 +210,35 @@ class Pipeline:
             self.ingest.ack(message)  # handled, or rejected for good: never redelivered
 
     def _accept(self, message: Inbound) -> Delivery:
+        if message.topic.startswith(owntracks.PREFIX):
+            return self._accept_owntracks(message)
         try:
             unit_id, channel = self.topics.parse(message.topic)
         except TopicError as exc:
             raise Rejected("topic", str(exc)) from None
         if channel not in steps.STEPS:
             raise Rejected("topic", f"units do not publish on their {channel.value} topic")
+        return self._delivery(unit_id, channel, message.payload, message)
+
+    def _accept_owntracks(self, message: Inbound) -> Delivery:
+        """A phone's OwnTracks message, read into the wire message it stands for."""
+        try:
+            unit_id = owntracks.unit_of_topic(message.topic)
+            read = owntracks.read(parse_json(message.payload))
+        except (owntracks.OwnTracksError, WireError) as exc:
+            raise Rejected("invalid", f"OwnTracks: {exc}") from None
+        if read.channel is None:
+            raise Rejected("ignored", f"OwnTracks {read.why}: nothing for the server")
+        return self._delivery(unit_id, read.channel, json.dumps(read.message), message)
+
+    def _delivery(
+        self, unit_id: str, channel: Channel, payload: bytes | str, message: Inbound
+    ) -> Delivery:
         unit = self.known_unit(unit_id)
         if unit is None:
             raise Rejected("unknown_unit", f"no unit {unit_id!r} is provisioned")
         try:
-            body = decode(channel, message.payload)
+            body = decode(channel, payload)
         except WireError as exc:
             raise Rejected("invalid", str(exc)) from None
         return Delivery(unit, channel, body, message)

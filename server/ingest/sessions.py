@@ -36,6 +36,7 @@ from mqtt_link import (
     received_payload,
 )
 from server.config import Settings
+from server.ingest import owntracks
 from server.runtime import clock
 from wire import CHANNELS, Channel, Topics, encode
 
@@ -295,6 +296,8 @@ class MqttIngest:
 
     def filters(self, channels: tuple[Channel, ...]) -> list[str]:
         plain = self.topics.upstream_filters(channels)
+        if channels == BULK:  # phones running OwnTracks report on its own topics
+            plain = [*plain, *owntracks.MQTT_FILTERS]
         if not self.share_group:
             return plain
         return [f"$share/{self.share_group}/{f}" for f in plain]

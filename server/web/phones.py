@@ -1,4 +1,5 @@
-"""Phones' endpoints: Traccar Client's reports at `/osmand` (the OsmAnd protocol).
+"""Phones' endpoints: Traccar Client's reports at `/osmand` (the OsmAnd protocol) and
+OwnTracks' HTTP mode at `/owntracks` (its MQTT mode needs no endpoint: the broker).
 
 The app has no password: its device id is the unit's device token (`fieldlink units add`
 prints it; long and random, stored hashed), so an unknown id counts against the address as
@@ -14,10 +15,11 @@ import json
 import logging
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, jsonify, request
 
-from server.ingest import osmand
+from server.ingest import osmand, owntracks
 from server.ingest.sessions import Inbound
+from server.orders import queries
 from server.runtime import clock, metrics
 from server.runtime.log_limit import LimitedLog
 from server.store import by_device_token, db
@@ -87,5 +89,47 @@ def _put(runtime: Any, unit_id: str, channel: Channel, payload: bytes) -> None:
     runtime.inbox.put(message, urgent=channel is Channel.ALARM)
 
 
+def owntracks_view() -> Response:
+    """OwnTracks' HTTP mode: Basic auth with the unit's id and device token (the app's
+    X-Limit-U must name the same user); the answer is a JSON array: the regions of the
+    unit's open orders (`setWaypoints`), or empty."""
+    address = request.remote_addr or ""
+    wait_s = throttle.device_wait_s(address)
+    if wait_s is not None:
+        return refused(429, "throttled", f"too many wrong logins: try again in {wait_s} s")
+    login = request.authorization
+    with db.connection_context():
+        unit = by_device_token(login.password or "") if login else None
+    if login is None or unit is None or unit.id != login.username:
+        throttle.device_token_failed(address)
+        refusal = refused(401, "auth", "the unit id and its device token, by Basic auth")
+        refusal.headers["WWW-Authenticate"] = 'Basic realm="fieldlink"'
+        return refusal
+    if request.headers.get("X-Limit-U", unit.id) != unit.id:
+        return refused(400, "invalid", "X-Limit-U names another user than the login")
+    try:
+        read = owntracks.read(parse_json(request.get_data()))
+        if read.channel is not None:
+            payload = encode(read.channel, read.message)
+    except (owntracks.OwnTracksError, WireError) as exc:
+        return refused(400, "invalid", str(exc))
+    if read.channel is Channel.POSITION and not throttle.phone_report_allowed(unit.id):
+        return refused(429, "flood", "too many reports from this device: one every few seconds")
+    if read.channel is not None:
+        _put(current_app.extensions["fieldlink"], unit.id, read.channel, payload)
+    return jsonify(_commands(unit.id))
+
+
+def _commands(unit_id: str) -> list[dict[str, Any]]:
+    with db.connection_context():
+        pending = queries.open_orders(unit_id)
+    scenes = [
+        {"order_id": order.id, "location": {"lat": incident.lat, "lon": incident.lon}}
+        for order, incident in pending
+    ]
+    return [owntracks.waypoints_command(scenes, clock.now())] if scenes else []
+
+
 def init_app(app: Flask) -> None:
     app.add_url_rule("/osmand", view_func=report_view, methods=["GET", "POST"])
+    app.add_url_rule("/owntracks", view_func=owntracks_view, methods=["POST"])

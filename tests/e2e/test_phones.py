@@ -1,15 +1,19 @@
-"""Phones with Traccar Client against a live server: the OsmAnd protocol's two forms, its
-units (knots), its answers (200, 400, 404), a flood from one device, and an SOS that is
-never dropped and becomes an incident with an order like any panic."""
+"""Phones against a live server. Traccar Client: the OsmAnd protocol's two forms, its units
+(knots), its answers (200, 400, 404), a flood from one device, and an SOS that is never
+dropped and becomes an incident with an order like any panic. OwnTracks: over the
+production broker config with the account `units add` gives it, and over HTTP, where the
+regions of its orders come back to it and entering one puts the order on scene."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import requests
 
 from harness.clients import UnitLink
 from harness.waiting import eventually
+from tests.locked_broker import Probe, login
 
 SCENE = (31.2304, 121.4737)
 
@@ -98,3 +102,85 @@ def test_an_sos_from_a_phone_is_an_incident_with_an_order_even_amid_a_flood(
         assert server.metric("fieldlink_rejected_total", source="osmand", reason="flood") >= 1
     finally:
         car.close()
+
+
+def owntracks_location(lat: float, lon: float, **extra) -> dict:
+    return {"_type": "location", "lat": lat, "lon": lon, "tst": int(time.time()), "acc": 10,
+            "vel": 36, "tid": "07", **extra}  # fmt: skip
+
+
+def test_owntracks_over_the_production_broker_with_the_account_units_add_gives(
+    locked_server, tmp_path
+) -> None:
+    server, broker = locked_server
+    otrc = tmp_path / "vol-07.otrc"
+    added = server.command(
+        "units", "add", "vol-07", "--kind", "volunteer", "--protocol", "owntracks", "-o", str(otrc)
+    )
+    assert added.returncode == 0 and "OwnTracks" in added.stderr, added.stderr
+    config = json.loads(otrc.read_text())
+    url = f"mqtt://{config['username']}:{config['password']}@127.0.0.1:{broker.port}"
+    eventually(lambda: not login(url).is_failure, what="the phone's account let in")
+    phone = Probe(url, client_id=config["clientId"])
+    assert not phone.connect().is_failure
+    try:
+        report = owntracks_location(*SCENE)
+        assert not phone.publish("owntracks/vol-07/phone", json.dumps(report).encode()).is_failure
+        fix = eventually(lambda: position_of(server, "vol-07"), what="the phone on the map")
+        assert abs(fix["speed"] - 10.0) < 0.01  # 36 km/h
+        # the ACL keeps a phone to its own topics: posing as another user is refused
+        other = owntracks_location(SCENE[0] + 0.01, SCENE[1])
+        refused = phone.publish("owntracks/car-1/phone", json.dumps(other).encode())
+        assert refused.is_failure
+        lwt = {"_type": "lwt", "tst": int(time.time())}
+        assert not phone.publish("owntracks/vol-07/phone", json.dumps(lwt).encode()).is_failure
+        eventually(lambda: not units_by_id(server)["vol-07"]["online"], what="offline by its will")
+    finally:
+        phone.close()
+
+
+def test_owntracks_over_http_gets_its_orders_regions_and_entering_one_is_arrival(
+    server_factory,
+) -> None:
+    server = server_factory()
+    token = server.add_unit("vol-09", "volunteer")
+    server.start()
+    owntracks = f"{server.url}/owntracks"
+
+    def post(body, auth=("vol-09", token), **headers):
+        return requests.post(owntracks, json=body, auth=auth, headers=headers, timeout=5)
+
+    first = post(owntracks_location(*SCENE), **{"X-Limit-U": "vol-09", "X-Limit-D": "phone"})
+    assert first.status_code == 200 and first.json() == []
+    eventually(lambda: position_of(server, "vol-09"), what="the phone on the map")
+
+    status, incident = server.call(
+        "POST", "/api/v1/incidents",
+        {"category": "help", "priority": 3, "location": {"lat": SCENE[0], "lon": SCENE[1]},
+         "summary": "a lost child near the east gate"},
+    )  # fmt: skip
+    assert status == 201, incident
+    status, [order] = server.call(
+        "POST", f"/api/v1/incidents/{incident['id']}/orders", {"unit_ids": ["vol-09"]}
+    )
+    assert status == 201
+    [command] = post(owntracks_location(*SCENE)).json()
+    [region] = command["waypoints"]["waypoints"]
+    assert command["action"] == "setWaypoints" and region["desc"] == order["order_id"]
+
+    enter = {"_type": "transition", "event": "enter", "desc": order["order_id"], "t": "c",
+             "tst": int(time.time()), "lat": SCENE[0], "lon": SCENE[1], "acc": 5}  # fmt: skip
+    assert post(enter).status_code == 200
+    eventually(
+        lambda: (
+            server.get(f"/api/v1/incidents/{incident['id']}")["orders"][0]["state"] == "on_scene"
+        ),
+        what="the order on scene",
+    )
+    assert post({"_type": "waypoints", "waypoints": []}).json() is not None  # left alone
+
+    assert post(owntracks_location(*SCENE), auth=("vol-09", "wrong" * 8)).status_code == 401
+    assert post(owntracks_location(*SCENE), auth=("vol-10", token)).status_code == 401
+    assert post(owntracks_location(*SCENE), **{"X-Limit-U": "car-1"}).status_code == 400
+    assert post({"_type": "location", "lat": 31.2}).status_code == 400
+    assert post({"_type": "location", "lat": 91, "lon": 0, "tst": 1}).status_code == 400

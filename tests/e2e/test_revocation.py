@@ -8,11 +8,8 @@ rewritten and reloaded by the same command) drops the unit's MQTT session.
 from __future__ import annotations
 
 import json
-import secrets
 import time
-from collections.abc import Iterator
 
-import pytest
 import socketio
 
 from harness.clients import Console, Terminal
@@ -20,34 +17,12 @@ from harness.server import ServerProcess
 from harness.waiting import eventually
 from server.store import Unit, db, token_digest
 from tests.e2e.test_broker_acl import BAD_LOGIN
-from tests.locked_broker import LockedBroker, Probe, fieldlink, login, make_certificates
+from tests.locked_broker import Probe, login
 from wire import Channel, Topics, encode
 
 TOPICS = Topics()
 FIX = {"ts": time.time(), "lat": 31.23, "lon": 121.47}
 LET_GO_WITHIN_S = 10  # the sweep runs every 2 s; a slow machine gets room
-
-
-@pytest.fixture
-def locked_server(tmp_path) -> Iterator[tuple[ServerProcess, LockedBroker]]:
-    broker = LockedBroker(tmp_path / "broker", make_certificates(tmp_path / "certs"))
-    server_url = f"mqtt://fieldlink-server:{secrets.token_urlsafe(16)}@127.0.0.1:{broker.port}"
-    server = ServerProcess(
-        tmp_path / "server",
-        server_url,
-        broker_password_file=broker.password_file,
-        broker_acl_file=broker.acl_file,
-    )
-    done = fieldlink("broker", "acl", "--output", str(broker.acl_file), env=server.env)
-    assert done.returncode == 0, done.stderr
-    assert server.command("broker", "passwords", "--output", str(broker.password_file))
-    broker.start()
-    assert broker.proc is not None
-    server.env["FIELDLINK_BROKER_RELOAD"] = f"kill -HUP {broker.proc.pid}"
-    server.start()
-    yield server, broker
-    server.stop()
-    broker.stop()
 
 
 def run(server: ServerProcess, *args: str) -> dict:

@@ -146,9 +146,15 @@ def test_broker_files_hold_every_account_and_the_per_unit_acl(env, tmp_path) -> 
         *(f"pattern write {units}/%u/{c}" for c in ("position", "alarm", "ack", "state", "health")),
         *(f"pattern read {units}/%u/{c}" for c in ("orders", "receipt", "call")),
         "pattern read fieldlink/v1/server",
+        "pattern write owntracks/%u/+",  # phones running OwnTracks
+        "pattern write owntracks/%u/+/event",
+        "pattern read owntracks/%u/+/cmd",
         "user fieldlink-server",
         f"topic read {units}/+/+",
         "topic readwrite fieldlink/v1/instances/+",
+        "topic read owntracks/+/+",
+        "topic read owntracks/+/+/event",
+        "topic write owntracks/+/+/cmd",
         *(f"topic write {units}/+/{c}" for c in ("orders", "receipt", "call")),
         "topic write fieldlink/v1/server",
     ]
