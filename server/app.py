@@ -21,7 +21,7 @@ from server import orders
 from server.config import Settings
 from server.ingest.pipeline import Call, Pipeline
 from server.ingest.receipts import Receipts
-from server.ingest.sessions import Inbox, MqttIngest
+from server.ingest.sessions import URGENT, Inbound, Inbox, MqttIngest
 from server.ingest.store_writer import StoreWriter
 from server.notify import CONSOLE_COALESCE_S, LiveTransports, Notifier, ScreenOrders, TextPacket
 from server.notify.console_push import ConsolePush
@@ -39,7 +39,7 @@ from server.state.live_state import LiveState
 from server.state.loading import load_live_state
 from server.store import db, load_grids, open_database
 from server.web.revocation import REVOCATION_CHECK_S, Revocations
-from wire import Topics
+from wire import Channel, Topics
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,13 @@ class Runtime:
         ]
         stages = [p.stage for p in parts if isinstance(p, Every | Runner)]
         return parts, stages
+
+    def take_unit_message(self, unit_id: str, channel: Channel, payload: bytes) -> None:
+        """A unit's message that came another way than the broker (a phone's report, a
+        browser's fix): queued as if it had come on the unit's topic, so the same steps take
+        it; alarms, acks and states on the urgent queue."""
+        message = Inbound(self.topics.unit(unit_id, channel), payload, received_at=clock.now())
+        self.inbox.put(message, urgent=channel in URGENT)
 
     def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run `fn` in the worker and wait for its answer (see `Pipeline.call`)."""

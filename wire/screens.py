@@ -36,6 +36,8 @@ class ScreenEvent(StrEnum):
     PANIC = "panic"  # screen -> server: the on-screen emergency button
     ORDER = "order"  # server -> screen: an `orders` message
     CALL = "call"  # server -> screen: a `call` message, how the unit's own call goes
+    POSITION = "position"  # screen -> server: a phone's fix from the browser (a position)
+    DUTY = "duty"  # screen -> server: a phone's person going on or off duty
 
 
 class TerminalAckSchema(Message):
@@ -96,3 +98,19 @@ def load_screen_panic(data: Any, fallback_id: str) -> dict[str, Any]:
     """A screen's `panic`: an alarm (never refused, see `load_alarm`) that is a panic unless
     it says otherwise."""
     return load_alarm({"kind": "panic", **data} if isinstance(data, dict) else data, fallback_id)
+
+
+class ScreenDutySchema(Message):
+    on = fields.Boolean(required=True, truthy={True}, falsy={False})
+
+
+_DUTY = ScreenDutySchema()
+
+
+def load_screen_duty(data: Any) -> bool:
+    """A phone's `duty`: on (True) or off; WireError says what is wrong."""
+    try:
+        on: bool = _DUTY.load(data if isinstance(data, dict) else {})["on"]
+    except ValidationError as exc:
+        raise WireError(f"invalid duty: {exc.messages}") from None
+    return on

@@ -1,5 +1,6 @@
-"""Web pages: the dispatcher console (`/`), the in-car terminal (`/terminal`), the guard
-post's kiosk (`/kiosk`) and the response-figures dashboard (`/dashboard`); the console and
+"""Web pages: the dispatcher console (`/`), the in-car terminal (`/terminal`), the phone's
+terminal (`/phone`, an installable app), the guard post's kiosk (`/kiosk`) and the
+response-figures dashboard (`/dashboard`); the console and
 the dashboard need the command centre's login (`server/web/auth.py`), the unit's screens their
 device token.
 
@@ -9,6 +10,7 @@ served from `/vendor/`; only their distribution folders are exposed.
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 
 from flask import Flask, abort, current_app, render_template, send_from_directory
@@ -31,6 +33,17 @@ def console_page():
 
 def terminal_page():
     return render_template("terminal.html", page="terminal")
+
+
+def phone_page():
+    # the terminal's page and script with the phone's duty, layout and installable app
+    return render_template("phone.html", page="terminal")
+
+
+def phone_worker():
+    """The phone app's service worker, served from the root so its scope covers /phone."""
+    static = Path(current_app.static_folder or "")
+    return send_from_directory(static, "phone-sw.js", mimetype="text/javascript", max_age=0)
 
 
 def kiosk_page():
@@ -57,5 +70,8 @@ def init_app(app: Flask) -> None:
     app.add_url_rule("/", view_func=console_page)
     app.add_url_rule("/terminal", view_func=terminal_page)
     app.add_url_rule("/kiosk", view_func=kiosk_page)
+    app.add_url_rule("/phone", view_func=phone_page)
+    mimetypes.add_type("application/manifest+json", ".webmanifest")
+    app.add_url_rule("/phone-sw.js", view_func=phone_worker)
     app.add_url_rule("/dashboard", view_func=dashboard_page)
     app.add_url_rule("/vendor/<package>/<path:filename>", view_func=vendor_file)

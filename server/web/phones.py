@@ -18,7 +18,6 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, request
 
 from server.ingest import osmand, owntracks
-from server.ingest.sessions import Inbound
 from server.orders import queries
 from server.runtime import clock, metrics
 from server.runtime.log_limit import LimitedLog
@@ -53,7 +52,8 @@ def report_view() -> Response:
         return refused(404, "unknown_unit", "no unit has this device id")
     runtime: Any = current_app.extensions["fieldlink"]
     if report.sos:  # an alarm is always decoded, whatever its fix holds (wire.decode)
-        _put(runtime, unit.id, Channel.ALARM, json.dumps(osmand.alarm(report, now)).encode())
+        alarm = json.dumps(osmand.alarm(report, now)).encode()
+        runtime.take_unit_message(unit.id, Channel.ALARM, alarm)
     problem = _take_position(runtime, unit.id, report)
     if problem is None:
         return Response("", 200)
@@ -73,7 +73,7 @@ def _take_position(runtime: Any, unit_id: str, report: osmand.Report) -> tuple |
         return 400, "invalid", str(exc)
     if not throttle.phone_report_allowed(unit_id):
         return 429, "flood", "too many reports from this device: one every few seconds"
-    _put(runtime, unit_id, Channel.POSITION, payload)
+    runtime.take_unit_message(unit_id, Channel.POSITION, payload)
     return None
 
 
@@ -81,12 +81,6 @@ def _read(now: float) -> osmand.Report:
     if request.is_json:
         return osmand.from_json(parse_json(request.get_data()), now)
     return osmand.from_query(request.values, now)
-
-
-def _put(runtime: Any, unit_id: str, channel: Channel, payload: bytes) -> None:
-    topic = runtime.topics.unit(unit_id, channel)
-    message = Inbound(topic, payload, received_at=clock.now())
-    runtime.inbox.put(message, urgent=channel is Channel.ALARM)
 
 
 def owntracks_view() -> Response:
@@ -116,7 +110,7 @@ def owntracks_view() -> Response:
     if read.channel is Channel.POSITION and not throttle.phone_report_allowed(unit.id):
         return refused(429, "flood", "too many reports from this device: one every few seconds")
     if read.channel is not None:
-        _put(current_app.extensions["fieldlink"], unit.id, read.channel, payload)
+        current_app.extensions["fieldlink"].take_unit_message(unit.id, read.channel, payload)
     return jsonify(_commands(unit.id))
 
 

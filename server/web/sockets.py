@@ -26,8 +26,8 @@ from server.state.live_state import LiveState
 from server.store import Incident, by_device_token, db
 from server.web import throttle
 from server.web.auth import SignedIn, signed_in_by_token, who
-from wire import WireError, unwritable
-from wire.screens import load_screen_panic, load_terminal_ack
+from wire import Channel, WireError, encode, unwritable
+from wire.screens import load_screen_duty, load_screen_panic, load_terminal_ack
 
 if TYPE_CHECKING:
     from server.app import Runtime
@@ -172,6 +172,31 @@ class TerminalNamespace(socketio.Namespace):
             "incident_id": incident.id if incident else None,
             "call": call,
         }
+
+    def on_position(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """A phone's fix from its browser, while its person is on duty: a position like an
+        agent's (the same steps; a flood from one screen is refused)."""
+        unit_id = self.unit_of[sid]
+        try:
+            payload = encode(Channel.POSITION, data if isinstance(data, dict) else {})
+        except WireError as exc:
+            return refuse("socketio", "invalid", str(exc))
+        if not throttle.phone_report_allowed(unit_id):
+            return refuse("socketio", "flood", "too many positions: one every few seconds")
+        self.runtime.take_unit_message(unit_id, Channel.POSITION, payload)
+        return {"ok": True}
+
+    def on_duty(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """A phone's person going on duty (online: recommended, tracked) or off (offline:
+        the screen stops sending positions, and none is kept)."""
+        unit_id = self.unit_of[sid]
+        try:
+            on = load_screen_duty(data)
+        except WireError as exc:
+            return refuse("socketio", "invalid", str(exc))
+        state = encode(Channel.STATE, {"online": on, "ts": clock.now()})
+        self.runtime.take_unit_message(unit_id, Channel.STATE, state)
+        return {"ok": True, "on_duty": on}
 
 
 def request_sid() -> str:

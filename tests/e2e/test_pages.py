@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from harness.clients import UnitLink
 from harness.server import ADMIN, ADMIN_PASSWORD
 from harness.waiting import eventually
+from server.store import Position, db
 from tests.conftest import DATA
 from wire import Channel
 
@@ -577,3 +578,82 @@ def test_the_terminal_rings_until_accepted_and_its_answer_waits_out_a_server_res
         )
     )
     assert stored["accepted_at"] < pressed_at + 0.5  # the press, 2 s before it could arrive
+
+
+def test_the_phone_screen_sends_its_position_only_on_duty_and_carries_a_task_through(
+    browser, city, tmp_path
+):
+    server, _tokens, _links = city
+    token = server.add_unit("vol-1", "volunteer", name="Volunteer Li")
+    here = {"latitude": 35.4031, "longitude": 116.5868, "accuracy": 12}
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        geolocation=here,
+        permissions=["geolocation"],
+    )
+    phone = context.new_page()
+    try:
+        open_screen(phone, server, "phone", "vol-1", token)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # no side-scroll
+        # installable: a manifest Chromium reads without error and a service worker; the one
+        # thing in the way is the test's private (incognito-like) browser profile
+        cdp = context.new_cdp_session(phone)
+        assert cdp.send("Page.getAppManifest")["errors"] == []
+        assert phone.evaluate("navigator.serviceWorker.ready.then((r) => !!r.active)")
+        errors = cdp.send("Page.getInstallabilityErrors")["installabilityErrors"]
+        assert {e["errorId"] for e in errors} <= {"in-incognito"}
+        time.sleep(1)
+        assert not position_kept(server, "vol-1")  # off duty: nothing sent, nothing kept
+
+        phone.get_by_role("button", name="Go on duty").click()
+        expect(phone.locator("#duty-note")).to_have_text("On duty: your position is being sent.")
+        fix = eventually(lambda: units_of(server)["vol-1"]["position"], what="the phone's fix")
+        assert (fix["lat"], fix["lon"], fix["acc"]) == (35.4031, 116.5868, 12)
+        assert units_of(server)["vol-1"]["online"]
+
+        status, incident = server.call(
+            "POST", "/api/v1/incidents",
+            {"category": "help", "priority": 3, "summary": "Lost child near the east gate",
+             "location": {"lat": 35.4035, "lon": 116.5868}},
+        )  # fmt: skip
+        assert status == 201
+        status, _orders = server.call(
+            "POST", f"/api/v1/incidents/{incident['id']}/orders", {"unit_ids": ["vol-1"]}
+        )
+        assert status == 201
+        expect(phone.locator("#summary")).to_contain_text("Lost child near the east gate")
+        for button, state in (
+            ("Accept", "Accepted"), ("En route", "En route"), ("On scene", "On scene"),
+        ):  # fmt: skip
+            target = phone.get_by_role("button", name=button)
+            box = target.bounding_box()
+            assert box and box["x"] + box["width"] <= 390 and box["y"] + box["height"] <= 844
+            target.tap()
+            expect(phone.locator("#state")).to_have_text(state)
+        phone.screenshot(path=str(tmp_path / "phone.png"))
+        phone.get_by_role("button", name="Clear").tap()
+        eventually(lambda: order_state(server, incident["id"]) == "cleared", what="done")
+
+        phone.get_by_role("button", name="Go off duty").tap()
+        eventually(lambda: not units_of(server)["vol-1"]["online"], what="off duty: offline")
+        kept = position_kept(server, "vol-1")
+        context.set_geolocation({"latitude": 35.41, "longitude": 116.59, "accuracy": 10})
+        time.sleep(6)  # longer than the phone's sending interval
+        assert position_kept(server, "vol-1") == kept  # moved off duty: nothing new kept
+    finally:
+        context.close()
+
+
+def units_of(server) -> dict[str, dict]:
+    return {u["id"]: u for u in server.get("/api/v1/units")}
+
+
+def order_state(server, incident_id: str) -> str:
+    return server.get(f"/api/v1/incidents/{incident_id}")["orders"][0]["state"]
+
+
+def position_kept(server, unit_id: str) -> int:
+    with db.connection_context():
+        return Position.select().where(Position.unit == unit_id).count()

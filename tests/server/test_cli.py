@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 from harness.server import FIELDLINK
 from server.config import reference
-from server.store import Event, Incident, Order, Unit, by_device_token, open_database, token_digest
+from server.store import (
+    Event,
+    Incident,
+    Order,
+    Position,
+    Unit,
+    by_device_token,
+    open_database,
+    token_digest,
+)
 from server.store import db as store
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -95,3 +105,21 @@ def test_readme_documents_every_setting_as_the_code_declares_it() -> None:
     ).stdout.strip()
     assert table in README.read_text()
     assert all(var in table for var, _default, _doc in reference())
+
+
+def test_old_positions_are_pruned_and_the_pruning_is_audited(tmp_path) -> None:
+    db = tmp_path / "fieldlink.db"
+    assert fieldlink("units", "add", "vol-1", "--kind", "volunteer", db=db).returncode == 0
+    open_database(f"sqlite:///{db}")
+    now = time.time()
+    with store.connection_context():
+        for days in (100, 91, 1):
+            Position.create(
+                unit="vol-1", ts=now - days * 86_400, lat=31.2, lon=121.4, received_at=now
+            )
+    done = fieldlink("tracks", "prune", "--older-than-days", "90", db=db)
+    assert done.returncode == 0 and "deleted 2 positions" in done.stderr, done.stderr
+    with store.connection_context():
+        assert Position.select().count() == 1
+        assert Event.get(Event.kind == "tracks_pruned").actor.startswith("cli:")
+    assert fieldlink("tracks", "prune", "--older-than-days", "0", db=db).returncode != 0

@@ -11,7 +11,10 @@
           states: { sent: "已派", delivered: "已收到", accepted: "已接受", en_route: "在途",
                     on_scene: "已到达", cleared: "已完成", declined: "已拒绝", cancelled: "已取消", timed_out: "已超时" },
           categories: { urgent: "紧急", hazmat: "危化", help: "求助", dispute: "纠纷", report: "报案",
-                        traffic: "交通", other: "其他" } },
+                        traffic: "交通", other: "其他" },
+          // the phone's screen (phone.js)
+          go_on_duty: "上岗", go_off_duty: "下岗", off_duty_note: "未上岗：不发送也不保存位置。",
+          on_duty_note: "已上岗：正在发送您的位置。", no_location: "无法获取位置：请允许本页使用定位。" },
     en: { offline: "offline", online: "online", offline_note: "Offline: new orders show when the link is back",
           no_order: "No current order.", state: "State", history: "This shift", accept: "Accept",
           en_route: "En route", on_scene: "On scene", clear: "Clear", decline: "Decline",
@@ -19,7 +22,11 @@
           reasons: ["Handling another incident", "Vehicle fault", "Escorting a suspect"],
           states: { sent: "Sent", delivered: "Received", accepted: "Accepted", en_route: "En route",
                     on_scene: "On scene", cleared: "Cleared", declined: "Declined", cancelled: "Cancelled", timed_out: "Timed out" },
-          categories: {} },
+          categories: {},
+          go_on_duty: "Go on duty", go_off_duty: "Go off duty",
+          off_duty_note: "Off duty: no position is sent or kept.",
+          on_duty_note: "On duty: your position is being sent.",
+          no_location: "No position: allow this page to use your location." },
   };
   // which answer each button gives, from which order states
   const NEXT = { accepted: ["sent", "delivered"], en_route: ["accepted"], on_scene: ["accepted", "en_route"],
@@ -100,6 +107,7 @@
   }
 
   const socket = connect((r) => { if (r.unit_id) { unitId = r.unit_id; $("unit").textContent = r.unit_id; render(); } });
+  window.fieldlinkTerminal = { socket, t, $ };  // the phone's screen adds its duty (phone.js)
   const box = outbox(socket, answered);
   socket.on("order", (order, delivered) => {
     if (order.kind === "cancel") {
