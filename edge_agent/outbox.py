@@ -248,7 +248,14 @@ class Outbox:
                 f"SELECT id, confirm IS NOT NULL, fix_ts FROM outbox WHERE id IN ({marks})",
                 row_ids,
             ).fetchall()
-            self._with_broker.update((i, ts) for i, _c, ts in kinds if ts is not None)
+            upto = -1.0 if self._confirmed_upto is None else self._confirmed_upto
+            for row_id, _confirm, ts in kinds:
+                if ts is None:
+                    continue
+                if ts <= upto:  # a receipt came first: stored already, gone with the purge
+                    self._to_purge += 1
+                else:
+                    self._with_broker[row_id] = ts
             waits = [i for i, confirm, _ts in kinds if confirm]
             leaves = [i for i, confirm, ts in kinds if not confirm and ts is None]
             if not waits and not leaves:
@@ -283,8 +290,8 @@ class Outbox:
         """Every fix up to `upto` is stored: counted as gone now, deleted with the next put.
 
         Counted from the fixes the broker has (in memory), not by a query: a count over the
-        file scanned a week's backlog in paho's callback at every receipt. A fix the server
-        stored before its PUBACK came back is missed here and leaves with the purge."""
+        file scanned a week's backlog in paho's callback at every receipt. A fix whose PUBACK
+        comes after the receipt is counted then (`acknowledged`)."""
         if upto is None or (self._confirmed_upto is not None and upto <= self._confirmed_upto):
             return 0
         self._confirmed_upto = upto
