@@ -132,7 +132,7 @@ class Settings:
         "", "Where the browser libraries from npm are; empty: node_modules beside the code."
     )
     incident_categories: str = _setting(
-        "urgent,hazmat,help,dispute,report,traffic,other",
+        "urgent,hazmat,help,dispute,report,traffic,search,crowd,lost_person,other",
         "Incident categories, comma-separated; a panic button makes the first one.",
     )
     position_stale_s: float = _setting(

@@ -12,15 +12,19 @@ from typing import Any
 from server.orders import arrival_watch, incidents, presence, queries, views
 from server.orders.context import OrderBook, OrderRefused, Shortlist
 from server.rules.dispatch import (
+    ON_FOOT,
     RESPONDING_KINDS,
     DriveLeg,
     Recommendation,
     Scene,
     dispatch_refusal,
     fill_slot,
+    kinds_for_call,
     kinds_to_replace,
+    not_police_refusal,
     recommend,
     with_drive_times,
+    within_reach,
 )
 from server.rules.lifecycle import (
     ACTIVE_INCIDENT_STATES,
@@ -28,15 +32,18 @@ from server.rules.lifecycle import (
     FINAL_ORDER_STATES,
     next_incident_state,
 )
-from server.rules.plans import Slot
+from server.rules.plans import Plan, Slot
 from server.state.live_state import UnitState
 from server.store import Incident, Order, db, insert, new_id, record_event, save
 
 
+def plan_of(book: OrderBook, incident: Incident, guard_panic: bool = False) -> Plan:
+    duty = incident.duty_level or book.duty_level
+    return book.plans.plan_for(duty, incident.category, incident.priority, guard_panic)
+
+
 def apply_plan(book: OrderBook, incident: Incident, actor: str, guard_panic: bool) -> None:
-    plan = book.plans.plan_for(
-        incident.duty_level or book.duty_level, incident.category, incident.priority, guard_panic
-    )
+    plan = plan_of(book, incident, guard_panic)
     record_event(actor, "plan", incident_id=incident.id, plan=plan.match)
     fill(book, incident, list(plan.slots), actor, reason=f"plan {plan.match}")
 
@@ -194,7 +201,8 @@ def recommend_for(
     sent = {o.unit_id for o in queries.open_orders_of(incident)}
     if incident.reported_by:
         sent.add(incident.reported_by)
-    return incident, recommendations(book, incident, RESPONDING_KINDS, frozenset(sent), limit)
+    kinds = kinds_for_call(plan_of(book, incident).kinds())
+    return incident, recommendations(book, incident, kinds, frozenset(sent), limit)
 
 
 def unit_of(book: OrderBook, unit_id: str) -> UnitState:
@@ -212,11 +220,12 @@ def dispatch_units(
     incidents.step(incident, "order_sent")
     units = [unit_of(book, u) for u in dict.fromkeys(unit_ids)]
     holding = {o.unit_id for o in queries.open_orders_of(incident)}
+    plan_kinds = plan_of(book, incident).kinds()
     for unit in units:
         busy = [i for _, i in queries.open_order_states_of_unit(unit.unit_id)]
         refusal = dispatch_refusal(
             unit.unit_id, unit.status, unit.unit_id in holding, busy[0] if busy else None, divert
-        )
+        ) or not_police_refusal(unit.unit_id, unit.kind, plan_kinds)
         if refusal:
             raise OrderRefused(refusal)
     want(incident, [])  # the dispatcher chose: the plan's remaining wants are off
@@ -230,14 +239,49 @@ def dispatch_units(
     return orders
 
 
+def call_out(
+    book: OrderBook, incident_id: str, radius_m: float, actor: str
+) -> tuple[list[Order], int]:
+    """One task to every available person on foot within `radius_m` of the scene whom the
+    call's plan names ("help search for a missing child near X"): each accepts or declines
+    on their own screen, and no one is sent in their place (there is no deadline to miss).
+    The orders made, and how many hold the call-out's task now (those sent before too)."""
+    incident = queries.get_incident(incident_id)
+    kinds = plan_of(book, incident).kinds() & ON_FOOT
+    if not kinds:
+        raise OrderRefused(
+            f"the plan for {incident.category} calls names no one on foot: a call-out is for"
+            " a search, a crowd, a lost person",
+            422,
+        )
+    if incident.lat is None or incident.lon is None:
+        raise OrderRefused("the incident has no location: set one to call people out")
+    incidents.step(incident, "order_sent")
+    scene = Scene(incident.lat, incident.lon, incident.grid, frozenset())
+    nearby = book.live.nearby(incident.lat, incident.lon, kinds)
+    reached = within_reach(scene, nearby, book.clock(), book.rules, kinds, radius_m)
+    holding = {o.unit_id for o in queries.open_orders_of(incident)}
+    busy = {o.unit_id for o, _ in queries.open_orders()}
+    orders = [
+        send_order(book, incident, u, actor, kinds=(), deadline=False, call_out_m=radius_m)
+        for u in reached
+        if u not in holding and u not in busy
+    ]
+    tasks = [o for o in queries.open_orders_of(incident) if o.kinds == ""]
+    return orders, len(tasks)
+
+
 def send_order(
     book: OrderBook,
     incident: Incident,
     unit_id: str,
     actor: str,
     kinds: Iterable[str],
+    deadline: bool = True,
     **why: Any,
 ) -> Order:
+    """An order to `unit_id`; with `deadline`, one not accepted in time goes to the next
+    unit of `kinds` (timers.py)."""
     now = book.clock()
     duty = incident.duty_level or book.duty_level
     with db.atomic():
@@ -246,7 +290,9 @@ def send_order(
             incident=incident,
             unit=unit_id,
             sent_at=now,
-            ack_deadline=now + book.plans.ack_timeout_s(duty, incident.priority),
+            ack_deadline=now + book.plans.ack_timeout_s(duty, incident.priority)
+            if deadline
+            else None,
             kinds=",".join(sorted(kinds)),
         )
         insert(order)
@@ -324,8 +370,8 @@ def end_order(
 
 def replace_unit(book: OrderBook, order: Order, incident: Incident, actor: str) -> None:
     """The next-best unit of the same kinds goes in place of one that will not."""
-    if incident.state in CLOSED_INCIDENT_STATES:
-        return
+    if incident.state in CLOSED_INCIDENT_STATES or order.kinds == "":
+        return  # closed; or a call-out's task, which each person answers for themselves
     kinds = frozenset((order.kinds or ",".join(RESPONDING_KINDS)).split(","))
     why = order.end_reason or order.decline_reason or order.state.replace("_", " ")
     incidents.alert(

@@ -15,6 +15,12 @@ from geodesy import distance_m
 # Kinds that respond to a call by driving or riding to it; guard posts and foot patrols
 # hold their place, volunteers are not dispatched to a panic.
 RESPONDING_KINDS = frozenset({"patrol_car", "motorcycle"})
+# People on foot: offered for a call only when its response plan names their kind (a search,
+# a crowd, a lost person in the built-in plans). Volunteers are not police: they are never
+# sent to a call whose plan does not name them, whoever sends them (no violent call unless
+# a plan says so).
+ON_FOOT = frozenset({"foot", "volunteer"})
+NOT_POLICE = frozenset({"volunteer"})
 # Metres a second through city traffic, including getting going; guards and foot patrols walk.
 DEFAULT_SPEEDS_MS: Mapping[str, float] = {
     "patrol_car": 11.0,
@@ -252,6 +258,41 @@ def dispatch_refusal(
         what = f"has an order for incident {busy_with}" if busy_with else "is out of service"
         return f"unit {unit_id} {what}: send with divert to take it"
     return None
+
+
+def kinds_for_call(plan_kinds: frozenset[str]) -> frozenset[str]:
+    """The kinds a dispatcher's list offers for a call: the responding kinds, and the people
+    on foot its plan names."""
+    return RESPONDING_KINDS | (plan_kinds & ON_FOOT)
+
+
+def not_police_refusal(unit_id: str, kind: str, plan_kinds: frozenset[str]) -> str | None:
+    """Why a volunteer may not be sent to this call (its plan does not name volunteers)."""
+    if kind in NOT_POLICE and kind not in plan_kinds:
+        return (
+            f"unit {unit_id} is a {kind}: volunteers go only to calls whose response plan"
+            " names them (a search, a crowd, a lost person)"
+        )
+    return None
+
+
+def within_reach(
+    scene: Scene,
+    nearby: Iterable[tuple[Candidate, float]],
+    now: float,
+    rules: Rules,
+    kinds: frozenset[str],
+    radius_m: float,
+) -> list[str]:
+    """A call-out: every unit of `kinds` within `radius_m` of the scene that could be sent
+    (available, its position fresh), nearest first; `nearby` comes nearest first."""
+    reached = []
+    for c, dist in nearby:
+        if dist > radius_m:
+            break
+        if c.kind in kinds and _why_not(c, max(0.0, now - c.fix_ts), scene, rules) is None:
+            reached.append(c.unit_id)
+    return reached
 
 
 def kinds_to_replace(unit_kind: str) -> frozenset[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
-from server.rules.dispatch import RESPONDING_KINDS
+from server.rules.dispatch import ON_FOOT, RESPONDING_KINDS
 from server.store import UNIT_KINDS
 
 DUTY_LEVELS = ("normal", "reinforced", "wartime")
@@ -40,6 +40,10 @@ class Plan:
     match: str
     slots: tuple[Slot, ...]
 
+    def kinds(self) -> frozenset[str]:
+        """Every kind any of its slots takes."""
+        return frozenset().union(*(s.kinds for s in self.slots))
+
     def public(self) -> dict[str, Any]:
         return {
             "match": self.match,
@@ -58,12 +62,22 @@ def _plan(match: str, *slots: tuple[frozenset[str] | set[str], int]) -> Plan:
 
 
 _GUARDS = frozenset({"guard_post"})
+# The calls people on foot and volunteers help with: a patrol unit leads, they search and
+# guide (the only built-in plans that name them; every other call is police work).
+HELPED_CALLS = ("search", "crowd", "lost_person")
+
+
+def _helped(patrol: int, on_foot: int) -> dict[str, Plan]:
+    return {c: _plan(c, (RESPONDING_KINDS, patrol), (ON_FOOT, on_foot)) for c in HELPED_CALLS}
+
+
 # Built in: a guard's panic gets the two patrol units that arrive first and the nearest
 # other guard post; priority 1 gets two units; higher duty levels send more, sooner.
 BUILT_IN: dict[str, DutyLevel] = {
     "normal": DutyLevel(
         {
             "guard_panic": _plan("guard_panic", (RESPONDING_KINDS, 2), (_GUARDS, 1)),
+            **_helped(patrol=1, on_foot=4),
             "*/1": _plan("*/1", (RESPONDING_KINDS, 2)),
             "*": _plan("*", (RESPONDING_KINDS, 1)),
         }
@@ -71,6 +85,7 @@ BUILT_IN: dict[str, DutyLevel] = {
     "reinforced": DutyLevel(
         {
             "guard_panic": _plan("guard_panic", (RESPONDING_KINDS, 3), (_GUARDS, 1)),
+            **_helped(patrol=1, on_foot=6),
             "*/1": _plan("*/1", (RESPONDING_KINDS, 3)),
             "*/2": _plan("*/2", (RESPONDING_KINDS, 2)),
             "*": _plan("*", (RESPONDING_KINDS, 1)),
@@ -80,6 +95,7 @@ BUILT_IN: dict[str, DutyLevel] = {
     "wartime": DutyLevel(
         {
             "guard_panic": _plan("guard_panic", (RESPONDING_KINDS, 4), (_GUARDS, 2)),
+            **_helped(patrol=2, on_foot=8),
             "*/1": _plan("*/1", (RESPONDING_KINDS, 4)),
             "*/2": _plan("*/2", (RESPONDING_KINDS, 3)),
             "*": _plan("*", (RESPONDING_KINDS, 2)),

@@ -11,7 +11,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from harness.clients import UnitLink
+from harness.clients import Terminal, UnitLink
 from harness.server import ADMIN, ADMIN_PASSWORD
 from harness.waiting import eventually
 from server.store import Position, db
@@ -615,7 +615,7 @@ def test_the_phone_screen_sends_its_position_only_on_duty_and_carries_a_task_thr
 
         status, incident = server.call(
             "POST", "/api/v1/incidents",
-            {"category": "help", "priority": 3, "summary": "Lost child near the east gate",
+            {"category": "lost_person", "priority": 3, "summary": "Lost child near the east gate",
              "location": {"lat": 35.4035, "lon": 116.5868}},
         )  # fmt: skip
         assert status == 201
@@ -657,3 +657,48 @@ def order_state(server, incident_id: str) -> str:
 def position_kept(server, unit_id: str) -> int:
     with db.connection_context():
         return Position.select().where(Position.unit == unit_id).count()
+
+
+def test_a_dispatcher_calls_out_the_volunteers_nearby_and_counts_their_answers(
+    page, city, mosquitto, tmp_path
+):
+    server, _tokens, _links = city
+    volunteers = {f"vol-{n}": server.add_unit(f"vol-{n}", "volunteer") for n in range(3)}
+    links = {u: UnitLink(mosquitto.port, u) for u in volunteers}
+    screens = {}
+    try:
+        for n, link in enumerate(links.values()):
+            link.online()
+            link.fix(35.4035 + n * 0.001, 116.5868)
+        eventually(lambda: all(units_of(server)[u]["position"] for u in volunteers))
+        screens = {u: Terminal(server.url, token) for u, token in volunteers.items()}
+        status, incident = server.call(
+            "POST", "/api/v1/incidents",
+            {"category": "lost_person", "priority": 2, "summary": "Boy, 6, red coat",
+             "location": {"lat": 35.4040, "lon": 116.5868}},
+        )  # fmt: skip
+        assert status == 201
+        page.set_viewport_size({"width": 1280, "height": 800})
+        sign_in(page, server)
+        page.locator("#incidents li").first.click()
+        expect(page.locator("#incident-head")).to_contain_text("P2 lost person")
+        page.get_by_label("Call out people nearby").select_option("2000")
+        page.get_by_role("button", name="Call out").click()
+        count = page.locator("#call-out-count")
+        expect(count).to_have_text("3 called out · 0 accepted · 0 declined · 3 waiting")
+
+        orders = {o["unit_id"]: o["order_id"] for o in eventually(
+            lambda: [o for s in screens.values() for o in s.orders], what="the tasks"
+        )}  # fmt: skip
+        assert set(orders) == set(volunteers)
+        assert screens["vol-0"].ack(orders["vol-0"], "accepted")["ok"]
+        assert screens["vol-1"].ack(orders["vol-1"], "declined", reason="at work")["ok"]
+        expect(count).to_have_text("3 called out · 1 accepted · 1 declined · 1 waiting")
+        page.screenshot(path=str(tmp_path / "console-call-out.png"))
+        # a decline sends no one in the volunteer's place
+        assert len(server.get(f"/api/v1/incidents/{incident['id']}")["orders"]) == 3
+    finally:
+        for screen in screens.values():
+            screen.close()
+        for link in links.values():
+            link.close()

@@ -156,7 +156,7 @@ def test_owntracks_over_http_gets_its_orders_regions_and_entering_one_is_arrival
 
     status, incident = server.call(
         "POST", "/api/v1/incidents",
-        {"category": "help", "priority": 3, "location": {"lat": SCENE[0], "lon": SCENE[1]},
+        {"category": "lost_person", "priority": 3, "location": {"lat": SCENE[0], "lon": SCENE[1]},
          "summary": "a lost child near the east gate"},
     )  # fmt: skip
     assert status == 201, incident

@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.rules.dispatch import (
+    ON_FOOT,
+    RESPONDING_KINDS,
     Candidate,
     DriveLeg,
     EtaModel,
@@ -16,9 +18,13 @@ from server.rules.dispatch import (
     Scene,
     brute_force_nearby,
     distance_m,
+    kinds_for_call,
+    not_police_refusal,
     recommend,
     with_drive_times,
+    within_reach,
 )
+from server.rules.plans import BUILT_IN
 
 HERE = (31.23, 121.47)
 NOW = 1_800_000_000.0
@@ -202,3 +208,30 @@ def test_the_own_grid_policy_sends_only_the_grids_units_and_says_why_not_the_oth
     assert not any(r.recommendable for r in recs)
     # the default policy sends the neighbour's car, which is there first
     assert ranked(units, scene)[0].unit_id == "next-door"
+
+
+def test_people_on_foot_are_offered_and_volunteers_sent_only_where_a_plan_names_them() -> None:
+    lost = BUILT_IN["normal"].plans["lost_person"].kinds()
+    anything = BUILT_IN["normal"].plans["*"].kinds()
+    assert kinds_for_call(lost) == {"patrol_car", "motorcycle", "foot", "volunteer"}
+    assert kinds_for_call(anything) == RESPONDING_KINDS
+    assert not_police_refusal("vol-1", "volunteer", lost) is None
+    assert "volunteers go only" in (not_police_refusal("vol-1", "volunteer", anything) or "")
+    assert not_police_refusal("car-1", "patrol_car", anything) is None
+    for level in BUILT_IN.values():  # no built-in plan sends volunteers to police work
+        for match, plan in level.plans.items():
+            assert ("volunteer" in plan.kinds()) == (match in ("search", "crowd", "lost_person"))
+
+
+def test_a_call_out_takes_everyone_of_its_kinds_within_the_radius_who_could_go() -> None:
+    units = [
+        unit("vol-near", 100, "volunteer"),
+        unit("car-near", 150),
+        unit("vol-stale", 200, "volunteer", fix_ts=NOW - 3600),
+        unit("foot-busy", 300, "foot", status="dispatched"),
+        unit("foot-1", 900, "foot"),
+        unit("vol-far", 2500, "volunteer"),
+    ]
+    nearby = brute_force_nearby(*HERE, units)
+    reached = within_reach(Scene(*HERE), nearby, NOW, RULES, ON_FOOT, radius_m=1000)
+    assert reached == ["vol-near", "foot-1"]

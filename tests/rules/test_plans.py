@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from server.config import Settings
 from server.rules.dispatch import RESPONDING_KINDS
 from server.rules.plans import BUILT_IN, PlanError, ResponsePlans, Slot, load_plans
 
 ROOT = Path(__file__).resolve().parents[2]
-CATEGORIES = ("urgent", "hazmat", "help", "dispute", "report", "traffic", "other")
+CATEGORIES = Settings().categories()
 TIMEOUTS = {1: 30.0, 2: 60.0, 3: 120.0, 4: 300.0}
 BUILT = ResponsePlans(BUILT_IN, TIMEOUTS)
 

@@ -211,3 +211,68 @@ def test_a_repeated_ack_changes_nothing_and_a_stale_one_is_refused(desk) -> None
     incidents.close(desk.book, incident.id, "no_offence", "console:ann")
     with pytest.raises(OrderRefused):
         acks.on_ack(desk.book, "car-1", order_id, "on_scene", "agent")
+
+
+def helped_call(desk, category: str = "lost_person", plan: bool = False) -> Incident:
+    data: dict[str, Any] = {
+        "category": category,
+        "priority": 3,
+        "location": {"lat": SCENE[0], "lon": SCENE[1]},
+        "apply_plan": plan,
+        "summary": "a child lost near the east gate",
+    }
+    return incidents.create(desk.book, data, "console:ann")
+
+
+def test_volunteers_are_offered_and_sent_only_where_the_calls_plan_names_them(desk) -> None:
+    desk.add_unit("car-1", at=FAR)
+    desk.add_unit("vol-1", "volunteer", at=NEAR)
+    lost = helped_call(desk)
+    _incident, recs = dispatching.recommend_for(desk.book, lost.id, 5)
+    assert [r.unit_id for r in recs] == ["vol-1", "car-1"]  # on foot, but 140 m away
+
+    dispute = helped_call(desk, "dispute")
+    _incident, recs = dispatching.recommend_for(desk.book, dispute.id, 5)
+    assert [r.unit_id for r in recs] == ["car-1"]
+    with pytest.raises(OrderRefused, match="volunteers go only to calls whose response plan"):
+        dispatching.dispatch_units(desk.book, dispute.id, ["vol-1"], "console:ann")
+    assert [o.unit_id for o in dispatching.dispatch_units(desk.book, lost.id, ["vol-1"], "c")] == [
+        "vol-1"
+    ]
+
+
+def test_the_built_in_plan_for_a_lost_person_sends_a_patrol_car_and_people_on_foot(desk) -> None:
+    desk.add_unit("car-1", at=FAR)
+    for n, at in enumerate((NEAR, FAR, FARTHER)):
+        desk.add_unit(f"vol-{n}", "volunteer", at=at)
+    incident = helped_call(desk, plan=True)
+    assert orders_of(incident) == {
+        "car-1": "sent",
+        "vol-0": "sent",
+        "vol-1": "sent",
+        "vol-2": "sent",
+    }
+
+
+def test_a_call_out_reaches_everyone_on_foot_in_its_radius_who_answers_alone(desk) -> None:
+    desk.add_unit("car-1", at=NEAR)
+    desk.add_unit("vol-near", "volunteer", at=NEAR)
+    desk.add_unit("foot-1", "foot", at=FAR)
+    desk.add_unit("vol-far", "volunteer", at=FARTHER)
+    incident = helped_call(desk)
+    orders, reached = dispatching.call_out(desk.book, incident.id, 2000, "console:ann")
+    assert {o.unit_id for o in orders} == {"vol-near", "foot-1"} and reached == 2
+    assert all(o.ack_deadline is None for o in orders)  # no deadline, so no one replaces them
+    again, reached = dispatching.call_out(desk.book, incident.id, 5000, "console:ann")
+    assert [o.unit_id for o in again] == ["vol-far"] and reached == 3  # the others have it
+
+    acks.on_ack(desk.book, "vol-near", orders_of_unit("vol-near").id, "declined", "t", "at work")
+    acks.on_ack(desk.book, "foot-1", orders_of_unit("foot-1").id, "accepted", "terminal")
+    assert orders_of(incident) == {"vol-near": "declined", "foot-1": "accepted", "vol-far": "sent"}
+    desk.clock.advance(3600)
+    timers.tick(desk.book)
+    assert orders_of(incident)["vol-far"] == "sent"  # waits for its own answer
+
+    dispute = helped_call(desk, "dispute")
+    with pytest.raises(OrderRefused, match="names no one on foot"):
+        dispatching.call_out(desk.book, dispute.id, 2000, "console:ann")

@@ -46,6 +46,9 @@ OrderOut = Schema.from_dict(
             allow_none=True, metadata={"description": "escalated if not accepted by then"}
         ),
         "arrival_s": fields.Float(allow_none=True, metadata={"description": "on scene - sent"}),
+        "call_out": fields.Boolean(
+            metadata={"description": "one of a call-out's tasks: no one replaces it"}
+        ),
         **{f"{step}_at": fields.Float(allow_none=True) for step in ORDER_TIMESTAMPS},
     },
     name="Order",
@@ -182,6 +185,21 @@ class DispatchIn(ActionIn):
     divert = fields.Boolean(
         load_default=False,
         metadata={"description": "take units busy elsewhere (their orders there are cancelled)"},
+    )
+
+
+class CallOutIn(ActionIn):
+    radius_m = fields.Float(
+        required=True,
+        validate=validate.Range(50, 20_000),
+        metadata={"description": "everyone on foot the call's plan names within this of the scene"},
+    )
+
+
+class CallOutOut(Schema):
+    orders = fields.List(fields.Nested(OrderOut), required=True)
+    reached = fields.Integer(
+        required=True, metadata={"description": "people with this task, those sent before too"}
     )
 
 
@@ -367,6 +385,18 @@ def dispatch(body: dict, incident_id: str):
         dispatching.dispatch_units, book(), incident_id, body["unit_ids"], who, body["divert"]
     )
     return [views.order_public(o) for o in orders]
+
+
+@blp.route("/incidents/<incident_id>/callout", methods=["POST"])
+@blp.arguments(CallOutIn())
+@blp.response(201, CallOutOut)
+def call_out(body: dict, incident_id: str):
+    """One task to everyone on foot within a radius whom the call's plan names (a search, a
+    crowd, a lost person): each accepts or declines on their phone; the incident's orders
+    (`call_out`) count them."""
+    who = actor(body)
+    orders, reached = in_worker(dispatching.call_out, book(), incident_id, body["radius_m"], who)
+    return {"orders": [views.order_public(o) for o in orders], "reached": reached}
 
 
 @blp.route("/incidents/<incident_id>/timeline")

@@ -84,10 +84,28 @@
       return item(t("eta")(r.name || r.unit_id, Math.round(r.eta_s / 6) / 10, (r.distance_m / 1000).toFixed(1)), send);
     }));
     $("incident-orders").replaceChildren(...incident.orders.map((o) => item(`${o.unit_id} · ${word("states", o.state)}`)));
+    showCallOut(incident.orders.filter((o) => o.call_out));
     $("timeline").replaceChildren(...timeline.map((ev) =>
       item([new Date(ev.ts * 1000).toLocaleTimeString(), word("events", ev.kind), ev.unit_id, ev.actor]
         .filter(Boolean).join(" · "))));
   }
+
+  // -- a call-out: one task to everyone on foot nearby, each answering for themselves ----------
+  const ACCEPTED = new Set(["accepted", "en_route", "on_scene", "cleared"]);
+  function showCallOut(tasks) {
+    const count = (test) => tasks.filter((o) => test(o.state)).length;
+    $("call-out-count").textContent = tasks.length ? t("call_out_count")(tasks.length,
+      count((s) => ACCEPTED.has(s)), count((s) => s === "declined"),
+      count((s) => s === "sent" || s === "delivered")) : "";
+  }
+  $("call-out").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const id = selected;
+    try {
+      await api("POST", `/api/v1/incidents/${id}/callout`, { radius_m: Number($("call-out-radius").value) });
+      show(id);
+    } catch (err) { $("call-out-count").textContent = err.message; }
+  });
 
   document.addEventListener("fieldlink:select", (e) => show(e.detail.id));
   function closePanel() { selected = null; $("incident").hidden = true; }

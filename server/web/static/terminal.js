@@ -11,7 +11,8 @@
           states: { sent: "已派", delivered: "已收到", accepted: "已接受", en_route: "在途",
                     on_scene: "已到达", cleared: "已完成", declined: "已拒绝", cancelled: "已取消", timed_out: "已超时" },
           categories: { urgent: "紧急", hazmat: "危化", help: "求助", dispute: "纠纷", report: "报案",
-                        traffic: "交通", other: "其他" },
+                        traffic: "交通", search: "搜寻", crowd: "人群疏导", lost_person: "走失人员",
+                        other: "其他" },
           // the phone's screen (phone.js)
           go_on_duty: "上岗", go_off_duty: "下岗", off_duty_note: "未上岗：不发送也不保存位置。",
           on_duty_note: "已上岗：正在发送您的位置。", no_location: "无法获取位置：请允许本页使用定位。" },
@@ -22,7 +23,7 @@
           reasons: ["Handling another incident", "Vehicle fault", "Escorting a suspect"],
           states: { sent: "Sent", delivered: "Received", accepted: "Accepted", en_route: "En route",
                     on_scene: "On scene", cleared: "Cleared", declined: "Declined", cancelled: "Cancelled", timed_out: "Timed out" },
-          categories: {},
+          categories: { lost_person: "lost person" },
           go_on_duty: "Go on duty", go_off_duty: "Go off duty",
           off_duty_note: "Off duty: no position is sent or kept.",
           on_duty_note: "On duty: your position is being sent.",
