@@ -54,6 +54,9 @@ class Recorder:
     def reporter(self, unit_id: str, call: dict[str, Any]) -> None:
         self.sent.append(("reporter", unit_id, call))
 
+    def phone_command(self, unit_id: str, device: str, command: dict[str, Any]) -> None:
+        self.sent.append(("phone", unit_id, command))
+
     def of(self, kind: str, key: str | None = None) -> list[Any]:
         return [data for k, e, data in self.sent if k == kind and (key is None or e == key)]
 

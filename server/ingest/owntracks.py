@@ -45,15 +45,15 @@ class Read:
     why: str = ""
 
 
-def unit_of_topic(topic: str) -> str:
-    """The unit an OwnTracks topic belongs to: its user (the broker account, which the ACL
-    binds to the topic), from `owntracks/{user}/{device}[/event]`."""
+def unit_of_topic(topic: str) -> tuple[str, str]:
+    """The unit an OwnTracks topic belongs to (its user: the broker account, which the ACL
+    binds to the topic) and the device, from `owntracks/{user}/{device}[/event]`."""
     parts = topic.split("/")
     if parts[0] + "/" != PREFIX or len(parts) not in (3, 4) or parts[3:] not in ([], ["event"]):
         raise OwnTracksError(f"topic {topic[:120]!r} is not owntracks/<user>/<device>[/event]")
-    if not valid_unit_id(parts[1]):
-        raise OwnTracksError(f"topic {topic[:120]!r} names an invalid unit id")
-    return parts[1]
+    if not valid_unit_id(parts[1]) or not valid_unit_id(parts[2]):
+        raise OwnTracksError(f"topic {topic[:120]!r} names an invalid user or device")
+    return parts[1], parts[2]
 
 
 def read(body: Any) -> Read:

@@ -223,13 +223,15 @@ class Pipeline:
     def _accept_owntracks(self, message: Inbound) -> Delivery:
         """A phone's OwnTracks message, read into the wire message it stands for."""
         try:
-            unit_id = owntracks.unit_of_topic(message.topic)
+            unit_id, device = owntracks.unit_of_topic(message.topic)
             read = owntracks.read(parse_json(message.payload))
         except (owntracks.OwnTracksError, WireError) as exc:
             raise Rejected("invalid", f"OwnTracks: {exc}") from None
         if read.channel is None:
             raise Rejected("ignored", f"OwnTracks {read.why}: nothing for the server")
-        return self._delivery(unit_id, read.channel, json.dumps(read.message), message)
+        delivery = self._delivery(unit_id, read.channel, json.dumps(read.message), message)
+        delivery.unit.owntracks_device = device  # its orders' regions go to this device
+        return delivery
 
     def _delivery(
         self, unit_id: str, channel: Channel, payload: bytes | str, message: Inbound

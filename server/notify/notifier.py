@@ -5,6 +5,7 @@ screens reach every instance (`everywhere`), each delivering to its own screens.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -57,6 +58,10 @@ class Notifier:
 
     def order_to_agent(self, unit_id: str, order: dict[str, Any]) -> None:
         self.transports.to_agent(unit_id, Channel.ORDERS, encode(Channel.ORDERS, order))
+
+    def phone_command(self, unit_id: str, device: str, command: dict[str, Any]) -> None:
+        """A command to a phone's OwnTracks app (e.g. its orders' regions)."""
+        self.transports.to_owntracks(unit_id, device, json.dumps(command).encode())
 
     def order_to_terminals(
         self, unit_id: str, order: dict[str, Any], sid: str | None = None

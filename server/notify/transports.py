@@ -34,6 +34,8 @@ class Transports(Protocol):
 
     def to_consoles(self, event: str, data: Any) -> None: ...
 
+    def to_owntracks(self, unit_id: str, device: str, payload: bytes) -> None: ...
+
 
 class LiveTransports:
     """MQTT to the agents (through the ingest's session) and Socket.IO to the screens."""
@@ -86,3 +88,7 @@ class LiveTransports:
 
     def to_consoles(self, event: str, data: Any) -> None:
         self.socketio.emit(event, data, namespace=CONSOLE_NS)
+
+    def to_owntracks(self, unit_id: str, device: str, payload: bytes) -> None:
+        """A command to a phone's OwnTracks app, on its own command topic (QoS 1)."""
+        self.publish(f"owntracks/{unit_id}/{device}/cmd", payload, Channel.ORDERS)

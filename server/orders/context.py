@@ -48,6 +48,8 @@ class Notices(Protocol):
 
     def reporter(self, unit_id: str, call: dict[str, Any]) -> None: ...
 
+    def phone_command(self, unit_id: str, device: str, command: dict[str, Any]) -> None: ...
+
 
 @dataclass(frozen=True)
 class Shortlist:

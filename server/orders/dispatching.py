@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from server.ingest import owntracks
 from server.orders import arrival_watch, incidents, presence, queries, views
 from server.orders.context import OrderBook, OrderRefused, Shortlist
 from server.rules.dispatch import (
@@ -318,6 +319,12 @@ def send_to_unit(book: OrderBook, order: Order, incident: Incident, kind: str, t
     message = views.order_message(order, incident, kind, ts)
     book.notices.order_to_terminals(order.unit_id, {**message, **views.way(book, order, incident)})
     book.notices.order_to_agent(order.unit_id, message)
+    unit = book.live.get(order.unit_id)
+    if kind == "dispatch" and unit is not None and unit.owntracks_device:
+        # a phone on OwnTracks hears of the scene as a region; entering it is the arrival
+        scene = {"order_id": order.id, "location": message["location"]}
+        command = owntracks.waypoints_command([scene], ts)
+        book.notices.phone_command(order.unit_id, unit.owntracks_device, command)
 
 
 def cancel_order(book: OrderBook, order_id: str, reason: str, actor: str, replace: bool) -> Order:

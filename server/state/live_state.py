@@ -52,6 +52,7 @@ class UnitState:
     last_heard: float | None = None
     targets: dict[str, Target] = field(default_factory=dict)  # order id -> scene
     provisioned_at: float = 0.0  # nothing it sent can have happened before this
+    owntracks_device: str | None = None  # a phone heard on OwnTracks' topics: its device
     # the latest (receive - send) times of its health reports: its clock's offset
     clock_samples: deque[float] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
 

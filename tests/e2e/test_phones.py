@@ -128,13 +128,40 @@ def test_owntracks_over_the_production_broker_with_the_account_units_add_gives(
         assert not phone.publish("owntracks/vol-07/phone", json.dumps(report).encode()).is_failure
         fix = eventually(lambda: position_of(server, "vol-07"), what="the phone on the map")
         assert abs(fix["speed"] - 10.0) < 0.01  # 36 km/h
+        # sent to a search, the phone gets the scene as a region; entering it is arrival
+        assert not phone.subscribe("owntracks/vol-07/phone/cmd")[0].is_failure
+        status, incident = server.call(
+            "POST", "/api/v1/incidents",
+            {"category": "search", "priority": 3, "location": {"lat": SCENE[0], "lon": SCENE[1]}},
+        )  # fmt: skip
+        assert status == 201
+        status, [order] = server.call(
+            "POST", f"/api/v1/incidents/{incident['id']}/orders", {"unit_ids": ["vol-07"]}
+        )
+        assert status == 201
+        topic, payload = phone.received.get(timeout=5)
+        command = json.loads(payload)
+        assert topic == "owntracks/vol-07/phone/cmd" and command["action"] == "setWaypoints"
+        [region] = command["waypoints"]["waypoints"]
+        assert region["desc"] == order["order_id"] and region["lat"] == SCENE[0]
+        enter = {"_type": "transition", "event": "enter", "desc": region["desc"], "t": "c",
+                 "tst": int(time.time()), "lat": SCENE[0], "lon": SCENE[1], "acc": 5}  # fmt: skip
+        event = "owntracks/vol-07/phone/event"
+        assert not phone.publish(event, json.dumps(enter).encode()).is_failure
+        eventually(
+            lambda: (
+                server.get(f"/api/v1/incidents/{incident['id']}")["orders"][0]["state"]
+                == "on_scene"
+            ),
+            what="on scene by entering its region",
+        )
+        lwt = {"_type": "lwt", "tst": int(time.time())}
+        assert not phone.publish("owntracks/vol-07/phone", json.dumps(lwt).encode()).is_failure
+        eventually(lambda: not units_by_id(server)["vol-07"]["online"], what="offline by its will")
         # the ACL keeps a phone to its own topics: posing as another user is refused
         other = owntracks_location(SCENE[0] + 0.01, SCENE[1])
         refused = phone.publish("owntracks/car-1/phone", json.dumps(other).encode())
         assert refused.is_failure
-        lwt = {"_type": "lwt", "tst": int(time.time())}
-        assert not phone.publish("owntracks/vol-07/phone", json.dumps(lwt).encode()).is_failure
-        eventually(lambda: not units_by_id(server)["vol-07"]["online"], what="offline by its will")
     finally:
         phone.close()
 

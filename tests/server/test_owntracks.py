@@ -62,8 +62,8 @@ def test_what_cannot_be_read_says_why(body, why: str) -> None:
 
 
 def test_the_topic_names_the_unit() -> None:
-    assert unit_of_topic("owntracks/vol-07/phone") == "vol-07"
-    assert unit_of_topic("owntracks/vol-07/phone/event") == "vol-07"
+    assert unit_of_topic("owntracks/vol-07/phone") == ("vol-07", "phone")
+    assert unit_of_topic("owntracks/vol-07/phone/event") == ("vol-07", "phone")
     for topic in ("owntracks/vol-07", "owntracks/vol-07/phone/cmd", "owntracks/a b/phone"):
         with pytest.raises(OwnTracksError):
             unit_of_topic(topic)
