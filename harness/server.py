@@ -168,6 +168,23 @@ class ServerProcess:
         reply = self.request(method, path, token, json=body)
         return reply.status_code, reply.json()
 
+    def new_incident(
+        self, category: str, at: tuple[float, float], priority: int = 3, **fields: Any
+    ) -> dict[str, Any]:
+        """An incident made through the REST API, as a dispatcher makes one."""
+        body = {"category": category, "priority": priority, **fields}
+        body["location"] = {"lat": at[0], "lon": at[1]}
+        status, incident = self.call("POST", "/api/v1/incidents", body)
+        assert status == 201, incident
+        return incident
+
+    def dispatch(self, incident_id: str, *unit_ids: str) -> list[dict[str, Any]]:
+        """A dispatcher sends these units; their orders."""
+        path = f"/api/v1/incidents/{incident_id}/orders"
+        status, orders = self.call("POST", path, {"unit_ids": list(unit_ids)})
+        assert status == 201, orders
+        return orders
+
     def health(self) -> dict[str, Any]:
         """What /healthz says; {} while it does not answer."""
         with contextlib.suppress(requests.RequestException, ValueError):

@@ -38,30 +38,22 @@ class Report:
     problem: str = ""  # why the position could not be read
 
 
+# a fix's fields (the wire's names) as each form names them; `lat` and `lon` are required
+QUERY_FIELDS = {"lat": "lat", "lon": "lon", "speed": "speed", "heading": "bearing",
+                "alt": "altitude", "acc": "accuracy"}  # fmt: skip
+JSON_FIELDS = {"lat": "latitude", "lon": "longitude", "speed": "speed", "heading": "heading",
+               "alt": "altitude", "acc": "accuracy"}  # fmt: skip
+
+
 def from_query(args: Mapping[str, str], now: float) -> Report:
-    """The query (or form) fields of a classic report."""
+    """The query (or form) fields of a classic report; its speed is in knots."""
     sos = args.get("alarm", "").lower() == "sos"
     device_id = _device_id(args.get("id") or args.get("deviceid"))
-    try:
-        ts = _time(args.get("timestamp"), now)
-        fix = _fix(
-            ts,
-            lat=_number(args, "lat"),
-            lon=_number(args, "lon"),
-            speed=_scaled(_number(args, "speed", required=False), KNOT_MS),
-            heading=_number(args, "bearing", required=False),
-            alt=_number(args, "altitude", required=False),
-            acc=_number(args, "accuracy", required=False),
-        )
-    except ReportError as exc:
-        if not sos:
-            raise
-        return Report(device_id, None, True, None, str(exc))
-    return Report(device_id, fix, sos, ts)
+    return _report(device_id, sos, args, QUERY_FIELDS, args.get("timestamp"), now, KNOT_MS)
 
 
 def from_json(body: Any, now: float) -> Report:
-    """The JSON body of Traccar Client 9+."""
+    """The JSON body of Traccar Client 9+; its speed is in m/s."""
     if not isinstance(body, dict):
         raise ReportError("the body is not a JSON object")
     location = body.get("location")
@@ -69,20 +61,28 @@ def from_json(body: Any, now: float) -> Report:
     extras = location.get("extras")
     sos = isinstance(extras, dict) and str(extras.get("alarm", "")).lower() == "sos"
     device_id = _device_id(body.get("device_id"))
+    coords = location.get("coords")
+    coords = coords if isinstance(coords, dict) else {}
+    return _report(device_id, sos, coords, JSON_FIELDS, location.get("timestamp"), now, 1.0)
+
+
+def _report(
+    device_id: str,
+    sos: bool,
+    fields: Mapping[str, Any],
+    names: Mapping[str, str],
+    timestamp: Any,
+    now: float,
+    speed_factor: float,
+) -> Report:
+    """The report of one form: its fix, or (for an SOS) why its position cannot be read."""
     try:
-        coords = location.get("coords")
-        if not isinstance(coords, dict):
-            raise ReportError("location.coords is missing")
-        ts = _time(location.get("timestamp"), now)
-        fix = _fix(
-            ts,
-            lat=_number(coords, "latitude"),
-            lon=_number(coords, "longitude"),
-            speed=_number(coords, "speed", required=False),
-            heading=_number(coords, "heading", required=False),
-            alt=_number(coords, "altitude", required=False),
-            acc=_number(coords, "accuracy", required=False),
-        )
+        ts = _time(timestamp, now)
+        fix: dict[str, Any] = {"ts": ts}
+        for ours, theirs in names.items():
+            value = _number(fields, theirs, required=ours in ("lat", "lon"))
+            if value is not None:
+                fix[ours] = value * speed_factor if ours == "speed" else value
     except ReportError as exc:
         if not sos:
             raise
@@ -124,10 +124,6 @@ def _number(fields: Mapping[str, Any], name: str, required: bool = True) -> floa
     return number
 
 
-def _scaled(value: float | None, factor: float) -> float | None:
-    return None if value is None else value * factor
-
-
 def _time(value: Any, now: float) -> float:
     """Seconds or milliseconds since 1970, or an ISO 8601 time; missing: `now`."""
     if value is None or value == "":
@@ -150,8 +146,3 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _fix(ts: float, **values: float | None) -> dict[str, Any]:
-    """A fix as the wire contract has it; ranges are the contract's to check."""
-    return {"ts": ts, **{k: v for k, v in values.items() if v is not None}}

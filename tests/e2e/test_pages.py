@@ -613,16 +613,10 @@ def test_the_phone_screen_sends_its_position_only_on_duty_and_carries_a_task_thr
         assert (fix["lat"], fix["lon"], fix["acc"]) == (35.4031, 116.5868, 12)
         assert units_of(server)["vol-1"]["online"]
 
-        status, incident = server.call(
-            "POST", "/api/v1/incidents",
-            {"category": "lost_person", "priority": 3, "summary": "Lost child near the east gate",
-             "location": {"lat": 35.4035, "lon": 116.5868}},
-        )  # fmt: skip
-        assert status == 201
-        status, _orders = server.call(
-            "POST", f"/api/v1/incidents/{incident['id']}/orders", {"unit_ids": ["vol-1"]}
+        incident = server.new_incident(
+            "lost_person", (35.4035, 116.5868), summary="Lost child near the east gate"
         )
-        assert status == 201
+        server.dispatch(incident["id"], "vol-1")
         expect(phone.locator("#summary")).to_contain_text("Lost child near the east gate")
         for button, state in (
             ("Accept", "Accepted"), ("En route", "En route"), ("On scene", "On scene"),
@@ -672,12 +666,9 @@ def test_a_dispatcher_calls_out_the_volunteers_nearby_and_counts_their_answers(
             link.fix(35.4035 + n * 0.001, 116.5868)
         eventually(lambda: all(units_of(server)[u]["position"] for u in volunteers))
         screens = {u: Terminal(server.url, token) for u, token in volunteers.items()}
-        status, incident = server.call(
-            "POST", "/api/v1/incidents",
-            {"category": "lost_person", "priority": 2, "summary": "Boy, 6, red coat",
-             "location": {"lat": 35.4040, "lon": 116.5868}},
-        )  # fmt: skip
-        assert status == 201
+        incident = server.new_incident(
+            "lost_person", (35.4040, 116.5868), priority=2, summary="Boy, 6, red coat"
+        )
         page.set_viewport_size({"width": 1280, "height": 800})
         sign_in(page, server)
         page.locator("#incidents li").first.click()

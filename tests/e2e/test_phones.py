@@ -130,15 +130,8 @@ def test_owntracks_over_the_production_broker_with_the_account_units_add_gives(
         assert abs(fix["speed"] - 10.0) < 0.01  # 36 km/h
         # sent to a search, the phone gets the scene as a region; entering it is arrival
         assert not phone.subscribe("owntracks/vol-07/phone/cmd")[0].is_failure
-        status, incident = server.call(
-            "POST", "/api/v1/incidents",
-            {"category": "search", "priority": 3, "location": {"lat": SCENE[0], "lon": SCENE[1]}},
-        )  # fmt: skip
-        assert status == 201
-        status, [order] = server.call(
-            "POST", f"/api/v1/incidents/{incident['id']}/orders", {"unit_ids": ["vol-07"]}
-        )
-        assert status == 201
+        incident = server.new_incident("search", SCENE)
+        [order] = server.dispatch(incident["id"], "vol-07")
         topic, payload = phone.received.get(timeout=5)
         command = json.loads(payload)
         assert topic == "owntracks/vol-07/phone/cmd" and command["action"] == "setWaypoints"
@@ -181,16 +174,8 @@ def test_owntracks_over_http_gets_its_orders_regions_and_entering_one_is_arrival
     assert first.status_code == 200 and first.json() == []
     eventually(lambda: position_of(server, "vol-09"), what="the phone on the map")
 
-    status, incident = server.call(
-        "POST", "/api/v1/incidents",
-        {"category": "lost_person", "priority": 3, "location": {"lat": SCENE[0], "lon": SCENE[1]},
-         "summary": "a lost child near the east gate"},
-    )  # fmt: skip
-    assert status == 201, incident
-    status, [order] = server.call(
-        "POST", f"/api/v1/incidents/{incident['id']}/orders", {"unit_ids": ["vol-09"]}
-    )
-    assert status == 201
+    incident = server.new_incident("lost_person", SCENE, summary="a lost child near the gate")
+    [order] = server.dispatch(incident["id"], "vol-09")
     [command] = post(owntracks_location(*SCENE)).json()
     [region] = command["waypoints"]["waypoints"]
     assert command["action"] == "setWaypoints" and region["desc"] == order["order_id"]
