@@ -27,24 +27,26 @@ from wire import Channel, WireError, encode, parse_json
 
 log = logging.getLogger(__name__)
 limited = LimitedLog(log)
+OWNTRACKS_SOURCE = "owntracks"  # the HTTP mode's refusals are counted as its own
 
 
-def refused(status: int, reason: str, message: str) -> Response:
-    metrics.REJECTED.labels("osmand", reason).inc()
-    limited.warning(reason, "osmand report refused (%s): %s", reason, message)
+def refused(status: int, reason: str, message: str, source: str = "osmand") -> Response:
+    metrics.REJECTED.labels(source, reason).inc()
+    limited.warning(reason, "%s report refused (%s): %s", source, reason, message)
     return Response(message + "\n", status, mimetype="text/plain")
 
 
 def report_view() -> Response:
     now = clock.now()
     address = request.remote_addr or ""
-    wait_s = throttle.device_wait_s(address)
-    if wait_s is not None:
-        return refused(429, "throttled", f"too many unknown device ids: try again in {wait_s} s")
     try:
         report = _read(now)
     except (osmand.ReportError, WireError) as exc:
         return refused(400, "invalid", str(exc))
+    # an address guessing ids waits; a phone's SOS from behind the same address never does
+    wait_s = throttle.device_wait_s(address)
+    if wait_s is not None and not report.sos:
+        return refused(429, "throttled", f"too many unknown device ids: try again in {wait_s} s")
     with db.connection_context():
         unit = by_device_token(report.device_id)
     if unit is None:
@@ -90,25 +92,36 @@ def owntracks_view() -> Response:
     address = request.remote_addr or ""
     wait_s = throttle.device_wait_s(address)
     if wait_s is not None:
-        return refused(429, "throttled", f"too many wrong logins: try again in {wait_s} s")
+        return refused(
+            429, "throttled", f"too many wrong logins: try again in {wait_s} s", OWNTRACKS_SOURCE
+        )
     login = request.authorization
     with db.connection_context():
         unit = by_device_token(login.password or "") if login else None
     if login is None or unit is None or unit.id != login.username:
         throttle.device_token_failed(address)
-        refusal = refused(401, "auth", "the unit id and its device token, by Basic auth")
+        refusal = refused(
+            401, "auth", "the unit id and its device token, by Basic auth", OWNTRACKS_SOURCE
+        )
         refusal.headers["WWW-Authenticate"] = 'Basic realm="fieldlink"'
         return refusal
     if request.headers.get("X-Limit-U", unit.id) != unit.id:
-        return refused(400, "invalid", "X-Limit-U names another user than the login")
+        return refused(
+            400, "invalid", "X-Limit-U names another user than the login", OWNTRACKS_SOURCE
+        )
     try:
         read = owntracks.read(parse_json(request.get_data()))
         if read.channel is not None:
             payload = encode(read.channel, read.message)
     except (owntracks.OwnTracksError, WireError) as exc:
-        return refused(400, "invalid", str(exc))
+        return refused(400, "invalid", str(exc), OWNTRACKS_SOURCE)
     if read.channel is Channel.POSITION and not throttle.phone_report_allowed(unit.id):
-        return refused(429, "flood", "too many reports from this device: one every few seconds")
+        return refused(
+            429,
+            "flood",
+            "too many reports from this device: one every few seconds",
+            OWNTRACKS_SOURCE,
+        )
     if read.channel is not None:
         current_app.extensions["fieldlink"].take_unit_message(unit.id, read.channel, payload)
     return jsonify(_commands(unit.id))

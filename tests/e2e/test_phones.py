@@ -90,7 +90,12 @@ def test_an_sos_from_a_phone_is_an_incident_with_an_order_even_amid_a_flood(
         where = {"id": phone, "lat": SCENE[0], "lon": SCENE[1]}
         answers = [requests.get(osmand, params=where, timeout=5).status_code for _ in range(30)]
         assert 429 in answers and answers[0] == 200  # the flood is cut, counted
-        # the SOS, in the flood and with a position that cannot be read, is taken
+        # someone behind the same address guesses device ids until the address must wait
+        for n in range(20):
+            guess = {**where, "id": f"guess{n:02d}" + "x" * 20}
+            assert requests.get(osmand, params=guess, timeout=5).status_code == 404
+        assert requests.get(osmand, params=where, timeout=5).status_code == 429
+        # the SOS, in the flood, from the waiting address, its position unreadable: taken
         sos = requests.get(osmand, params={**where, "lat": "north", "alarm": "sos"}, timeout=5)
         assert sos.status_code == 200
         incident = eventually(lambda: server.get("/api/v1/incidents"), timeout=20)[0]
