@@ -261,12 +261,10 @@ def call_out(
     scene = Scene(incident.lat, incident.lon, incident.grid, frozenset())
     nearby = book.live.nearby(incident.lat, incident.lon, kinds)
     reached = within_reach(scene, nearby, book.clock(), book.rules, kinds, radius_m)
-    holding = {o.unit_id for o in queries.open_orders_of(incident)}
-    busy = {o.unit_id for o, _ in queries.open_orders()}
+    # `within_reach` takes available units only: one holding any order is not
     orders = [
         send_order(book, incident, u, actor, kinds=(), deadline=False, call_out_m=radius_m)
         for u in reached
-        if u not in holding and u not in busy
     ]
     tasks = [o for o in queries.open_orders_of(incident) if o.kinds == ""]
     return orders, len(tasks)

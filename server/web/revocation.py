@@ -42,8 +42,10 @@ class Revocations:
             consoles = handlers[CONSOLE_NS].held()
             self._let_go(CONSOLE_NS, revoked(consoles, account_credentials(consoles.values())))
             removed = [u.id for u in Unit.select(Unit.id).where(~IN_FLEET)]
-        if removed:
-            self.in_worker(self._forget, removed)
+        # only those still in live state (a glance from this thread; the worker decides)
+        still_here = [unit_id for unit_id in removed if unit_id in self.live.units]
+        if still_here:
+            self.in_worker(self._forget, still_here)
 
     def _let_go(self, namespace: str, sids: list[str]) -> None:
         for sid in sids:
