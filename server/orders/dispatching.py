@@ -277,10 +277,12 @@ def send_order(
     actor: str,
     kinds: Iterable[str],
     deadline: bool = True,
+    event: str = "order_sent",
     **why: Any,
 ) -> Order:
     """An order to `unit_id`; with `deadline`, one not accepted in time goes to the next
-    unit of `kinds` (timers.py)."""
+    unit of `kinds` (timers.py). A handover's order (`event` handover_sent) is no dispatch:
+    it leaves the incident's first unit and dispatch time alone."""
     now = book.clock()
     duty = incident.duty_level or book.duty_level
     with db.atomic():
@@ -295,11 +297,10 @@ def send_order(
             kinds=",".join(sorted(kinds)),
         )
         insert(order)
-        state = next_incident_state(incident.state, "order_sent")
-        if incident.dispatched_at is None:
-            incident.dispatched_at = now
-        incident.state = state
-        incident.first_unit = incident.first_unit or unit_id
+        incident.state = next_incident_state(incident.state, event)
+        if event == "order_sent":
+            incident.dispatched_at = incident.dispatched_at or now
+            incident.first_unit = incident.first_unit or unit_id
         save(incident)
         record_event(
             actor, "order_sent", incident_id=incident.id, unit_id=unit_id, order_id=order.id, **why

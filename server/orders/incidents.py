@@ -128,7 +128,9 @@ def resolve(book: OrderBook, incident_id: str, note: str, actor: str) -> Inciden
 
 
 def hand_over(book: OrderBook, incident_id: str, handover: dict[str, Any], actor: str) -> Incident:
-    """To a department or another unit, with a reason: handle first, hand over later."""
+    """To a department or another unit, with a reason: handle first, hand over later. A
+    receiving unit gets an order (no deadline: it is not an emergency dispatch) and accepts
+    it on its own screen; its acceptance is the handover's, in the timeline."""
     incident = queries.get_incident(incident_id)
     if handover.get("to_unit") and not queries.unit_exists(handover["to_unit"]):
         raise OrderRefused(f"no unit {handover['to_unit']!r}", 422)
@@ -140,6 +142,11 @@ def hand_over(book: OrderBook, incident_id: str, handover: dict[str, Any], actor
         save(incident)
         record_event(actor, "handed_over", incident_id=incident.id, handover=handover)
     tell_units(book, incident)
+    if handover.get("to_unit"):
+        dispatching.send_order(
+            book, incident, handover["to_unit"], actor, (), deadline=False,
+            event="handover_sent", handover=handover["kind"],
+        )  # fmt: skip
     return incident
 
 

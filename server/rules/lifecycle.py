@@ -87,6 +87,8 @@ INCIDENT_EVENTS: dict[str, dict[str, str]] = {
         "resolved": "handed_over",
         "handed_over": "handed_over",
     },
+    # the unit an incident is handed over to gets an order: it accepts on its own screen
+    "handover_sent": {"handed_over": "handed_over"},
     "close": {"resolved": "closed", "handed_over": "closed"},
     "update": {s: s for s in INCIDENT_STATES if s != "closed"},
 }

@@ -171,6 +171,30 @@ def test_closing_a_resolved_call_takes_back_every_open_order_and_replaces_none(d
         dispatching.dispatch_units(desk.book, incident.id, ["car-3"], "console:ann")
 
 
+def test_the_unit_a_call_is_handed_over_to_gets_an_order_it_accepts_itself(desk) -> None:
+    desk.add_unit("car-1", at=NEAR)
+    desk.add_unit("station-1", "guard_post", at=FAR)
+    incident = new_incident(desk, plan=False)
+    dispatching.dispatch_units(desk.book, incident.id, ["car-1"], "console:ann")
+    incidents.resolve(desk.book, incident.id, "", "console:ann")
+    handover = {"kind": "station", "to_unit": "station-1", "reason": "lost property"}
+    handed = incidents.hand_over(desk.book, incident.id, handover, "console:ann")
+    assert (handed.state, handed.first_unit) == ("handed_over", "car-1")
+    [to_screen] = desk.notes.of("terminal", "station-1")
+    assert to_screen["kind"] == "dispatch"
+    order = orders_of_unit("station-1")
+    assert order.ack_deadline is None  # no emergency: it waits for the station
+    desk.clock.advance(600)
+    timers.tick(desk.book)
+    assert orders_of(incident)["station-1"] == "sent"
+    acks.on_ack(desk.book, "station-1", order.id, "accepted", "terminal")
+    events = Event.select().where(Event.order_id == order.id).order_by(Event.id)
+    assert [e.kind for e in events] == ["order_sent", "order_accepted"]
+    assert Incident.get_by_id(incident.id).state == "handed_over"
+    with pytest.raises(OrderRefused, match="no unit 'station-9'"):
+        incidents.hand_over(desk.book, incident.id, {**handover, "to_unit": "station-9"}, "x")
+
+
 def test_the_incident_resolves_when_its_units_clear_not_when_they_decline(desk) -> None:
     desk.add_unit("car-1", at=NEAR)
     incident = new_incident(desk, plan=False)
