@@ -218,17 +218,8 @@ def dispatch_units(
 ) -> list[Order]:
     """A dispatcher sends units; one busy elsewhere goes only with `divert`."""
     incident = queries.get_incident(incident_id)
-    incidents.step(incident, "order_sent")
     units = [unit_of(book, u) for u in dict.fromkeys(unit_ids)]
-    holding = {o.unit_id for o in queries.open_orders_of(incident)}
-    plan_kinds = plan_of(book, incident).kinds()
-    for unit in units:
-        busy = [i for _, i in queries.open_order_states_of_unit(unit.unit_id)]
-        refusal = dispatch_refusal(
-            unit.unit_id, unit.status, unit.unit_id in holding, busy[0] if busy else None, divert
-        ) or not_police_refusal(unit.unit_id, unit.kind, plan_kinds)
-        if refusal:
-            raise OrderRefused(refusal)
+    refuse_dispatch(book, incident, units, divert)
     want(incident, [])  # the dispatcher chose: the plan's remaining wants are off
     orders = []
     for unit in units:
@@ -238,6 +229,22 @@ def dispatch_units(
         kinds = kinds_to_replace(unit.kind)
         orders.append(send_order(book, incident, unit.unit_id, actor, kinds=kinds))
     return orders
+
+
+def refuse_dispatch(
+    book: OrderBook, incident: Incident, units: list[UnitState], divert: bool
+) -> None:
+    """Raise the first reason one of `units` may not be sent to `incident` now."""
+    incidents.step(incident, "order_sent")
+    holding = {o.unit_id for o in queries.open_orders_of(incident)}
+    plan_kinds = plan_of(book, incident).kinds()
+    for unit in units:
+        busy = [i for _, i in queries.open_order_states_of_unit(unit.unit_id)]
+        refusal = dispatch_refusal(
+            unit.unit_id, unit.status, unit.unit_id in holding, busy[0] if busy else None, divert
+        ) or not_police_refusal(unit.unit_id, unit.kind, plan_kinds)
+        if refusal:
+            raise OrderRefused(refusal)
 
 
 def call_out(
@@ -342,7 +349,8 @@ def reassign_order(
         raise OrderRefused(f"order {order_id} is already {order.state}")
     if unit_id == order.unit_id:
         raise OrderRefused(f"order {order_id} is already with unit {unit_id}")
-    unit_of(book, unit_id)
+    # refused before the order is taken back: a refusal leaves it with its unit
+    refuse_dispatch(book, order.incident, [unit_of(book, unit_id)], divert)
     end_order(book, order, "cancelled", reason or f"reassigned to {unit_id}", actor, False)
     return dispatch_units(book, order.incident_id, [unit_id], actor, divert)[0]
 

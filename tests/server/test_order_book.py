@@ -107,6 +107,21 @@ def test_a_busy_unit_goes_elsewhere_only_when_diverted_and_its_old_call_is_refil
     assert diverted.end_reason == f"diverted to incident {second.id}"
 
 
+def test_a_reassignment_refused_leaves_the_order_with_its_unit(desk) -> None:
+    for unit_id, at in (("car-1", NEAR), ("car-2", FAR)):
+        desk.add_unit(unit_id, at=at)
+    incident, elsewhere = new_incident(desk, plan=False), new_incident(desk, plan=False)
+    dispatching.dispatch_units(desk.book, incident.id, ["car-1"], "console:ann")
+    dispatching.dispatch_units(desk.book, elsewhere.id, ["car-2"], "console:ann")
+    order = orders_of_unit("car-1")
+    with pytest.raises(OrderRefused, match="send with divert"):
+        dispatching.reassign_order(desk.book, order.id, "car-2", "", "console:ann")
+    assert orders_of(incident) == {"car-1": "sent"}
+    dispatching.reassign_order(desk.book, order.id, "car-2", "", "console:ann", divert=True)
+    assert orders_of(incident) == {"car-1": "cancelled", "car-2": "sent"}
+    assert orders_of(elsewhere)["car-2"] == "cancelled"
+
+
 def test_an_offline_or_out_of_service_unit_is_refused_with_what_to_do(desk) -> None:
     desk.add_unit("car-1", at=NEAR)
     desk.add_unit("car-2", at=FAR)
