@@ -26,6 +26,7 @@
   const unitMarkers = new Map();
   const headings = new Map();  // an arrow beside each moving unit, pointing where it heads
   const units = new Map();
+  window.fieldlinkUnits = units;  // the incident actions choose among them
   const UNIT_LIST_MAX = 200;
   const incidents = new Map();
   const incidentMarkers = new Map();
@@ -81,12 +82,28 @@
       li.append(`${u.name || u.id} · ${word("kinds", u.kind)} · ${u.grid || "-"} · ${word("statuses", statusOf(u))}${clockNote(u)}`);
       const go = () => { if (u.position) map.setView([u.position.lat, u.position.lon], 17); };
       li.addEventListener("click", go);
-      li.addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });
+      li.addEventListener("keydown", (e) => { if (e.key === "Enter" && e.target === li) go(); });
+      li.append(serviceButton(u));
       return li;
     }), ...(shown.length > UNIT_LIST_MAX ? [Object.assign(document.createElement("li"),
       { textContent: t("more")(shown.length - UNIT_LIST_MAX) })] : []));
   }
   ["f-grid", "f-kind", "f-status"].forEach((id) => $(id).addEventListener("change", renderUnits));
+
+  // out of service (workshop, meal, court) and back: while out it is not recommended
+  function serviceButton(u) {
+    const out = u.status === "out_of_service";
+    const button = Object.assign(document.createElement("button"), { type: "button", className: "small",
+                                                                      textContent: t(out ? "back_in_service" : "take_out") });
+    button.setAttribute("aria-label", t(out ? "back_in_service_of" : "take_out_of")(u.name || u.id));
+    button.addEventListener("click", async (e) => {
+      e.stopPropagation();
+      try {
+        await api("PUT", `/api/v1/units/${u.id}/status`, { status: out ? "available" : "out_of_service" });
+      } catch (err) { button.textContent = t("not_done")(err.message); }
+    });
+    return button;
+  }
 
   function showUnit(u) {
     units.set(u.id, { ...units.get(u.id), ...u });
@@ -114,6 +131,23 @@
   function select(id) {  // the incident panel (console_incident.js) shows it
     document.dispatchEvent(new CustomEvent("fieldlink:select", { detail: { id } }));
   }
+  // the open incident's marker can be dragged to where it really is; its units hear of it
+  let dragged = null;
+  function draggable(id) {
+    incidentMarkers.forEach((m, key) => { if (m.dragging) m.dragging[key === id ? "enable" : "disable"](); });
+    dragged = id;
+  }
+  document.addEventListener("fieldlink:select", (e) => draggable(e.detail.id));
+  document.addEventListener("fieldlink:hidden", () => draggable(null));
+  async function moved(i, m) {
+    const at = m.getLatLng();
+    try {
+      await api("PATCH", `/api/v1/incidents/${i.id}`, { location: { lat: at.lat, lon: at.lng, address: i.location.address } });
+    } catch (err) {
+      m.setLatLng([i.location.lat, i.location.lon]);
+      $("action-status").textContent = t("not_done")(err.message);
+    }
+  }
 
   function showIncident(i) {
     incidents.set(i.id, i);
@@ -122,9 +156,11 @@
       if (!m) {
         m = L.marker([i.location.lat, i.location.lon], { title: i.summary, icon: incidentIcon(i) }).addTo(map);
         m.on("click", () => select(i.id));
+        m.on("dragend", () => moved(incidents.get(i.id), m));
         incidentMarkers.set(i.id, m);
+        if (dragged === i.id) m.dragging.enable();
       } else {
-        m.setIcon(incidentIcon(i));
+        m.setIcon(incidentIcon(i)).setLatLng([i.location.lat, i.location.lon]);
       }
       if (i.state === "closed") { map.removeLayer(m); incidentMarkers.delete(i.id); }
     }

@@ -1,6 +1,6 @@
 // The console's incident panel: create an incident by clicking the map, see who would arrive
-// first (the recommendation, with ETAs), dispatch with one click, follow the units sent and
-// the timeline live.
+// first (the recommendation, with ETAs), dispatch with one click, follow the timeline live;
+// its other actions are console_actions.js's.
 (function () {
   const { t, word } = window.fieldlinkText;
   const map = window.fieldlinkMap;
@@ -83,11 +83,19 @@
       });
       return item(t("eta")(r.name || r.unit_id, Math.round(r.eta_s / 6) / 10, (r.distance_m / 1000).toFixed(1)), send);
     }));
-    $("incident-orders").replaceChildren(...incident.orders.map((o) => item(`${o.unit_id} · ${word("states", o.state)}`)));
     showCallOut(incident.orders.filter((o) => o.call_out));
     $("timeline").replaceChildren(...timeline.map((ev) =>
-      item([new Date(ev.ts * 1000).toLocaleTimeString(), word("events", ev.kind), ev.unit_id, ev.actor]
+      item([new Date(ev.ts * 1000).toLocaleTimeString(), word("events", ev.kind), ev.unit_id, said(ev), ev.actor]
         .filter(Boolean).join(" · "))));
+    // its actions and its orders' (console_actions.js)
+    document.dispatchEvent(new CustomEvent("fieldlink:shown", { detail: incident }));
+  }
+  // what a dispatcher wrote with an event: the note, the reason, the disposition
+  function said(ev) {
+    const d = ev.data || {};
+    const handover = d.handover ? [d.handover.to_unit || d.handover.to_department, d.handover.reason] : [];
+    return [d.text, d.note, d.disposition, d.outcome && word("outcomes", d.outcome), d.reason, ...handover]
+      .filter(Boolean).join(" · ");
   }
 
   // -- a call-out: one task to everyone on foot nearby, each answering for themselves ----------
@@ -108,7 +116,11 @@
   });
 
   document.addEventListener("fieldlink:select", (e) => show(e.detail.id));
-  function closePanel() { selected = null; $("incident").hidden = true; }
+  function closePanel() {
+    selected = null;
+    $("incident").hidden = true;
+    document.dispatchEvent(new CustomEvent("fieldlink:hidden"));
+  }
   $("incident-close").addEventListener("click", closePanel);
   document.addEventListener("keydown", (e) => { if (e.key === "Escape" && selected) closePanel(); });
   document.addEventListener("fieldlink:language", () => { if (selected) show(selected); });

@@ -1,0 +1,187 @@
+"""A dispatcher's whole set of actions from the console, in Chromium against a live server:
+edit (and drag) an incident, notes, the plan again, send and divert, cancel and reassign,
+resolve, hand over to a unit that accepts on its own screen, close, the follow-up call, out of
+service and back, the duty level. Each is checked in the store the API reads, not the page."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from harness.clients import UnitLink
+from harness.server import ADMIN
+from harness.waiting import eventually
+from tests.e2e.screens import open_screen, sign_in
+
+SCENE = (35.404, 116.587)
+
+
+@pytest.fixture
+def desk(page, server_factory, mosquitto):
+    """The console signed in on a live server with two cars online, and an incident open."""
+    server = server_factory()
+    tokens = {u: server.add_unit(u, name=f"Car {u[-1]}") for u in ("car-1", "car-2")}
+    server.start()
+    links = [UnitLink(mosquitto.port, u) for u in tokens]
+    for link, at in zip(links, ((35.402, 116.587), (35.410, 116.590)), strict=True):
+        link.online()
+        link.fix(*at)
+    eventually(lambda: all(u["position"] for u in server.get("/api/v1/units")), what="cars placed")
+    incident = server.new_incident("help", SCENE, priority=2, summary="Man fell in the street")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in(page, server)
+    page.locator("#incidents li").first.click()
+    expect(page.locator("#incident-head")).to_contain_text("P2 help · new")
+    yield server, tokens, incident
+    for link in links:
+        link.close()
+
+
+def units(server) -> dict[str, dict]:
+    return {u["id"]: u for u in server.get("/api/v1/units")}
+
+
+def detail(server, incident_id: str) -> dict:
+    return server.get(f"/api/v1/incidents/{incident_id}")
+
+
+def orders(server, incident_id: str) -> dict[str, str]:
+    return {o["unit_id"]: o["state"] for o in detail(server, incident_id)["orders"]}
+
+
+def act(page: Page, key: str, fields: dict[str, str], done: str) -> None:
+    """Open an action by its key, fill its form, confirm, and wait for its answer."""
+    page.locator("#incident-head").click()  # the focus out of any field: keys act
+    page.keyboard.press(key)
+    form = page.locator("#action-form")
+    expect(form).to_be_visible()
+    for label, value in fields.items():
+        field = form.get_by_label(label, exact=True)
+        if field.evaluate("el => el.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(value)
+    form.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#action-status")).to_have_text(done)
+
+
+def test_a_dispatcher_edits_drags_notes_and_sends_the_plan_again_from_the_keyboard(
+    desk, page, tmp_path
+):
+    server, _tokens, incident = desk
+    act(page, "e", {"Priority": "P1", "Summary": "Man fell, bleeding"}, "Incident updated")
+    changed = detail(server, incident["id"])
+    assert (changed["priority"], changed["summary"]) == (1, "Man fell, bleeding")
+    expect(page.locator("#incident-head")).to_contain_text("P1 help")
+
+    act(page, "m", {"Note": "Caller waits at the bus stop"}, "Note sent")
+    expect(page.locator("#timeline")).to_contain_text("Caller waits at the bus stop")
+
+    marker = page.locator(".incident-icon").first.bounding_box()
+    x, y = marker["x"] + marker["width"] / 2, marker["y"] + marker["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 40, y + 10, steps=8)
+    page.mouse.up()
+    moved = eventually(
+        lambda: (loc := detail(server, incident["id"])["location"])["lon"] > SCENE[1] and loc,
+        what="the dragged location",
+    )
+    assert moved["lat"] < SCENE[0]  # dragged down the screen: south
+
+    page.locator("#incident-head").click()
+    page.keyboard.press("p")
+    expect(page.locator("#action-form")).to_contain_text("Send the response plan again")
+    page.locator("#action-form").get_by_role("button", name="Confirm").click()
+    expect(page.locator("#action-status")).to_have_text("Plan sent")
+    assert set(orders(server, incident["id"])) == {"car-1", "car-2"}  # P1 help: two cars
+    expect(page.locator("#incident-orders li")).to_have_count(2)
+    page.screenshot(path=str(tmp_path / "console-actions.png"))
+
+
+def test_a_busy_unit_is_diverted_only_once_the_dispatcher_confirms_and_orders_are_reassigned(
+    desk, page
+):
+    server, _tokens, incident = desk
+    elsewhere = server.new_incident("dispute", (35.400, 116.590), priority=3)
+    server.dispatch(elsewhere["id"], "car-1")
+    eventually(lambda: units(server)["car-1"]["status"] != "available", what="car-1 busy")
+
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    act(page, "s", {"Unit": "car-1"}, "Not done: not diverted: nothing sent")
+    assert "car-1 is dispatched on another incident" in asked[0]
+    assert orders(server, incident["id"]) == {}
+
+    page.once("dialog", lambda d: d.accept())
+    act(page, "s", {"Unit": "car-1"}, "Unit sent")
+    assert orders(server, incident["id"]) == {"car-1": "sent"}
+    # its old call is refilled by the next unit
+    assert orders(server, elsewhere["id"]) == {"car-1": "cancelled", "car-2": "sent"}
+
+    page.once("dialog", lambda d: d.accept())  # car-2 is busy there now: asked again
+    page.get_by_role("button", name="Reassign the order of car-1").click()
+    form = page.locator("#action-form")
+    form.get_by_label("Unit", exact=True).select_option("car-2")
+    form.get_by_label("Reason", exact=True).fill("car-2 is nearer the bus stop")
+    form.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#action-status")).to_have_text("Order reassigned")
+    assert orders(server, incident["id"]) == {"car-1": "cancelled", "car-2": "sent"}
+
+    page.get_by_role("button", name="Cancel the order of car-2").click()
+    form.get_by_label("Send the next-best unit instead").check()
+    form.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#action-status")).to_have_text("Order cancelled")
+    after = detail(server, incident["id"])
+    assert {o["unit_id"]: o["state"] for o in after["orders"]}["car-2"] == "cancelled"
+    assert after["wanted"]  # no one free to replace it: wanted until a unit is
+
+
+def test_a_call_is_resolved_handed_over_to_a_unit_that_accepts_it_closed_and_followed_up(
+    desk, page
+):
+    server, tokens, incident = desk
+    receiving = page.context.new_page()
+    open_screen(receiving, server, "terminal", "car-2", tokens["car-2"])
+    server.dispatch(incident["id"], "car-1")
+    page.locator("#incident-head").click()
+    expect(page.get_by_role("button", name="Close (C)")).to_be_disabled()  # resolve first
+
+    act(page, "r", {"Note": "first aid given"}, "Marked resolved")
+    act(
+        page,
+        "h",
+        {"How": "scene", "Receiving unit": "car-2", "Reason": "car-2 takes him to hospital"},
+        "Handed over",
+    )
+    expect(receiving.locator("#summary")).to_contain_text("Man fell in the street")
+    receiving.get_by_role("button", name="Accept").click()
+    expect(page.locator("#incident-orders li", has_text="car-2")).to_contain_text("accepted")
+    handed = detail(server, incident["id"])
+    assert handed["state"] == "handed_over" and handed["handover"]["to_unit"] == "car-2"
+
+    act(page, "c", {"Disposition": "taken to hospital"}, "Closed")
+    act(page, "f", {"Outcome": "satisfied", "Note": "thanked the officers"}, "Follow-up recorded")
+    closed = detail(server, incident["id"])
+    assert closed["state"] == "closed" and closed["disposition"] == "taken to hospital"
+    assert closed["followup"]["outcome"] == "satisfied"
+    timeline = page.locator("#timeline")
+    for said in ("first aid given", "car-2 takes him to hospital", "taken to hospital"):
+        expect(timeline).to_contain_text(said)
+    events = server.get(f"/api/v1/incidents/{incident['id']}/timeline")
+    by_the_dispatcher = {e["kind"] for e in events if e["actor"] == f"admin:{ADMIN}"}
+    assert {"resolved", "handed_over", "closed", "followup"} <= by_the_dispatcher
+    accepted = [e for e in events if e["kind"] == "order_accepted"]
+    assert [e["unit_id"] for e in accepted] == ["car-2"]
+
+
+def test_a_unit_goes_out_of_service_and_back_and_a_commander_sets_the_duty_level(desk, page):
+    server, _tokens, _incident = desk
+    page.get_by_role("button", name="Take Car 2 out of service").click()
+    eventually(lambda: units(server)["car-2"]["status"] == "out_of_service", what="out")
+    page.get_by_role("button", name="Put Car 2 back in service").click()
+    eventually(lambda: units(server)["car-2"]["status"] == "available", what="back")
+
+    page.get_by_label("Duty level").select_option("reinforced")
+    expect(page.locator("#duty-status")).to_have_text("Duty level now reinforced")
+    assert server.get("/api/v1/duty")["level"] == "reinforced"
