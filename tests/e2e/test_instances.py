@@ -242,12 +242,12 @@ def test_a_fix_taken_in_by_one_instance_makes_the_unit_recommendable_on_every_on
         for north, link in enumerate(links, start=1):
             link.online()
             link.fix(SCENE["lat"] + 0.002 * north, SCENE["lon"])
-        # each instance took one fix in; the other knows it only through Redis
+        # the broker shares the fixes out between the instances (mostly one each, both to one
+        # under load): whichever did not take a fix in knows it only through Redis
         eventually(
-            lambda: (
-                [s.metric("fieldlink_messages_total", channel="position") for s in (a, b)] == [1, 1]
-            ),
-            what="one fix taken in by each instance",
+            lambda: sum(s.metric("fieldlink_messages_total", channel="position") for s in (a, b))
+            == 2,
+            what="both fixes taken in",
         )
         incidents = {}
         for server in (a, b):
