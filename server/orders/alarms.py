@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from server.orders import dispatching, incidents, queries, views
+from server.orders import alerts, dispatching, incidents, queries, views
 from server.orders.context import OrderBook, OrderRefused
 from server.rules.alarms import Place, alarm_ack_overdue, alarm_place, panic_incident, pressed_at
 from server.runtime import metrics
@@ -171,24 +171,17 @@ def escalate_unheard(book: OrderBook, now: float) -> None:
             continue
         row.escalated_at = now
         save(row)
-        message = f"alarm from {row.unit_id} not acknowledged for {now - row.received_at:.0f} s"
-        record_event(
-            "dispatch",
-            "alarm_escalated",
-            incident_id=row.incident_id,
+        waited = now - row.received_at
+        alerts.raise_alert(
+            book,
+            "alarm_unacknowledged",
+            row.incident_id,
+            f"alarm from {row.unit_id} not acknowledged for {waited:.0f} s",
+            event="alarm_escalated",
+            # every console shows it; a commander's calls out
+            pushed={"to": "commanders", "alarm": views.alarm_public(row, row.incident)},
             unit_id=row.unit_id,
             alarm_id=row.alarm_id,
-            message=message,
+            waited_s=round(waited),
         )
         metrics.ALARM_ESCALATIONS.inc()
-        book.notices.console(
-            "alert",
-            {
-                "kind": "alarm_unacknowledged",
-                "to": "commanders",  # every console shows it; a commander's calls out
-                "incident_id": row.incident_id,
-                "unit_id": row.unit_id,
-                "message": message,
-                "alarm": views.alarm_public(row, row.incident),
-            },
-        )

@@ -130,6 +130,8 @@ def _no_unit_alert(
         incident,
         "no_unit",
         f"{missing} more {kinds} needed: none available{why}; sent when one is",
+        missing=missing,
+        kinds=kinds,
     )
 
 
@@ -395,5 +397,6 @@ def replace_unit(book: OrderBook, order: Order, incident: Incident, actor: str) 
         f"unit {order.unit_id} {order.state.replace('_', ' ')} ({why}): sending the next unit",
         order_id=order.id,
         unit_id=order.unit_id,
+        state=order.state,
     )
     fill(book, incident, [Slot(kinds, 1)], actor, reason=f"replaces {order.unit_id}")

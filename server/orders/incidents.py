@@ -4,16 +4,13 @@ close, the follow-up call; and what every change tells the consoles and the call
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
-from server.orders import dispatching, queries, views
+from server.orders import alerts, dispatching, queries, views
 from server.orders.context import OrderBook, OrderRefused
 from server.rules.alarms import Place
 from server.rules.lifecycle import LifecycleError, next_incident_state
 from server.store import Incident, Setting, db, new_id, record_event, save
-
-log = logging.getLogger(__name__)
 
 
 def step(incident: Incident, event: str) -> str:
@@ -162,6 +159,7 @@ def close(book: OrderBook, incident_id: str, disposition: str, actor: str) -> In
         incident.disposition = disposition
         save(incident)
         record_event(actor, "closed", incident_id=incident.id, disposition=disposition)
+    alerts.settle_incident(book, incident.id, actor)
     changed(book, incident)
     return incident
 
@@ -206,10 +204,7 @@ def changed(book: OrderBook, incident: Incident, to_consoles: bool = True) -> No
 
 
 def alert(book: OrderBook, incident: Incident, kind: str, message: str, **refs: Any) -> None:
-    """What a dispatcher must see about an incident: in its timeline and on every console."""
-    log.warning("incident %s: %s", incident.id, message)
-    record_event("dispatch", kind, incident_id=incident.id, message=message, **refs)
-    book.notices.console(
-        "alert", {"kind": kind, "incident_id": incident.id, "message": message, **refs}
-    )
+    """What a dispatcher must see about an incident: in its timeline, on every console's list
+    of alerts until one acknowledges it."""
+    alerts.raise_alert(book, kind, incident.id, message, **refs)
     changed(book, incident)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.orders import dispatching, queries, views
+from server.orders import alerts, dispatching, queries, views
 from server.orders.context import OrderBook
 from server.rules.lifecycle import silent_too_long, unit_status
 from server.state.live_state import UnitState
@@ -46,6 +46,8 @@ def on_unit_online(book: OrderBook, unit_id: str, online: bool, ts: float, why: 
                 reason=why or None,
             )
             refresh_unit(book, unit_id, book.clock())
+        if not online:
+            alerts.unit_silent(book, unit_id, why)
     if online:
         book.live.heard(unit_id, book.clock())
         for order, incident in queries.open_orders(unit_id):

@@ -237,4 +237,21 @@ class Event(BaseModel):
     digest = CharField(null=True, max_length=64)
 
 
-MODELS = (Unit, Position, Incident, Alarm, Order, Event, Grid, Post, Setting, Account)
+class Alert(BaseModel):
+    """What a dispatcher must see and work through (no unit available, no location, an order
+    not accepted, an alarm not heard, a unit silent on a call): kept until one acknowledges it,
+    so every console, and one that reloads, shows the same list."""
+
+    id = AutoField()  # in the order raised, for the list
+    kind = CharField(max_length=32)
+    incident_id = CharField(null=True, max_length=64)
+    unit_id = CharField(null=True, max_length=64)
+    order_id = CharField(null=True, max_length=64)
+    message = TextField()  # the server's words, for the log and the API
+    refs = TextField(default="{}")  # what a console words the alert from, in its language
+    raised_at = DoubleField(default=clock.now)
+    acknowledged_at = DoubleField(null=True, index=True)
+    acknowledged_by = CharField(null=True, max_length=64)
+
+
+MODELS = (Unit, Position, Incident, Alarm, Order, Event, Grid, Post, Setting, Account, Alert)

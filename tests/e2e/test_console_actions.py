@@ -185,3 +185,40 @@ def test_a_unit_goes_out_of_service_and_back_and_a_commander_sets_the_duty_level
     page.get_by_label("Duty level").select_option("reinforced")
     expect(page.locator("#duty-status")).to_have_text("Duty level now reinforced")
     assert server.get("/api/v1/duty")["level"] == "reinforced"
+
+
+def test_alerts_are_one_list_for_every_console_seen_once_and_still_there_after_a_reload(
+    desk, page, browser, mosquitto
+):
+    server, _tokens, _incident = desk
+    other = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    sign_in(other, server, "/?lang=zh")
+    server.add_unit("post-9", "guard_post")  # with no place of its own known
+    post = UnitLink(mosquitto.port, "post-9")
+    post.panic()  # no fix with it: no location
+    server.new_incident("urgent", SCENE, priority=1, apply_plan=True)  # takes both cars
+    wanting = server.new_incident("urgent", SCENE, priority=1, apply_plan=True, summary="Knife")
+    alerts = page.locator("#alert-list li")
+    expect(alerts).to_have_count(2)
+    expect(alerts.nth(0)).to_contain_text("No location: No location known: place the incident")
+    expect(alerts.nth(1)).to_contain_text("No unit: 2 more motorcycle/patrol car needed")
+    in_chinese = "无可派单位\uff1a还需 2 个摩托/巡逻车\uff0c暂无空闲"  # full-width colon, comma
+    expect(other.locator("#alert-list li").nth(1)).to_contain_text(in_chinese)
+
+    alerts.nth(1).get_by_role("button", name="Knife").click()  # the alert's incident opens
+    expect(page.locator("#incident-head")).to_contain_text("P1 urgent · new · Knife")
+    alerts.nth(1).get_by_role("button", name="Seen").click()
+    expect(other.locator("#alert-list li")).to_have_count(1)  # seen for every console
+    other.reload()
+    expect(other.locator("#alert-list li")).to_have_count(1)
+    expect(other.locator("#alert-list li")).to_contain_text("缺少位置")
+    other.locator("#incident-head").evaluate("el => el.ownerDocument.activeElement.blur()")
+    other.keyboard.press("a")  # the oldest, by key
+    expect(page.locator("#alerts")).to_be_hidden()
+    assert server.get("/api/v1/alerts") == []
+    timeline = server.get(f"/api/v1/incidents/{wanting['id']}/timeline")
+    [seen] = [e for e in timeline if e["kind"] == "alert_acknowledged"]
+    assert seen["actor"] == f"admin:{ADMIN}" and seen["data"]["alert"] == "no_unit"
+    expect(page.locator("#timeline")).to_contain_text(f"Alert seen · admin:{ADMIN}")
+    other.context.close()
+    post.close()

@@ -245,8 +245,9 @@ def test_a_fix_taken_in_by_one_instance_makes_the_unit_recommendable_on_every_on
         # the broker shares the fixes out between the instances (mostly one each, both to one
         # under load): whichever did not take a fix in knows it only through Redis
         eventually(
-            lambda: sum(s.metric("fieldlink_messages_total", channel="position") for s in (a, b))
-            == 2,
+            lambda: (
+                sum(s.metric("fieldlink_messages_total", channel="position") for s in (a, b)) == 2
+            ),
             what="both fixes taken in",
         )
         incidents = {}

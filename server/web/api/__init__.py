@@ -1,5 +1,5 @@
-"""REST API `/api/v1`: one blueprint per area (units, incidents, orders, alarms, command,
-geo, figures), with the schemas of each beside its views.
+"""REST API `/api/v1`: one blueprint per area (units, incidents, orders, alarms, alerts,
+command, geo, figures), with the schemas of each beside its views.
 
 Schemas are marshmallow, and flask-smorest turns them into the OpenAPI document at
 `/api/v1/openapi.json`. Errors are JSON: `{"code", "status", "message"}`. Reads of the store
@@ -14,10 +14,21 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 
-from server.web.api import alarms, command, common, figures, geo, incidents, ops, orders, units
+from server.web.api import (
+    alarms,
+    alerts,
+    command,
+    common,
+    figures,
+    geo,
+    incidents,
+    ops,
+    orders,
+    units,
+)
 from server.web.api.statuses import EveryStatus
 
-AREAS = (units, incidents, orders, alarms, command, geo, figures)
+AREAS = (units, incidents, orders, alarms, alerts, command, geo, figures)
 
 
 def init_app(app: Flask) -> None:

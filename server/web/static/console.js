@@ -29,6 +29,7 @@
   window.fieldlinkUnits = units;  // the incident actions choose among them
   const UNIT_LIST_MAX = 200;
   const incidents = new Map();
+  window.fieldlinkIncidents = incidents;  // the alerts name theirs
   const incidentMarkers = new Map();
   let fitted = false;
   let skew = 0;  // server time - browser time (a simulated day runs on its own clock)

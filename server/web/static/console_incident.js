@@ -127,4 +127,5 @@
   // what the units answer shows at once in the panel of the incident it concerns
   socket.on("order", (o) => { if (o.incident_id === selected) show(selected); });
   socket.on("incident", (i) => { if (i.id === selected) show(selected); });
+  socket.on("alerts_acknowledged", (d) => { if (d.alerts.some((a) => a.incident_id === selected)) show(selected); });
 })();
