@@ -200,7 +200,7 @@ def test_alerts_are_one_list_for_every_console_seen_once_and_still_there_after_a
     wanting = server.new_incident("urgent", SCENE, priority=1, apply_plan=True, summary="Knife")
     alerts = page.locator("#alert-list li")
     expect(alerts).to_have_count(2)
-    expect(alerts.nth(0)).to_contain_text("No location: No location known: place the incident")
+    expect(alerts.nth(0)).to_contain_text("No location: place the incident on the map")
     expect(alerts.nth(1)).to_contain_text("No unit: 2 more motorcycle/patrol car needed")
     in_chinese = "无可派单位\uff1a还需 2 个摩托/巡逻车\uff0c暂无空闲"  # full-width colon, comma
     expect(other.locator("#alert-list li").nth(1)).to_contain_text(in_chinese)

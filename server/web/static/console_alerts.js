@@ -8,15 +8,27 @@
   const $ = (id) => document.getElementById(id);
   const open = new Map();  // id -> alert
 
+  // what is pushed while the list is on its way is applied again over the answer: the
+  // answer may have left the server before it
+  let pushedMeanwhile = null;
   async function load() {
+    const meanwhile = [];
+    pushedMeanwhile = meanwhile;
     try {
       const list = await api("GET", "/api/v1/alerts");
       open.clear();
       list.forEach((a) => open.set(a.id, a));
+      meanwhile.forEach((change) => change());
       $("alert-status").textContent = "";
     } catch (err) {
       $("alert-status").textContent = t("alerts_not_loaded")(err.message);
     }
+    if (pushedMeanwhile === meanwhile) pushedMeanwhile = null;
+    render();
+  }
+  function pushed(change) {
+    change();
+    if (pushedMeanwhile) pushedMeanwhile.push(change);
     render();
   }
   // the alert in the screen's language, from what the server sent with it
@@ -60,8 +72,8 @@
   }
 
   socket.on("connect", load);  // and again after the link was down: what was missed meanwhile
-  socket.on("alert", (a) => { open.set(a.id, a); render(); });
-  socket.on("alerts_acknowledged", (done) => { done.alerts.forEach((a) => open.delete(a.id)); render(); });
+  socket.on("alert", (a) => pushed(() => open.set(a.id, a)));
+  socket.on("alerts_acknowledged", (done) => pushed(() => done.alerts.forEach((a) => open.delete(a.id))));
   // A: acknowledge the oldest, the one at the top
   document.addEventListener("keydown", (e) => {
     if (e.target.closest("input, select, textarea, .leaflet-popup") || e.ctrlKey || e.altKey || e.metaKey) return;

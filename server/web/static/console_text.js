@@ -72,7 +72,7 @@
                      alarm_unacknowledged: "报警未确认", unit_silent: "单位失联" },
       alert_text: {
         no_unit: (u, r, w) => `还需 ${r.missing ?? ""} 个${w.kinds(r.kinds)}，暂无空闲，有空即派`,
-        no_location: () => "不知位置：请在地图上标出警情",
+        no_location: () => "请在地图上标出警情",
         escalation: (u, r, w) => `${u} ${w.state(r.state)}，已派下一单位`,
         alarm_unacknowledged: (u, r) => `${u} 的报警 ${r.waited_s ?? ""} 秒未确认`,
         unit_silent: (u) => `${u} 出警途中失去联系`,
@@ -158,7 +158,7 @@
                      alarm_unacknowledged: "Alarm not acknowledged", unit_silent: "Unit silent" },
       alert_text: {
         no_unit: (u, r, w) => `${r.missing ?? ""} more ${w.kinds(r.kinds)} needed: none available; sent when one is`,
-        no_location: () => "No location known: place the incident on the map",
+        no_location: () => "place the incident on the map",
         escalation: (u, r, w) => `${u} ${w.state(r.state)}: the next unit is sent`,
         alarm_unacknowledged: (u, r) => `alarm from ${u} not acknowledged for ${r.waited_s ?? ""} s`,
         unit_silent: (u) => `${u} went silent while on this incident`,
