@@ -93,6 +93,7 @@ class Runtime:
             shortlist=settings.osrm_shortlist if router else 1,
             coverage_reach_s=settings.coverage_reach_s,
             alarm_ack_s=settings.alarm_ack_s,
+            on_scene_limits_s=settings.on_scene_limits_s(),
             route_later=self.drive_times.route_later if router else None,
         )
         self.writer = StoreWriter(settings.ingest_batch, settings.ingest_flush_s)

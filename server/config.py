@@ -169,6 +169,11 @@ class Settings:
         "Seconds per incident priority for a unit to accept an order before the next unit "
         "is sent (at the normal duty level; the plans shorten them at higher levels).",
     )
+    on_scene_limits_min: str = _setting(
+        "*=45,urgent=60,hazmat=120,report=30,search=240,crowd=240,lost_person=240",
+        "Minutes a unit may stay on scene before the consoles are alerted, per incident "
+        "category (`*`: every other one).",
+    )
     plans_file: str = _setting(
         "",
         "TOML file of response plans per duty level (deploy/plans.example.toml); empty: the "
@@ -247,6 +252,14 @@ class Settings:
     def ack_timeouts(self) -> dict[int, float]:
         return _mapping("ack_timeouts_s", self.ack_timeouts_s, int, float)
 
+    def on_scene_limits_s(self) -> dict[str, float]:
+        return {
+            k: m * 60
+            for k, m in _mapping(
+                "on_scene_limits_min", self.on_scene_limits_min, str, float
+            ).items()
+        }
+
     def problems(self) -> list[str]:
         """Every value the server cannot use, one line each, naming its variable."""
         return [
@@ -308,6 +321,16 @@ class Settings:
                 yield (
                     f"FIELDLINK_ACK_TIMEOUTS_S={self.ack_timeouts_s!r}: give seconds above 0 "
                     "for each priority, e.g. 1=30,2=60,3=120,4=300"
+                )
+        try:
+            limits = self.on_scene_limits_s()
+        except ConfigError as exc:
+            yield from exc.problems
+        else:
+            if "*" not in limits or min(limits.values()) <= 0:
+                yield (
+                    f"FIELDLINK_ON_SCENE_LIMITS_MIN={self.on_scene_limits_min!r}: give minutes "
+                    "above 0 for `*` and any category, e.g. *=45,urgent=60"
                 )
         if self.dispatch_policy not in POLICIES:
             yield (

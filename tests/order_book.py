@@ -111,6 +111,7 @@ def order_book(tmp_path: Path, **settings: Any) -> Desk:
         categories=s.categories(),
         offline_after_s=s.offline_after_s,
         alarm_ack_s=s.alarm_ack_s,
+        on_scene_limits_s=s.on_scene_limits_s(),
         clock=clock,
     )
     db.connect(reuse_if_open=True)

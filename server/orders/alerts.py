@@ -1,6 +1,7 @@
-"""Alerts a dispatcher works through: each kept in the store until one acknowledges it (or its
-incident is closed), in its incident's timeline, and pushed to every console when raised and
-when settled, so every console, and one that reloads, shows the same list."""
+"""Alerts a dispatcher works through (raised where each happens; a unit silent on a call or
+long on scene, here): each kept in the store until one acknowledges it (or its incident is
+closed), in its incident's timeline, and pushed to every console when raised and when
+settled, so every console, and one that reloads, shows the same list."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from server.orders import queries
 from server.orders.context import OrderBook, OrderRefused
+from server.rules.lifecycle import on_scene_too_long
 from server.store import Alert, db, record_event, save
 
 log = logging.getLogger(__name__)
@@ -130,4 +132,30 @@ def unit_silent(book: OrderBook, unit_id: str, why: str) -> None:
             unit_id=unit_id,
             order_id=order.id,
             why=why,
+        )
+
+
+def on_scene_overdue(book: OrderBook, now: float) -> None:
+    """Units on scene past their call's category's limit: each alerted once per order."""
+    since = now - min(book.on_scene_limits_s.values())
+    for order, incident in queries.orders_on_scene_since(since):
+        limit = on_scene_too_long(incident.category, order.on_scene_at, now, book.on_scene_limits_s)
+        if (
+            limit is None
+            or Alert.select()
+            .where((Alert.order_id == order.id) & (Alert.kind == "on_scene_long"))
+            .exists()
+        ):
+            continue
+        minutes = round((now - order.on_scene_at) / 60)
+        raise_alert(
+            book,
+            "on_scene_long",
+            incident.id,
+            f"unit {order.unit_id} on scene for {minutes} min, past the {incident.category} "
+            f"limit of {limit / 60:.0f} min",
+            unit_id=order.unit_id,
+            order_id=order.id,
+            minutes=minutes,
+            limit_min=round(limit / 60),
         )

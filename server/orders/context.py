@@ -76,6 +76,8 @@ class OrderBook:
     shortlist: int = 25  # units whose drive time is asked per slot (1 without OSRM)
     coverage_reach_s: float = 900.0
     alarm_ack_s: float = 30.0
+    # minutes on scene per category (`*`: the rest) before the consoles are alerted
+    on_scene_limits_s: dict[str, float] = field(default_factory=lambda: {"*": 2700.0})
     clock: Callable[[], float] = clock.now
     route_later: RouteLater | None = None
     grids: GridMap = field(default_factory=lambda: GridMap([]))

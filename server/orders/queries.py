@@ -167,6 +167,16 @@ def orders_past_deadline(now: float) -> list[Order]:
     )
 
 
+def orders_on_scene_since(since: float) -> list[tuple[Order, Incident]]:
+    """Orders on scene since `since` or before, with their incidents."""
+    rows = (
+        Order.select(Order, Incident)
+        .join(Incident)
+        .where((Order.state == "on_scene") & (Order.on_scene_at <= since))
+    )
+    return [(o, o.incident) for o in rows]
+
+
 def incidents_wanting_units() -> list[Incident]:
     """Incidents still lacking units they can be sent to (they have a place)."""
     # read them all first: on SQLite a read still open when the orders are written cannot

@@ -1,13 +1,14 @@
 """What the clock does to the order book (every `FIELDLINK_TIMER_TICK_S`): orders past
 their ack deadline go to the next unit, silent units go offline, wanted units are sent,
-unheard alarms go to the commanders. Deadlines are in the store: a restart picks them up."""
+unheard alarms go to the commanders, units long on scene are alerted. Deadlines are in the
+store: a restart picks them up."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from server.orders import alarms, dispatching, presence, queries
+from server.orders import alarms, alerts, dispatching, presence, queries
 from server.orders.context import OrderBook
 from server.rules.lifecycle import escalation_due
 from server.runtime import metrics
@@ -35,6 +36,7 @@ def tick(book: OrderBook) -> int:
     presence.mark_silent_offline(book, now)
     dispatching.fill_wanted(book)
     alarms.escalate_unheard(book, now)
+    alerts.on_scene_overdue(book, now)
     return count
 
 

@@ -5,7 +5,7 @@ No I/O here: the order service asks these what a change does, and refuses what t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 # -- orders ----------------------------------------------------------------------------
 # The order lifecycle: each ack may move an order forward along this path, never back.
@@ -179,3 +179,14 @@ def unit_status(open_order_states: Iterable[str], online: bool, out_of_service: 
 def silent_too_long(last_heard: float | None, now: float, offline_after_s: float) -> bool:
     """Missing heartbeats: a unit not heard from for `offline_after_s` counts as offline."""
     return last_heard is not None and now - last_heard > offline_after_s
+
+
+def on_scene_too_long(
+    category: str, on_scene_at: float | None, now: float, limits_s: Mapping[str, float]
+) -> float | None:
+    """The category's limit on scene (`*` for the rest) if a unit there since `on_scene_at`
+    has passed it, else None: a long stay may be a unit in trouble, or one forgotten."""
+    limit = limits_s.get(category, limits_s.get("*"))
+    if on_scene_at is None or limit is None or now - on_scene_at <= limit:
+        return None
+    return limit

@@ -239,8 +239,8 @@ class Event(BaseModel):
 
 class Alert(BaseModel):
     """What a dispatcher must see and work through (no unit available, no location, an order
-    not accepted, an alarm not heard, a unit silent on a call): kept until one acknowledges it,
-    so every console, and one that reloads, shows the same list."""
+    not accepted, an alarm not heard, a unit silent on a call or long on scene): kept until one
+    acknowledges it, so every console, and one that reloads, shows the same list."""
 
     id = AutoField()  # in the order raised, for the list
     kind = CharField(max_length=32)

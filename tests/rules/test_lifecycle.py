@@ -17,6 +17,7 @@ from server.rules.lifecycle import (
     escalation_due,
     next_incident_state,
     next_order_state,
+    on_scene_too_long,
     silent_too_long,
     unit_status,
 )
@@ -149,3 +150,12 @@ def test_a_unit_not_heard_from_for_too_long_is_offline() -> None:
     assert not silent_too_long(None, 1000.0, 120)  # never heard: the will decides
     assert not silent_too_long(880.0, 1000.0, 120)
     assert silent_too_long(879.0, 1000.0, 120)
+
+
+def test_a_unit_on_scene_past_its_calls_category_limit_is_overdue() -> None:
+    limits = {"*": 2700.0, "report": 1800.0}
+    assert on_scene_too_long("report", 0.0, 1800.0, limits) is None
+    assert on_scene_too_long("report", 0.0, 1801.0, limits) == 1800.0
+    assert on_scene_too_long("dispute", 0.0, 1801.0, limits) is None  # the rest: `*`
+    assert on_scene_too_long("dispute", 0.0, 2701.0, limits) == 2700.0
+    assert on_scene_too_long("dispute", None, 9999.0, limits) is None  # not there yet

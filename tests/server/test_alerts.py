@@ -75,3 +75,25 @@ def test_a_unit_silent_on_a_call_is_an_alert_and_closing_the_call_settles_its_al
     assert kinds() == []
     [settled] = Event.select().where(Event.kind == "alert_settled")
     assert settled.actor == "console:ann"
+
+
+def test_a_unit_on_scene_past_its_categorys_limit_is_alerted_once(desk) -> None:
+    desk.add_unit("car-1", at=NEAR)
+    incident = incidents.create(
+        desk.book,
+        {"category": "report", "priority": 3, "location": SCENE, "apply_plan": True},
+        "console:ann",
+    )
+    [order] = Order.select().where(Order.incident == incident.id)
+    for step in ("accepted", "on_scene"):
+        acks.on_ack(desk.book, "car-1", order.id, step, "agent")
+    desk.live.heard("car-1", desk.clock.advance(30 * 60))  # a report's limit: 30 min
+    timers.tick(desk.book)
+    assert kinds() == []
+    desk.live.heard("car-1", desk.clock.advance(61))
+    timers.tick(desk.book)
+    [long] = alerts.open_alerts()
+    assert long["kind"] == "on_scene_long" and long["order_id"] == order.id
+    assert long["refs"] == {"minutes": 31, "limit_min": 30}
+    timers.tick(desk.book)
+    assert kinds() == ["on_scene_long"]  # once

@@ -23,11 +23,12 @@ def test_every_problem_is_reported_at_once_each_naming_its_variable() -> None:
         "FIELDLINK_ALARM_ACK_S": "0",
         "FIELDLINK_ACK_TIMEOUTS_S": "1=30",
         "FIELDLINK_MQTT_URL": "tcp://broker",
+        "FIELDLINK_ON_SCENE_LIMITS_MIN": "urgent=60",  # no `*` for the rest
     }
     with pytest.raises(ConfigError) as err:
         Settings.from_env(env)
     problems = err.value.problems
-    assert len(problems) == 5
+    assert len(problems) == 6
     for variable in env:
         assert sum(p.startswith(variable) for p in problems) == 1, (variable, problems)
 

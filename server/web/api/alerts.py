@@ -8,7 +8,11 @@ from server.orders import alerts
 from server.store import db
 from server.web.api.common import ActionIn, actor, area, book, in_worker
 
-blp = area("alerts", "Alerts: no unit, no location, orders not accepted, alarms not heard")
+blp = area(
+    "alerts",
+    "Alerts: no unit, no location, orders not accepted, alarms not heard, units silent"
+    " or long on scene",
+)
 
 KINDS = (
     "no_unit",
@@ -16,6 +20,7 @@ KINDS = (
     "escalation",
     "alarm_unacknowledged",
     "unit_silent",
+    "on_scene_long",
 )
 
 
