@@ -233,11 +233,14 @@ def recommended(server: ServerProcess, incident_id: str) -> dict[str, bool]:
 def test_a_fix_taken_in_by_one_instance_makes_the_unit_recommendable_on_every_one(
     cluster, mosquitto
 ) -> None:
+    # ids of this test's own: a state another test left retained in the broker under a name,
+    # rejected at start-up while unknown, keeps that name unknown for the recheck's 10 s
+    first, later = (f"car-{uuid.uuid4().hex[:6]}" for _ in range(2))
     a, b = cluster(2)
-    a.add_unit("car-1")
+    a.add_unit(first)
     start_all([a, b])
-    a.add_unit("car-2")  # provisioned while the instances run
-    links = [UnitLink(mosquitto.port, car) for car in ("car-1", "car-2")]
+    a.add_unit(later)  # provisioned while the instances run
+    links = [UnitLink(mosquitto.port, car) for car in (first, later)]
     try:
         for north, link in enumerate(links, start=1):
             link.online()
@@ -260,19 +263,19 @@ def test_a_fix_taken_in_by_one_instance_makes_the_unit_recommendable_on_every_on
             assert status == 201, incident
             incidents[server] = incident["id"]
             eventually(
-                lambda s=server: recommended(s, incidents[s]) == {"car-1": True, "car-2": True},
+                lambda s=server: recommended(s, incidents[s]) == {first: True, later: True},
                 what=f"both cars recommendable on {server.url}",
             )
         # sent on A: B no longer recommends it, as the store says it is dispatched
         status, _ = a.call(
-            "POST", f"/api/v1/incidents/{incidents[a]}/orders", {"unit_ids": ["car-1"]}
+            "POST", f"/api/v1/incidents/{incidents[a]}/orders", {"unit_ids": [first]}
         )
         assert status in (200, 201)
         eventually(
-            lambda: recommended(b, incidents[b]) == {"car-1": False, "car-2": True},
-            what="car-1 busy on B",
+            lambda: recommended(b, incidents[b]) == {first: False, later: True},
+            what="the first car busy on B",
         )
-        assert b.get("/api/v1/units/car-1")["status"] == "dispatched"
+        assert b.get(f"/api/v1/units/{first}")["status"] == "dispatched"
     finally:
         for link in links:
             link.close()
