@@ -190,3 +190,20 @@ def on_scene_too_long(
     if on_scene_at is None or limit is None or now - on_scene_at <= limit:
         return None
     return limit
+
+
+# amber past 3 minutes, red past the 5-minute norm: a call waiting for a unit on scene
+ARRIVAL_NORM_S = (180.0, 300.0)
+ON_SCENE_AMBER = 0.75  # of the category's limit
+
+
+def step_limits(
+    on_scene_limits_s: Mapping[str, float], categories: Iterable[str]
+) -> dict[str, object]:
+    """When each step turns amber and red on the consoles, in seconds: the way to the scene
+    (from the call, or the order), and the stay there (per category)."""
+    on_scene = {}
+    for category in (*categories, "*"):
+        limit = on_scene_limits_s.get(category, on_scene_limits_s["*"])
+        on_scene[category] = [round(limit * ON_SCENE_AMBER), limit]
+    return {"arrival": list(ARRIVAL_NORM_S), "on_scene": on_scene}

@@ -1,14 +1,18 @@
 """A dispatcher's whole set of actions from the console, in Chromium against a live server:
 edit (and drag) an incident, notes, the plan again, send and divert, cancel and reassign,
 resolve, hand over to a unit that accepts on its own screen, close, the follow-up call, out of
-service and back, the duty level. Each is checked in the store the API reads, not the page."""
+service and back, the duty level; the alerts list; time in status and what is late. Each is
+checked in the store the API reads, not the page."""
 
 from __future__ import annotations
+
+import re
+import time
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from harness.clients import UnitLink
+from harness.clients import Terminal, UnitLink
 from harness.server import ADMIN
 from harness.waiting import eventually
 from tests.e2e.screens import open_screen, sign_in
@@ -222,3 +226,33 @@ def test_alerts_are_one_list_for_every_console_seen_once_and_still_there_after_a
     expect(page.locator("#timeline")).to_contain_text(f"Alert seen · admin:{ADMIN}")
     other.context.close()
     post.close()
+
+
+def test_what_is_late_goes_up_the_queue_and_every_step_and_unit_shows_its_time(desk, page):
+    server, tokens, held = desk
+    [order] = server.dispatch(held["id"], "car-1")
+    terminal = Terminal(server.url, tokens["car-1"])
+    for step in ("accepted", "on_scene"):
+        terminal.ack(order["order_id"], step)
+    terminal.close()
+    server.new_incident("report", SCENE, priority=4, summary="Bicycle stolen")
+    t0 = time.time()
+    queue = page.locator("#incidents li")
+    expect(queue).to_have_count(2)
+    expect(queue.first).to_contain_text("Man fell")  # P2 before P4 while both are in time
+    unit = page.locator("#unit-list li", has_text="Car 1")
+    expect(unit.locator(".since")).to_have_text(re.compile(r"^0:\d\d$"))
+    expect(unit).to_contain_text("on scene")
+
+    page.clock.set_fixed_time(t0 + 200)  # the report has waited past 3 minutes
+    expect(queue.first).to_contain_text("Bicycle stolen")
+    expect(queue.first.locator(".timer")).to_have_class("timer amber")
+    expect(page.locator("#incident-orders .step-timer")).to_have_class("step-timer")
+
+    page.clock.set_fixed_time(t0 + 35 * 60)  # past 5 minutes; 35 min on scene at a help call
+    expect(queue.first.locator(".timer")).to_have_class("timer red")
+    expect(queue.nth(1).locator(".timer")).to_have_class("timer amber")  # 3/4 of 45 min
+    step = page.locator("#incident-orders .step-timer")
+    expect(step).to_have_class("step-timer amber")
+    expect(step).to_have_text(re.compile(r"^3[45]:\d\d$"))
+    expect(unit.locator(".since")).to_have_text(re.compile(r"^3[45]:\d\d$"))

@@ -19,6 +19,7 @@ from server.rules.lifecycle import (
     next_order_state,
     on_scene_too_long,
     silent_too_long,
+    step_limits,
     unit_status,
 )
 
@@ -159,3 +160,13 @@ def test_a_unit_on_scene_past_its_calls_category_limit_is_overdue() -> None:
     assert on_scene_too_long("dispute", 0.0, 1801.0, limits) is None  # the rest: `*`
     assert on_scene_too_long("dispute", 0.0, 2701.0, limits) == 2700.0
     assert on_scene_too_long("dispute", None, 9999.0, limits) is None  # not there yet
+
+
+def test_steps_turn_amber_then_red_by_the_arrival_norm_and_each_categorys_stay() -> None:
+    limits = step_limits({"*": 2700.0, "report": 1800.0}, ("report", "dispute"))
+    assert limits["arrival"] == [180.0, 300.0]
+    assert limits["on_scene"] == {
+        "report": [1350, 1800.0],
+        "dispute": [2025, 2700.0],
+        "*": [2025, 2700.0],
+    }

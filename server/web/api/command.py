@@ -6,6 +6,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from server.orders import incidents
+from server.rules.lifecycle import step_limits
 from server.rules.plans import DUTY_LEVELS
 from server.web.api.common import ActionIn, actor, area, book, in_worker, runtime
 
@@ -43,6 +44,12 @@ class PlansOut(Schema):
         keys=fields.String(),
         metadata={"description": "per level: ack_timeout_s per priority, and its plans"},
     )
+    step_limits_s = fields.Dict(
+        metadata={
+            "description": "when a step turns amber and red on the consoles: `arrival` "
+            "[amber, red] from the call or the order, `on_scene` [amber, red] per category"
+        }
+    )
 
 
 @blp.route("/plans")
@@ -50,4 +57,9 @@ class PlansOut(Schema):
 def plans():
     """Response plans per duty level: units per category and priority, ack timeouts."""
     rt = runtime()
-    return {**rt.plans.public(rt.settings.categories()), "duty_level": rt.book.duty_level}
+    categories = rt.settings.categories()
+    return {
+        **rt.plans.public(categories),
+        "duty_level": rt.book.duty_level,
+        "step_limits_s": step_limits(rt.book.on_scene_limits_s, categories),
+    }

@@ -80,7 +80,12 @@
       li.tabIndex = 0;
       li.innerHTML = "<i></i>";
       li.firstChild.className = statusOf(u);
-      li.append(`${u.name || u.id} · ${word("kinds", u.kind)} · ${u.grid || "-"} · ${word("statuses", statusOf(u))}${clockNote(u)}`);
+      li.append(`${u.name || u.id} · ${word("kinds", u.kind)} · ${u.grid || "-"} · ${word("statuses", statusOf(u))} `,
+                Object.assign(document.createElement("span"), { className: "since", title: t("in_status_since") }),
+                clockNote(u));
+      const since = li.querySelector(".since");
+      since.dataset.since = u.status_since;
+      since.textContent = clockText(Math.max(0, Math.floor(nowS() - u.status_since)));
       const go = () => { if (u.position) map.setView([u.position.lat, u.position.lon], 17); };
       li.addEventListener("click", go);
       li.addEventListener("keydown", (e) => { if (e.key === "Enter" && e.target === li) go(); });
@@ -173,12 +178,40 @@
   // norm). Handled ones follow, most recent first.
   const WAITING = new Set(["new", "dispatched"]);
   const HANDLED = new Set(["resolved", "handed_over", "closed"]);
+  // how late a step is: 0 in time, 1 amber, 2 red, by the server's thresholds (per category)
+  let limits = { arrival: [180, 300], on_scene: {} };
+  fetch("/api/v1/plans").then((r) => r.json()).then((p) => { limits = p.step_limits_s; renderIncidents(); });
+  const level = (elapsed, [amber, red]) => (elapsed >= red ? 2 : elapsed >= amber ? 1 : 0);
+  const onSceneLimits = (category) => limits.on_scene[category] || limits.on_scene["*"] || [Infinity, Infinity];
+  function incidentLateness(i, now) {
+    if (WAITING.has(i.state)) return level(now - i.created_at, limits.arrival);
+    if (i.state === "on_scene" && i.on_scene_at) return level(now - i.on_scene_at, onSceneLimits(i.category));
+    return 0;
+  }
+  // an order's step: accepted in half its window, on the way by the norm, on scene by its category
+  function orderLateness(o, category, now) {
+    if ((o.state === "sent" || o.state === "delivered") && o.ack_deadline) {
+      const window = o.ack_deadline - o.sent_at;
+      return level(now - o.sent_at, [window / 2, window]);
+    }
+    if (o.state === "accepted" || o.state === "en_route") return level(now - o.sent_at, limits.arrival);
+    if (o.state === "on_scene" && o.on_scene_at) return level(now - o.on_scene_at, onSceneLimits(category));
+    return 0;
+  }
+  const LATE = ["", " amber", " red"];
+  const clockText = (s) => (s < 3600 ? `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`
+    : `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`);
+  window.fieldlinkTime = { nowS: () => nowS(), orderLateness, clockText, LATE };  // the orders' step clocks
   function renderIncidents() {
     const list = $("incidents");
     const focused = document.activeElement && document.activeElement.dataset.id;
     const shown = [...incidents.values()].filter((i) => i.state !== "closed");
+    const now = nowS();
+    // what is late first (red, then amber), then by priority and age
     const open = shown.filter((i) => !HANDLED.has(i.state))
-      .sort((a, b) => a.priority - b.priority || a.created_at - b.created_at);
+      .map((i) => [incidentLateness(i, now), i])
+      .sort(([la, a], [lb, b]) => lb - la || a.priority - b.priority || a.created_at - b.created_at)
+      .map(([, i]) => i);
     const done = shown.filter((i) => HANDLED.has(i.state))
       .sort((a, b) => b.created_at - a.created_at).slice(0, 20);
     $("queue-count").textContent = `(${open.length})`;
@@ -190,7 +223,6 @@
       li.querySelector("strong").textContent = `P${i.priority} ${word("categories", i.category)} · ${word("states", i.state)}`;
       const timer = li.querySelector(".timer");
       timer.dataset.since = i.created_at;
-      timer.dataset.waiting = WAITING.has(i.state) ? "yes" : "no";
       timer.dataset.handled = HANDLED.has(i.state) ? "yes" : "no";
       li.querySelector("small").textContent = [i.summary, i.location && i.location.address].filter(Boolean).join(" · ");
       li.tabIndex = 0;  // reachable and opened from the keyboard too
@@ -205,13 +237,24 @@
   }
 
   function tickTimers() {
-    document.querySelectorAll("#incidents .timer").forEach((el) => {
+    const now = nowS();
+    let resort = false;
+    document.querySelectorAll("#incidents li").forEach((li) => {
+      const el = li.querySelector(".timer");
+      const i = incidents.get(li.dataset.id);
+      if (!el || !i) return;
       if (el.dataset.handled === "yes") { el.textContent = t("handled"); el.className = "timer"; return; }
-      const s = Math.max(0, Math.floor(nowS() - Number(el.dataset.since)));
-      el.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-      const late = el.dataset.waiting === "yes" ? (s >= 300 ? " late5" : s >= 180 ? " late3" : "") : "";
-      el.className = `timer${late}`;
+      el.textContent = clockText(Math.max(0, Math.floor(now - Number(el.dataset.since))));
+      const late = incidentLateness(i, now);
+      if (el.dataset.late !== undefined && Number(el.dataset.late) !== late) resort = true;
+      el.dataset.late = late;
+      el.className = `timer${LATE[late]}`;
     });
+    // every unit's time in its status
+    document.querySelectorAll("#unit-list .since").forEach((el) => {
+      el.textContent = clockText(Math.max(0, Math.floor(now - Number(el.dataset.since))));
+    });
+    if (resort) renderIncidents();  // a call turned amber or red: it moves up
   }
 
   function fitOnce() {

@@ -144,10 +144,29 @@
     });
   }
 
+  // each open order's time in its step, amber and red as the console's clocks are
+  const STEP_AT = { sent: "sent_at", delivered: "delivered_at", accepted: "accepted_at",
+                    en_route: "en_route_at", on_scene: "on_scene_at" };
+  function tickSteps() {
+    if (!incident) return;
+    const time = window.fieldlinkTime;
+    const now = time.nowS();
+    document.querySelectorAll("#incident-orders .step-timer").forEach((el) => {
+      const o = incident.orders.find((x) => x.order_id === el.dataset.orderId);
+      if (!o || !o[STEP_AT[o.state]]) return;
+      el.textContent = time.clockText(Math.max(0, Math.floor(now - o[STEP_AT[o.state]])));
+      el.className = `step-timer${time.LATE[time.orderLateness(o, incident.category, now)]}`;
+    });
+  }
+  setInterval(tickSteps, 1000);
   function showOrders() {
     $("incident-orders").replaceChildren(...incident.orders.map((o) => {
       const li = document.createElement("li");
       li.append(`${o.unit_id} · ${word("states", o.state)} `);
+      if (STEP_AT[o.state]) {
+        li.append(Object.assign(document.createElement("span"), { className: "step-timer", title: t("in_step_since") }), " ");
+        li.lastChild.previousSibling.dataset.orderId = o.order_id;
+      }
       if (OPEN_ORDER.has(o.state)) {
         for (const name of ["cancel", "reassign"]) {
           const button = Object.assign(document.createElement("button"), { type: "button", className: "small",
@@ -167,6 +186,7 @@
     if (!same) { stop(); $("action-status").textContent = ""; }
     showBar();
     showOrders();
+    tickSteps();
   });
   document.addEventListener("fieldlink:hidden", () => { incident = null; stop(); });
   document.addEventListener("fieldlink:language", () => { showBar(); if (incident) showOrders(); showDuty(); });
