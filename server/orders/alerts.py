@@ -139,15 +139,11 @@ def on_scene_overdue(book: OrderBook, now: float) -> None:
     """Units on scene past their call's category's limit: each alerted once per order."""
     since = now - min(book.on_scene_limits_s.values())
     for order, incident in queries.orders_on_scene_since(since):
-        limit = on_scene_too_long(incident.category, order.on_scene_at, now, book.on_scene_limits_s)
-        if (
-            limit is None
-            or Alert.select()
-            .where((Alert.order_id == order.id) & (Alert.kind == "on_scene_long"))
-            .exists()
-        ):
+        arrived = order.on_scene_at or now  # on scene since `since` or before: set
+        limit = on_scene_too_long(incident.category, arrived, now, book.on_scene_limits_s)
+        if limit is None or _raised_for(order.id, "on_scene_long"):
             continue
-        minutes = round((now - order.on_scene_at) / 60)
+        minutes = round((now - arrived) / 60)
         raise_alert(
             book,
             "on_scene_long",
@@ -159,3 +155,7 @@ def on_scene_overdue(book: OrderBook, now: float) -> None:
             minutes=minutes,
             limit_min=round(limit / 60),
         )
+
+
+def _raised_for(order_id: str, kind: str) -> bool:
+    return Alert.select().where((Alert.order_id == order_id) & (Alert.kind == kind)).exists()

@@ -9,8 +9,8 @@ from typing import Any
 from server.orders import alerts, dispatching, queries, views
 from server.orders.context import OrderBook, OrderRefused
 from server.rules.alarms import Place
-from server.rules.lifecycle import LifecycleError, next_incident_state
-from server.store import Incident, Setting, db, new_id, record_event, save
+from server.rules.lifecycle import ACTIVE_INCIDENT_STATES, LifecycleError, next_incident_state
+from server.store import Alarm, Alert, Incident, Order, Setting, db, new_id, record_event, save
 
 
 def step(incident: Incident, event: str) -> str:
@@ -162,6 +162,48 @@ def close(book: OrderBook, incident_id: str, disposition: str, actor: str) -> In
     alerts.settle_incident(book, incident.id, actor)
     changed(book, incident)
     return incident
+
+
+def merge(book: OrderBook, incident_id: str, into_id: str, actor: str) -> Incident:
+    """Two calls raised for the same event become one: the duplicate's orders, alarms and
+    alerts go to the one kept, its timeline is read with it, and it closes as merged."""
+    if incident_id == into_id:
+        raise OrderRefused("an incident cannot be merged into itself", 422)
+    duplicate, kept = queries.get_incident(incident_id), queries.get_incident(into_id)
+    for incident in (duplicate, kept):
+        if incident.state == "closed":
+            raise OrderRefused(f"incident {incident.id} is closed: merge open incidents only")
+    now = book.clock()
+    with db.atomic():
+        moved = Order.update(incident=kept.id).where(Order.incident == duplicate.id).execute()
+        Alarm.update(incident=kept.id).where(Alarm.incident == duplicate.id).execute()
+        Alert.update(incident_id=kept.id).where(Alert.incident_id == duplicate.id).execute()
+        _take_over(kept, duplicate)
+        save(kept)
+        duplicate.state, duplicate.closed_at, duplicate.wanted = "closed", now, None
+        duplicate.merged_into, duplicate.disposition = kept.id, f"merged into {kept.id}"
+        save(duplicate)
+        record_event(actor, "merged", incident_id=duplicate.id, into=kept.id, orders=moved)
+        record_event(actor, "merged_in", incident_id=kept.id, merged=duplicate.id, orders=moved)
+    changed(book, duplicate)
+    tell_units(book, kept)  # the moved orders' units now see the call they are on
+    if duplicate.reported_by and duplicate.reported_by != kept.reported_by:
+        book.notices.reporter(duplicate.reported_by, {"ts": now, **views.call_status(book, kept)})
+    return kept
+
+
+def _take_over(kept: Incident, duplicate: Incident) -> None:
+    """What the kept call learns from its duplicate: the earlier times, the presses, the
+    furthest step either has got to (both still being handled)."""
+    for name in ("dispatched_at", "on_scene_at"):
+        times = [t for t in (getattr(kept, name), getattr(duplicate, name)) if t is not None]
+        setattr(kept, name, min(times) if times else None)
+    if duplicate.presses:
+        kept.presses = (kept.presses or 0) + duplicate.presses
+    kept.reported_by = kept.reported_by or duplicate.reported_by
+    kept.first_unit = kept.first_unit or duplicate.first_unit
+    if kept.state in ACTIVE_INCIDENT_STATES and duplicate.state in ACTIVE_INCIDENT_STATES:
+        kept.state = max(kept.state, duplicate.state, key=ACTIVE_INCIDENT_STATES.index)
 
 
 def record_followup(

@@ -7,6 +7,7 @@ peewee query cost ~30x what the database takes to run it.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, cast
 
 from peewee import JOIN
@@ -202,8 +203,24 @@ def alarm_ids_exist(ids: list[int]) -> bool:
     return Alarm.select().where(Alarm.id.in_(ids)).exists()
 
 
+def merged_ids(incident_id: str) -> list[str]:
+    """The incident and every call merged into it, and into those, and so on."""
+    ids, frontier = [incident_id], [incident_id]
+    while frontier:
+        frontier = [
+            i.id for i in Incident.select(Incident.id).where(Incident.merged_into.in_(frontier))
+        ]
+        ids += frontier
+    return ids
+
+
 def timeline(incident: Incident) -> list[dict[str, Any]]:
-    events = Event.select().where(Event.incident_id == incident.id).order_by(Event.ts, Event.id)
+    """Its events, with those of the calls merged into it, oldest first."""
+    events = (
+        Event.select()
+        .where(Event.incident_id.in_(merged_ids(incident.id)))
+        .order_by(Event.ts, Event.id)
+    )
     return [
         {
             "ts": e.ts,
@@ -215,3 +232,51 @@ def timeline(incident: Incident) -> list[dict[str, Any]]:
         }
         for e in events
     ]
+
+
+@dataclass(frozen=True)
+class IncidentSearch:
+    """What a dispatcher looks for in the history: every field is one more condition."""
+
+    since: float | None = None
+    until: float | None = None
+    state: str | None = None  # or "open": not closed
+    grid: str | None = None
+    category: str | None = None
+    unit: str | None = None  # sent to it
+    text: str | None = None  # in the summary, address, disposition, id or a note
+    limit: int = 200
+
+
+def find_incidents(search: IncidentSearch) -> list[Incident]:
+    """Incidents created in the period matching every condition, newest first."""
+    rows = Incident.select().order_by(Incident.created_at.desc())
+    if search.since is not None:
+        rows = rows.where(Incident.created_at >= search.since)
+    if search.until is not None:
+        rows = rows.where(Incident.created_at < search.until)
+    if search.state == "open":
+        rows = rows.where(Incident.state != "closed")
+    elif search.state:
+        rows = rows.where(Incident.state == search.state)
+    for column, value in ((Incident.grid, search.grid), (Incident.category, search.category)):
+        if value:
+            rows = rows.where(column == value)
+    if search.unit:
+        rows = rows.where(
+            Incident.id.in_(Order.select(Order.incident).where(Order.unit == search.unit))
+        )
+    if search.text:
+        text = search.text
+        # notes are stored as JSON, where anything not ASCII is escaped
+        noted = Event.select(Event.incident_id).where(
+            (Event.kind == "note") & Event.data.contains(json.dumps(text)[1:-1])
+        )
+        rows = rows.where(
+            Incident.summary.contains(text)
+            | Incident.address.contains(text)
+            | Incident.disposition.contains(text)
+            | (Incident.id == text)
+            | Incident.id.in_(noted)
+        )
+    return list(rows.limit(search.limit))

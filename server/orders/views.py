@@ -103,6 +103,7 @@ def incident_public(incident: Incident) -> dict[str, Any]:
         "arrival_s": _span(incident.dispatched_at, incident.on_scene_at),
         **{f"{step}_at": getattr(incident, f"{step}_at") for step in INCIDENT_TIMESTAMPS},
         "followup_at": incident.followup_at,
+        "merged_into": incident.merged_into,
     }
 
 

@@ -90,6 +90,7 @@ ADDED_COLUMNS = (
             "location_source",
             "location_age_s",
             "presses",
+            "merged_into",
         )
     ),
     *(

@@ -119,6 +119,8 @@ class Incident(BaseModel):
     location_source = CharField(null=True, max_length=16)
     location_age_s = DoubleField(null=True)  # how old the fix it was taken from
     presses = IntegerField(null=True)  # alarms from its unit that joined it (the first too)
+    # a second call for the same event: closed, its orders and alarms moved to this one
+    merged_into = CharField(null=True, max_length=64, index=True)
     orders: ModelSelect[Order]  # Order.incident's backref
 
 

@@ -9,12 +9,12 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from server.orders import OrderRefused, dispatching, incidents, views
+from server.orders import OrderRefused, dispatching, incidents, queries, views
 from server.orders.views import INCIDENT_TIMESTAMPS, ORDER_TIMESTAMPS
 from server.rules.dispatch import ECHELONS, with_drive_times
 from server.rules.lifecycle import HANDOVER_KINDS, INCIDENT_STATES, ORDER_STATES
 from server.store import Incident, Order, db
-from server.web.api.common import ActionIn, actor, area, book, in_worker, runtime
+from server.web.api.common import ActionIn, PeriodQuery, actor, area, book, in_worker, runtime
 from wire import Text
 
 blp = area("incidents", "Incidents and the dispatcher's actions on them")
@@ -91,6 +91,9 @@ IncidentOut = Schema.from_dict(
             allow_none=True, metadata={"description": "first unit on scene - first dispatch"}
         ),
         **{f"{step}_at": fields.Float(allow_none=True) for step in INCIDENT_TIMESTAMPS},
+        "merged_into": fields.String(
+            allow_none=True, metadata={"description": "the call this one was merged into"}
+        ),
     },
     name="Incident",
 )
@@ -232,9 +235,26 @@ class RecommendQuery(Schema):
     limit = fields.Integer(load_default=None, validate=validate.Range(1, 50))
 
 
-class IncidentQuery(Schema):
+class IncidentQuery(PeriodQuery):
     state = fields.String(validate=validate.OneOf((*INCIDENT_STATES, "open")))
+    grid = Text(validate=validate.Length(min=1, max=64))
+    category = Text(validate=validate.Length(min=1, max=32))
+    unit = Text(
+        validate=validate.Length(min=1, max=64), metadata={"description": "a unit sent to it"}
+    )
+    text = Text(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "in the summary, address, disposition, id or a note"},
+    )
     limit = fields.Integer(load_default=200, validate=validate.Range(1, 1000))
+
+
+class MergeIn(ActionIn):
+    into = Text(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "the incident kept; this one closes as merged into it"},
+    )
 
 
 def incident_detail(incident: Incident) -> dict[str, Any]:
@@ -251,14 +271,11 @@ class Incidents(MethodView):
     @blp.arguments(IncidentQuery(), location="query")
     @blp.response(200, IncidentOut(many=True))
     def get(self, query: dict):
-        """Incidents, newest first; `state=open` for those not closed."""
+        """Incidents created in a period (`since`, `until`; any time without them), newest
+        first, by state (`open`: not closed), grid, category, a unit sent and text."""
         with db.connection_context():
-            rows = Incident.select().order_by(Incident.created_at.desc())
-            if query.get("state") == "open":
-                rows = rows.where(Incident.state != "closed")
-            elif query.get("state"):
-                rows = rows.where(Incident.state == query["state"])
-            return [views.incident_public(i) for i in rows.limit(query["limit"])]
+            found = queries.find_incidents(queries.IncidentSearch(**query))
+            return [views.incident_public(i) for i in found]
 
     @blp.arguments(IncidentIn())
     @blp.response(201, IncidentDetailOut)
@@ -335,6 +352,14 @@ _incident_action(
     incidents.hand_over,
     None,
     "Hand over to a department or another unit (scene, station, station to police station).",
+)
+_incident_action(
+    "merge",
+    MergeIn,
+    incidents.merge,
+    "into",
+    "Merge this call into another raised for the same event: its orders, alarms, alerts and "
+    "timeline join that one's (the one answered), and it closes as merged.",
 )
 _incident_action(
     "followup",
