@@ -123,7 +123,9 @@ def test_a_busy_unit_is_diverted_only_once_the_dispatcher_confirms_and_orders_ar
     # its old call is refilled by the next unit
     assert orders(server, elsewhere["id"]) == {"car-1": "cancelled", "car-2": "sent"}
 
-    page.once("dialog", lambda d: d.accept())  # car-2 is busy there now: asked again
+    # car-2 is busy there now: asked again, once the console has its status (pushed each second)
+    expect(page.locator("#unit-list li", has_text="Car 2")).to_contain_text("dispatched")
+    page.once("dialog", lambda d: d.accept())
     page.get_by_role("button", name="Reassign the order of car-1").click()
     form = page.locator("#action-form")
     form.get_by_label("Unit", exact=True).select_option("car-2")
@@ -256,3 +258,53 @@ def test_what_is_late_goes_up_the_queue_and_every_step_and_unit_shows_its_time(d
     expect(step).to_have_class("step-timer amber")
     expect(step).to_have_text(re.compile(r"^3[45]:\d\d$"))
     expect(unit.locator(".since")).to_have_text(re.compile(r"^3[45]:\d\d$"))
+
+
+def test_a_second_call_for_the_same_event_is_merged_from_the_panel(desk, page):
+    server, _tokens, kept = desk
+    [order] = server.dispatch(kept["id"], "car-1")
+    second = server.new_incident("help", SCENE, priority=2, summary="Man lying on the road")
+    page.locator("#incidents li", has_text="Man lying on the road").click()
+    expect(page.locator("#incident-head")).to_contain_text("Man lying on the road")
+    act(page, "j", {"Keep": kept["id"]}, "Merged")
+    expect(page.locator("#incident-head")).to_contain_text("Man fell in the street")  # the one kept
+    expect(page.locator("#timeline")).to_contain_text(f"merged in · {second['id']}")
+    gone = detail(server, second["id"])
+    assert (gone["state"], gone["merged_into"]) == ("closed", kept["id"])
+    timeline = server.get(f"/api/v1/incidents/{kept['id']}/timeline")
+    assert {"incident_created", "order_sent", "merged", "merged_in"} <= {
+        e["kind"] for e in timeline
+    }
+    assert [o["order_id"] for o in detail(server, kept["id"])["orders"]] == [order["order_id"]]
+
+
+def test_the_history_finds_todays_closed_calls_with_their_timeline_and_tracks(desk, page):
+    server, _tokens, done = desk
+    server.dispatch(done["id"], "car-1")
+    for path, body in (("resolve", {"note": "taken home"}), ("close", {"disposition": "helped"})):
+        status, answer = server.call("POST", f"/api/v1/incidents/{done['id']}/{path}", body)
+        assert status == 200, answer
+    server.new_incident("dispute", SCENE, priority=3, summary="Neighbours shouting")
+    page.locator("#incident-close").click()
+    history = page.locator("#history")
+    history.get_by_label("Text to find").fill("fell")
+    history.get_by_role("button", name="Search").click()  # today's closed ones, by default
+    expect(page.locator("#history-status")).to_have_text("1 incident")
+    found = page.locator("#history-list li")
+    expect(found).to_contain_text("closed")
+    expect(found).to_contain_text("Man fell in the street · helped")
+    history.get_by_label("State").select_option("open")
+    history.get_by_label("Text to find").fill("")
+    history.get_by_role("button", name="Search").click()
+    expect(found).to_have_count(1)
+    expect(found).to_contain_text("Neighbours shouting")
+
+    history.get_by_label("State").select_option("any")
+    history.get_by_label("Unit").fill("car-1")
+    history.get_by_role("button", name="Search").click()
+    expect(found).to_have_count(1)
+    found.click()  # its panel: the whole timeline, and the tracks of the units sent
+    expect(page.locator("#incident-head")).to_contain_text("closed")
+    expect(page.locator("#timeline")).to_contain_text("closed")
+    page.get_by_role("button", name="Replay the track of car-1 on this call").click()
+    expect(page.locator("#replay-status")).to_have_text("1 fixes of car-1")

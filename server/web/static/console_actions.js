@@ -1,6 +1,7 @@
 // What a dispatcher does with the incident in the panel: edit it, note, send the plan again,
 // send any unit (diverting a busy one after asking), cancel, replace or reassign an order,
-// resolve, hand over, close, record the follow-up call; and the duty level (commanders).
+// resolve, hand over, close, record the follow-up call, merge a second call for the same
+// event; replay a unit's way on the call; and the duty level (commanders).
 // One form (#action-form) takes each action's fields; the API checks who may.
 (function () {
   const { t, word } = window.fieldlinkText;
@@ -58,6 +59,12 @@
     close: { key: "c", when: (s) => s === "resolved" || s === "handed_over",
              fields: () => [{ name: "disposition", required: true }],
              send: (i, v) => ["POST", `/api/v1/incidents/${i.id}/close`, { disposition: v.disposition }] },
+    merge: { key: "j", when: (s) => s !== "closed",
+             fields: (i) => [{ name: "into", choices: [...(window.fieldlinkIncidents || new Map()).values()]
+               .filter((o) => o.id !== i.id && o.state !== "closed")
+               .map((o) => [o.id, `P${o.priority} ${word("categories", o.category)} · ${o.summary || o.id}`]) }],
+             send: (i, v) => ["POST", `/api/v1/incidents/${i.id}/merge`, { into: v.into }],
+             after: (kept) => document.dispatchEvent(new CustomEvent("fieldlink:select", { detail: { id: kept.id } })) },
     followup: { key: "f", when: () => true,
                 fields: () => [{ name: "outcome", choices: options(["satisfied", "unsatisfied", "no_answer", "other"], "outcomes") },
                                { name: "note" }],
@@ -119,9 +126,10 @@
     const status = $("action-status");
     try {
       const [method, path, body] = await ACTIONS[name].send(incident, values, order);
-      await api(method, path, body);
+      const answer = await api(method, path, body);
       stop();
       status.textContent = t(`done_${name}`);
+      if (ACTIONS[name].after) ACTIONS[name].after(answer);
     } catch (err) {
       status.textContent = t("not_done")(err.message);
     }
@@ -167,6 +175,16 @@
         li.append(Object.assign(document.createElement("span"), { className: "step-timer", title: t("in_step_since") }), " ");
         li.lastChild.previousSibling.dataset.orderId = o.order_id;
       }
+      // its way there and back on the replay: from the order to its end, a few minutes either side
+      const track = Object.assign(document.createElement("button"), { type: "button", className: "small",
+                                                                     textContent: t("act_track") });
+      track.setAttribute("aria-label", t("do_track")(o.unit_id));
+      track.addEventListener("click", () => {
+        const end = o.cleared_at || o.cancelled_at || o.timed_out_at || o.declined_at || window.fieldlinkTime.nowS();
+        document.dispatchEvent(new CustomEvent("fieldlink:replay",
+                                               { detail: { unit: o.unit_id, since: o.sent_at - 300, until: end + 300 } }));
+      });
+      li.append(track);
       if (OPEN_ORDER.has(o.state)) {
         for (const name of ["cancel", "reassign"]) {
           const button = Object.assign(document.createElement("button"), { type: "button", className: "small",

@@ -71,7 +71,10 @@
     }
   }
 
-  socket.on("connect", load);  // and again after the link was down: what was missed meanwhile
+  // and again after the link was down: what was missed meanwhile; the link may be up before
+  // this script ran (it loads after console.js), its first pushes unheard: the list has them
+  socket.on("connect", load);
+  if (socket.connected) load();
   socket.on("alert", (a) => pushed(() => open.set(a.id, a)));
   socket.on("alerts_acknowledged", (done) => pushed(() => done.alerts.forEach((a) => open.delete(a.id))));
   // A: acknowledge the oldest, the one at the top

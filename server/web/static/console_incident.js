@@ -94,7 +94,8 @@
   function said(ev) {
     const d = ev.data || {};
     const handover = d.handover ? [d.handover.to_unit || d.handover.to_department, d.handover.reason] : [];
-    return [d.text, d.note, d.disposition, d.outcome && word("outcomes", d.outcome), d.reason, ...handover]
+    return [d.text, d.note, d.disposition, d.outcome && word("outcomes", d.outcome), d.reason, ...handover,
+            d.into, d.merged]
       .filter(Boolean).join(" · ");
   }
 

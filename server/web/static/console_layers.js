@@ -123,6 +123,17 @@
     status.textContent = t("fixes")(track.points.length, unit);
   });
 
+  // a unit's way on one call, asked from the incident panel: the order's time, a little either side
+  document.addEventListener("fieldlink:replay", (e) => {
+    const { unit, since, until } = e.detail;
+    if (![...$("replay-unit").options].some((o) => o.value === unit)) $("replay-unit").add(new Option(unit, unit));
+    $("replay-unit").value = unit;
+    $("replay-from").value = localInput(new Date(since * 1000));
+    $("replay-to").value = localInput(new Date(until * 1000 + 60 * 1000));  // whole minutes
+    $("replay-form").requestSubmit();
+    $("replay").scrollIntoView({ block: "nearest" });
+  });
+
   $("replay-pos").addEventListener("input", (e) => { stop(); showAt(Number(e.target.value)); });
   $("replay-play").addEventListener("click", play);
 
