@@ -139,3 +139,19 @@ def kpis_csv(figures: dict[str, Any]) -> str:
     rows = [row("all", figures["all"])]
     rows += [row(name, k) for name, k in figures.get("groups", {}).items()]
     return _csv(header, rows)
+
+
+PATROL_FIGURES = ("km", "moving_s", "stationary_s", "no_data_s", "in_home_grid_s")
+
+
+def patrol_csv(units: Iterable[dict[str, Any]], grids: Iterable[dict[str, Any]]) -> str:
+    """A shift's patrol: one row per unit, then one per home grid (its units added up)."""
+    header = ("unit_id", "home_grid", "units", *PATROL_FIGURES, "long_stops")
+    rows = [
+        [u["unit_id"], u["home_grid"] or "", 1, *(u[f] for f in PATROL_FIGURES), len(u["stops"])]
+        for u in units
+    ]
+    rows += [
+        ["", g["grid"], g["units"], *(g[f] for f in PATROL_FIGURES), g["long_stops"]] for g in grids
+    ]
+    return _csv(header, rows)

@@ -9,11 +9,14 @@ implying an impossible speed is dropped as an outlier.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from geodesy import distance_m
+
+# the kinds whose shift is a patrol (a guard post stands; a volunteer helps when called)
+PATROLLING = ("patrol_car", "motorcycle", "foot")
 
 
 @dataclass(frozen=True)
@@ -126,3 +129,32 @@ def _end_stop(
                 "lon": start["lon"],
             }
         )
+
+
+def shift_by_grid(reports: Iterable[tuple[str | None, PatrolReport]]) -> list[dict[str, Any]]:
+    """Each home grid's shift, its units' reports added up (a unit without one: `-`)."""
+    grids: dict[str, dict[str, Any]] = {}
+    for grid, report in reports:
+        row = grids.setdefault(
+            grid or "-",
+            {
+                "grid": grid or "-",
+                "units": 0,
+                "km": 0.0,
+                "moving_s": 0.0,
+                "stationary_s": 0.0,
+                "no_data_s": 0.0,
+                "in_home_grid_s": 0.0,
+                "long_stops": 0,
+            },
+        )
+        row["units"] += 1
+        row["km"] += report.distance_m / 1000
+        for name in ("moving_s", "stationary_s", "no_data_s", "in_home_grid_s"):
+            row[name] += getattr(report, name)
+        row["long_stops"] += len(report.stops)
+    for row in grids.values():
+        row["km"] = round(row["km"], 3)
+        for name in ("moving_s", "stationary_s", "no_data_s", "in_home_grid_s"):
+            row[name] = round(row[name])
+    return sorted(grids.values(), key=lambda r: r["grid"])

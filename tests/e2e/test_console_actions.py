@@ -308,3 +308,23 @@ def test_the_history_finds_todays_closed_calls_with_their_timeline_and_tracks(de
     expect(page.locator("#timeline")).to_contain_text("closed")
     page.get_by_role("button", name="Replay the track of car-1 on this call").click()
     expect(page.locator("#replay-status")).to_have_text("1 fixes of car-1")
+
+
+def test_the_shifts_patrol_report_shows_each_unit_and_grid_and_downloads_as_csv(desk, page):
+    server, _tokens, _incident = desk
+    patrol = page.locator("#patrol")
+    patrol.get_by_role("button", name="Show the shift's patrol").click()
+    expect(page.locator("#patrol-status")).to_have_text("2 patrolling units")
+    rows = page.locator("#patrol-units tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("car-1")
+    expect(page.locator("#patrol-grids tbody tr")).to_have_count(1)  # no home grids: one line
+    with page.expect_download() as download:
+        patrol.get_by_role("link", name="CSV").click()
+    lines = download.value.path().read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("unit_id,home_grid,units,km") and len(lines) == 4
+    report = server.get("/api/v1/patrol")
+    assert [u["unit_id"] for u in report["units"]] == ["car-1", "car-2"]
+    assert report["units"][0]["fixes"] == 1
+    rows.first.click()  # its track for the shift
+    expect(page.locator("#replay-status")).to_have_text("1 fixes of car-1")

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from geodesy import distance_m
-from server.rules.patrol import patrol_report
+from server.rules.export import patrol_csv
+from server.rules.patrol import patrol_report, shift_by_grid
 
 M_PER_DEG = 111_195.0
 START = (31.23, 121.47)
@@ -105,3 +106,26 @@ def test_the_boat_track_distance_is_within_one_percent_of_the_plain_sum(nmea_dir
     report = patrol_report(fixes, no_grids, None).public()
     assert report["km"] * 1000 == pytest.approx(reference, rel=0.01)
     assert report["moving_s"] > 0 and report["outliers"] == 0
+
+
+def test_a_shift_adds_up_each_home_grids_units_and_exports_one_row_each() -> None:
+    drive = patrol_report([fix(T0 + s, 10.0 * s) for s in range(101)], no_grids, "g1")
+    parked = [fix(T0 + s, 0.0) for s in range(0, 601, 5)]
+    stood = patrol_report(parked, no_grids, "g1")
+    elsewhere = patrol_report(parked, no_grids, None)
+    grids = shift_by_grid([("g1", drive), ("g1", stood), (None, elsewhere)])
+    assert [(g["grid"], g["units"], g["long_stops"]) for g in grids] == [("-", 1, 1), ("g1", 2, 1)]
+    g1 = grids[1]
+    assert g1["km"] == pytest.approx(1.0, rel=0.01)
+    assert g1["moving_s"] == pytest.approx(100, abs=2)
+    assert g1["stationary_s"] == pytest.approx(600, abs=2)
+    units = [
+        {"unit_id": "car-1", "home_grid": "g1", **drive.public()},
+        {"unit_id": "car-2", "home_grid": None, **elsewhere.public()},
+    ]
+    lines = patrol_csv(units, grids).splitlines()
+    assert lines[0] == (
+        "unit_id,home_grid,units,km,moving_s,stationary_s,no_data_s,in_home_grid_s,long_stops"
+    )
+    assert lines[1].startswith("car-1,g1,1,1.0") and lines[2].startswith("car-2,,1,0.0")
+    assert lines[4].startswith(",g1,2,")

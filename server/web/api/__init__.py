@@ -59,6 +59,7 @@ def init_app(app: Flask) -> None:
     app.add_url_rule("/api/v1/units/<unit_id>/track.gpx", view_func=units.track_gpx_view)
     app.add_url_rule("/api/v1/incidents.csv", view_func=figures.incidents_csv_view)
     app.add_url_rule("/api/v1/kpis.csv", view_func=figures.kpis_csv_view)
+    app.add_url_rule("/api/v1/patrol.csv", view_func=units.patrol_csv_view)
     app.add_url_rule("/metrics", view_func=ops.metrics_view)
     app.add_url_rule("/healthz", view_func=ops.health_view)
     assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, the one with sort_keys

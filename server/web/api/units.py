@@ -12,9 +12,15 @@ from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
 from server.orders import presence
-from server.rules.export import track_geojson, track_gpx
+from server.rules.export import patrol_csv, track_geojson, track_gpx
 from server.rules.lifecycle import UNIT_STATUSES
-from server.rules.patrol import PatrolRules, patrol_report
+from server.rules.patrol import (
+    PATROLLING,
+    PatrolReport,
+    PatrolRules,
+    patrol_report,
+    shift_by_grid,
+)
 from server.store import db, unit_track
 from server.web.api.common import (
     ActionIn,
@@ -148,16 +154,64 @@ def patrol(query: dict, unit_id: str):
     """Patrol quality of a unit over a shift: kilometres, moving and stationary time, time in
     its home grid, stops longer than `stop_min` minutes."""
     unit, track, (since, until) = _track(unit_id, query)
-    rules = PatrolRules(stop_min_s=query["stop_min"] * 60)
+    return _report(unit, track, since, until, PatrolRules(stop_min_s=query["stop_min"] * 60))[0]
+
+
+def _report(
+    unit: Any, track: list[dict], since: float, until: float, rules: PatrolRules
+) -> tuple[dict[str, Any], PatrolReport]:
+    """The unit's report as the API shows it, and the report itself."""
     home = unit.grid or None
     report = patrol_report(track, book().grids.grid_at, home, rules)
+    shown = {"unit_id": unit.unit_id, "home_grid": home, "since": since, "until": until}
+    return {**shown, **report.public()}, report
+
+
+class ShiftOut(Schema):
+    since = fields.Float()
+    until = fields.Float()
+    units = fields.List(fields.Nested(PatrolOut))
+    grids = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "per home grid: units, km, moving_s, stationary_s, no_data_s, "
+            "in_home_grid_s, long_stops"
+        },
+    )
+
+
+def _shift(query: dict) -> dict[str, Any]:
+    """Every patrolling unit's report over the period, and each home grid's sum of them."""
+    rt = runtime()
+    since, until = period(query, ZoneInfo(rt.settings.timezone))
+    rules = PatrolRules(stop_min_s=query["stop_min"] * 60)
+    patrolling = sorted(
+        (u for u in rt.live.units.values() if u.kind in PATROLLING), key=lambda u: u.unit_id
+    )
+    with db.connection_context():
+        reports = [
+            _report(u, unit_track(u.unit_id, since, until), since, until, rules) for u in patrolling
+        ]
     return {
-        "unit_id": unit_id,
-        "home_grid": home,
         "since": since,
         "until": until,
-        **report.public(),
+        "units": [shown for shown, _ in reports],
+        "grids": shift_by_grid((shown["home_grid"], report) for shown, report in reports),
     }
+
+
+@blp.route("/patrol")
+@blp.arguments(PatrolQuery(), location="query")
+@blp.response(200, ShiftOut)
+def shift(query: dict):
+    """A shift's patrol: every patrolling unit's report (as `/units/{id}/patrol`) and each home
+    grid's, its units added up."""
+    return _shift(query)
+
+
+def patrol_csv_view() -> Response:
+    report = _shift(plain_query(PatrolQuery))
+    return download(patrol_csv(report["units"], report["grids"]), "text/csv", "patrol.csv")
 
 
 @blp.route("/units/<unit_id>/track")

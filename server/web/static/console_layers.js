@@ -50,6 +50,7 @@
     const shifted = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
     return shifted.toISOString().slice(0, 16);
   }
+  window.fieldlinkLocalInput = localInput;  // the patrol report's shift too
 
   async function fillUnits() {
     const units = await (await fetch("/api/v1/units")).json();
