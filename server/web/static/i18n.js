@@ -19,7 +19,10 @@ window.fieldlinkLanguage = function (TEXT, onLanguage = () => {}) {
     document.querySelectorAll("[data-t-placeholder]").forEach((el) => {
       el.placeholder = t(el.dataset.tPlaceholder);
     });
-    if (sw) sw.textContent = lang === "zh" ? "EN" : "中文";
+    if (sw) {  // its name holds what it shows (axe: label-content-name-mismatch)
+      sw.textContent = lang === "zh" ? "EN" : "中文";
+      sw.setAttribute("aria-label", `${sw.textContent} · Language / 语言`);
+    }
     onLanguage(lang);
   }
   if (sw) {
