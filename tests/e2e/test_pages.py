@@ -132,6 +132,11 @@ def test_dashboard_shows_the_days_figures_and_the_arrival_histogram(page, city):
     bars = page.evaluate("Chart.getChart('histogram').data.datasets[0].data")
     assert sum(bars) == 1 and bars[0] == 1  # arrived within the first 30 s bin
     assert page.evaluate("Chart.getChart('trend').data.labels.length") == 1
+    expect(page.locator("h1")).to_have_text("Response figures")
+    page.get_by_role("button", name="Language / 语言").click()  # as every screen has
+    expect(page.locator("h1")).to_have_text("勤务指标")
+    expect(page.locator("#first")).to_have_text("100 %")
+    assert page.evaluate("Chart.getChart('histogram').options.scales.x.title.text") == "分钟"
 
 
 def test_console_overlays_cold_spots_and_replays_a_track(page, city, tmp_path):
