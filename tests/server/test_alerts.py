@@ -7,7 +7,7 @@ import pytest
 
 from server.orders import acks, alerts, incidents, presence, timers
 from server.orders.context import OrderRefused
-from server.store import Event, Order
+from server.store import Event, Incident, Order
 from tests.order_book import order_book
 
 SCENE = {"lat": 35.405, "lon": 116.587}
@@ -21,6 +21,17 @@ def desk(tmp_path):
 
 def kinds() -> list[str]:
     return [a["kind"] for a in alerts.open_alerts()]
+
+
+def on_call(desk, category: str, *steps: str) -> tuple[Incident, Order]:
+    """car-1 sent by a call's plan, its order acknowledged through `steps`."""
+    desk.add_unit("car-1", at=NEAR)
+    body = {"category": category, "priority": 3, "location": SCENE, "apply_plan": True}
+    incident = incidents.create(desk.book, body, "console:ann")
+    [order] = Order.select().where(Order.incident == incident.id)
+    for step in steps:
+        acks.on_ack(desk.book, "car-1", order.id, step, "agent")
+    return incident, order
 
 
 def test_each_alert_is_kept_until_acknowledged_and_the_timeline_says_who(desk) -> None:
@@ -56,14 +67,7 @@ def test_each_alert_is_kept_until_acknowledged_and_the_timeline_says_who(desk) -
 def test_a_unit_silent_on_a_call_is_an_alert_and_closing_the_call_settles_its_alerts(
     desk,
 ) -> None:
-    desk.add_unit("car-1", at=NEAR)
-    incident = incidents.create(
-        desk.book,
-        {"category": "dispute", "priority": 3, "location": SCENE, "apply_plan": True},
-        "console:ann",
-    )
-    [order] = Order.select().where(Order.incident == incident.id)
-    acks.on_ack(desk.book, "car-1", order.id, "accepted", "agent")
+    incident, order = on_call(desk, "dispute", "accepted")
     presence.on_unit_online(desk.book, "car-1", False, desk.clock(), why="missing heartbeats")
     [silent] = alerts.open_alerts()
     assert silent["kind"] == "unit_silent" and silent["unit_id"] == "car-1"
@@ -78,15 +82,7 @@ def test_a_unit_silent_on_a_call_is_an_alert_and_closing_the_call_settles_its_al
 
 
 def test_a_unit_on_scene_past_its_categorys_limit_is_alerted_once(desk) -> None:
-    desk.add_unit("car-1", at=NEAR)
-    incident = incidents.create(
-        desk.book,
-        {"category": "report", "priority": 3, "location": SCENE, "apply_plan": True},
-        "console:ann",
-    )
-    [order] = Order.select().where(Order.incident == incident.id)
-    for step in ("accepted", "on_scene"):
-        acks.on_ack(desk.book, "car-1", order.id, step, "agent")
+    _incident, order = on_call(desk, "report", "accepted", "on_scene")
     desk.live.heard("car-1", desk.clock.advance(30 * 60))  # a report's limit: 30 min
     timers.tick(desk.book)
     assert kinds() == []
