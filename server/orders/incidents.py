@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from server.orders import alerts, dispatching, queries, views
+from server.orders import alerts, arrival_watch, dispatching, queries, views
 from server.orders.context import OrderBook, OrderRefused
 from server.rules.alarms import Place
 from server.rules.lifecycle import ACTIVE_INCIDENT_STATES, LifecycleError, next_incident_state
@@ -85,8 +85,16 @@ def update(book: OrderBook, incident_id: str, changes: dict[str, Any], actor: st
         )
     tell_units(book, incident)
     if location:  # an incident that had no place may now get the units it waits for
+        watch_scene(book, incident)
         dispatching.send_wanted(book, incident, actor, "placed on the map")
     return incident
+
+
+def watch_scene(book: OrderBook, incident: Incident) -> None:
+    """The scene moved (placed again, or merged into another call): its units are watched
+    arriving there, the dwell counted afresh."""
+    for order in queries.open_orders_of(incident):
+        arrival_watch.watch(book, order, incident)
 
 
 def place(book: OrderBook, incident: Incident, where: Place) -> None:
@@ -187,6 +195,7 @@ def merge(book: OrderBook, incident_id: str, into_id: str, actor: str) -> Incide
         record_event(actor, "merged_in", incident_id=kept.id, merged=duplicate.id, orders=moved)
     changed(book, duplicate)
     tell_units(book, kept)  # the moved orders' units now see the call they are on
+    watch_scene(book, kept)
     if duplicate.reported_by and duplicate.reported_by != kept.reported_by:
         book.notices.reporter(duplicate.reported_by, {"ts": now, **views.call_status(book, kept)})
     return kept

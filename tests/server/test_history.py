@@ -81,6 +81,8 @@ def test_two_calls_for_one_event_merge_into_one_and_nothing_is_lost(desk) -> Non
     assert (gone.state, gone.merged_into) == ("closed", kept.id)
     kinds = [e["kind"] for e in queries.timeline(merged)]
     assert {"incident_created", "alarm", "order_sent", "note", "merged", "merged_in"} <= set(kinds)
+    target = desk.live.get("car-1").targets[order.id]  # watched arriving at the kept scene
+    assert (target.lat, target.lon) == (SCENE["lat"], SCENE["lon"])
     update = desk.notes.of("terminal", "car-1")[-1]
     assert (update["kind"], update["incident_id"]) == ("update", kept.id)
     # the unit finishes the call it is on now
@@ -90,3 +92,13 @@ def test_two_calls_for_one_event_merge_into_one_and_nothing_is_lost(desk) -> Non
         incidents.merge(desk.book, duplicate.id, kept.id, "console:ann")
     with pytest.raises(OrderRefused, match="itself"):
         incidents.merge(desk.book, kept.id, kept.id, "console:ann")
+
+
+def test_a_call_moved_on_the_map_is_watched_arriving_at_its_new_place(desk) -> None:
+    desk.add_unit("car-1", at=NEAR)
+    incident = new(desk, "dispute", "Shouting")
+    order = dispatch(desk, incident, "car-1")
+    moved = {"lat": 35.41, "lon": 116.59}
+    incidents.update(desk.book, incident.id, {"location": moved}, "console:ann")
+    target = desk.live.get("car-1").targets[order.id]
+    assert (target.lat, target.lon) == (moved["lat"], moved["lon"])
