@@ -138,10 +138,10 @@ def unit_silent(book: OrderBook, unit_id: str, why: str) -> None:
 def on_scene_overdue(book: OrderBook, now: float) -> None:
     """Units on scene past their call's category's limit: each alerted once per order."""
     since = now - min(book.on_scene_limits_s.values())
-    for order, incident in queries.orders_on_scene_since(since):
+    for order, incident in queries.orders_on_scene_since(since, unless_alerted="on_scene_long"):
         arrived = order.on_scene_at or now  # on scene since `since` or before: set
         limit = on_scene_too_long(incident.category, arrived, now, book.on_scene_limits_s)
-        if limit is None or _raised_for(order.id, "on_scene_long"):
+        if limit is None:
             continue
         minutes = round((now - arrived) / 60)
         raise_alert(
@@ -155,7 +155,3 @@ def on_scene_overdue(book: OrderBook, now: float) -> None:
             minutes=minutes,
             limit_min=round(limit / 60),
         )
-
-
-def _raised_for(order_id: str, kind: str) -> bool:
-    return Alert.select().where((Alert.order_id == order_id) & (Alert.kind == kind)).exists()

@@ -19,7 +19,7 @@ from server.rules.lifecycle import (
     FINAL_ORDER_STATES,
     OPEN_ORDER_STATES,
 )
-from server.store import Alarm, Event, Incident, Order, Prepared, Unit, by_id
+from server.store import Alarm, Alert, Event, Incident, Order, Prepared, Unit, by_id
 
 _OPEN_STATES_OF_UNIT = Prepared(
     lambda unit_id, *states: Order.select(Order.state, Order.incident).where(
@@ -168,12 +168,18 @@ def orders_past_deadline(now: float) -> list[Order]:
     )
 
 
-def orders_on_scene_since(since: float) -> list[tuple[Order, Incident]]:
-    """Orders on scene since `since` or before, with their incidents."""
+def orders_on_scene_since(since: float, unless_alerted: str) -> list[tuple[Order, Incident]]:
+    """Orders on scene since `since` or before, with their incidents, but those that have had
+    an alert of kind `unless_alerted` (one query, however many are on scene)."""
+    alerted = Alert.select(Alert.order_id).where(
+        (Alert.kind == unless_alerted) & Alert.order_id.is_null(False)
+    )
     rows = (
         Order.select(Order, Incident)
         .join(Incident)
-        .where((Order.state == "on_scene") & (Order.on_scene_at <= since))
+        .where(
+            (Order.state == "on_scene") & (Order.on_scene_at <= since) & Order.id.not_in(alerted)
+        )
     )
     return [(o, o.incident) for o in rows]
 
