@@ -202,6 +202,10 @@ class OrderSchema(Message):
     priority = JsonInteger(required=True, validate=validate.Range(min=1, max=4))
     category = Text(required=True, validate=validate.Length(min=1, max=32))
     summary = Text(load_default="", validate=validate.Length(max=2000))
+    # a summary the server wrote, as a code and its values, for a screen to word in its
+    # language; `summary` holds the English (an agent or screen before these ignores them)
+    summary_code = Text(validate=validate.Length(max=32))
+    summary_params = fields.Dict(keys=Text(), values=Text(validate=validate.Length(max=200)))
     location = fields.Nested(LocationSchema, required=True)
     unit_id = Text(validate=validate.Regexp(f"^{UNIT_ID_PATTERN}$"))
 

@@ -54,6 +54,8 @@ class TerminalAckSchema(Message):
 class AnswerSchema(Message):
     ok = fields.Boolean(required=True, truthy={True}, falsy={False})
     error = Text()
+    reason = Text()  # a refusal's code (server/rules/refusals.py), `params` its values
+    params = fields.Dict(keys=fields.String())
     retry = fields.Boolean(truthy={True}, falsy={False})  # the screen's outbox keeps it
 
 

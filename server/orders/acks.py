@@ -15,6 +15,7 @@ from server.rules.lifecycle import (
     incident_after_order,
     next_order_state,
 )
+from server.rules.refusals import refusal
 from server.runtime import metrics
 from server.store import Incident, by_id, db, record_event, save
 
@@ -35,11 +36,11 @@ def on_ack(
     pressed (`device_ts`) where that is plausible."""
     order = queries.get_order(order_id)
     if order.unit_id != unit_id:
-        raise OrderRefused(f"order {order_id} belongs to another unit")
+        raise OrderRefused(refusal("order_of_another_unit", order=order_id))
     try:
         new_state = next_order_state(order.state, status)
     except LifecycleError as exc:
-        raise OrderRefused(str(exc)) from None
+        raise OrderRefused(exc.refusal) from None
     if new_state is None:
         metrics.DUPLICATES.labels("ack").inc()
         return views.order_public(order)

@@ -11,6 +11,7 @@ from typing import Any
 from server.orders import alerts, dispatching, incidents, queries, views
 from server.orders.context import OrderBook, OrderRefused
 from server.rules.alarms import Place, alarm_ack_overdue, alarm_place, panic_incident, pressed_at
+from server.rules.refusals import refusal
 from server.runtime import metrics
 from server.state.live_state import UnitState
 from server.store import Alarm, Incident, by_id, db, new_id, record_event, save
@@ -90,17 +91,19 @@ def _place_of(book: OrderBook, unit: UnitState | None, fix: dict | None, at: flo
 def _new_call(
     book: OrderBook, unit_id: str, unit: UnitState | None, place: Place, pressed: float
 ) -> Incident:
-    category, priority, summary = panic_incident(book.categories, unit.name if unit else unit_id)
+    call = panic_incident(book.categories, unit.name if unit else unit_id)
     return Incident.create(
         id=new_id(),
-        category=category,
-        priority=priority,
+        category=call.category,
+        priority=call.priority,
         lat=place.lat,
         lon=place.lon,
         location_source=place.source,
         location_age_s=place.age_s,
         grid=book.grid_at(place.lat, place.lon),
-        summary=summary,
+        summary=call.summary,
+        summary_code=call.summary_code,
+        summary_params=json.dumps(call.summary_params),
         reported_by=unit_id,
         duty_level=book.duty_level,
         created_at=pressed,
@@ -138,7 +141,7 @@ def acknowledge(book: OrderBook, ids: list[int], actor: str) -> list[dict[str, A
     now = book.clock()
     rows = queries.alarms_with_incidents(Alarm.id.in_(ids), Alarm.acknowledged_at.is_null())
     if not rows and ids and not queries.alarm_ids_exist(ids):
-        raise OrderRefused(f"no alarm {ids[0]}", 404)
+        raise OrderRefused(refusal("no_alarm", alarm=ids[0]), 404)
     with db.atomic():
         for row in rows:
             row.acknowledged_at, row.acknowledged_by = now, actor

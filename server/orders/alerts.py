@@ -12,6 +12,7 @@ from typing import Any
 from server.orders import queries
 from server.orders.context import OrderBook, OrderRefused
 from server.rules.lifecycle import on_scene_too_long
+from server.rules.refusals import refusal
 from server.store import Alert, db, record_event, save
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def acknowledge(book: OrderBook, ids: list[int], actor: str) -> list[dict[str, A
     """A dispatcher saw to them: they leave every console's list; the timeline says who."""
     rows = list(Alert.select().where(Alert.id.in_(ids), Alert.acknowledged_at.is_null()))
     if not rows and not Alert.select().where(Alert.id.in_(ids)).exists():
-        raise OrderRefused(f"no alert {ids[0]}", 404)
+        raise OrderRefused(refusal("no_alert", alert=ids[0]), 404)
     return _settle(book, rows, actor, "alert_acknowledged")
 
 

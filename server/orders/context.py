@@ -16,6 +16,7 @@ from server.rules.arrival import ArrivalRule
 from server.rules.dispatch import Recommendation, Rules
 from server.rules.geo import GridMap, PostPoint
 from server.rules.plans import ResponsePlans, Slot
+from server.rules.refusals import Refusal, Refused
 from server.runtime import clock
 from server.state.live_state import LiveState
 
@@ -23,14 +24,14 @@ if TYPE_CHECKING:
     from server.store import Incident
 
 
-class OrderRefused(Exception):
-    """A command that cannot apply; the text is the answer to whoever sent it.
+class OrderRefused(Refused):
+    """A command that cannot apply; its refusal is the answer to whoever sent it.
 
     `status` is the HTTP status the REST API answers with (404: no such thing, 409: not now).
     """
 
-    def __init__(self, message: str, status: int = 409):
-        super().__init__(message)
+    def __init__(self, reason: Refusal, status: int = 409):
+        super().__init__(reason)
         self.status = status
 
 

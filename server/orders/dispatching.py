@@ -34,6 +34,7 @@ from server.rules.lifecycle import (
     next_incident_state,
 )
 from server.rules.plans import Plan, Slot
+from server.rules.refusals import refusal
 from server.state.live_state import UnitState
 from server.store import Incident, Order, db, insert, new_id, record_event, save
 
@@ -53,7 +54,7 @@ def send_plan(book: OrderBook, incident_id: str, _body: dict[str, Any], actor: s
     """The plan's units for an incident entered without them (once the call is taken)."""
     incident = queries.get_incident(incident_id)
     if incident.state not in ACTIVE_INCIDENT_STATES:
-        raise OrderRefused(f"the incident is {incident.state.replace('_', ' ')}: no plan now")
+        raise OrderRefused(refusal("no_plan_now", state=incident.state))
     apply_plan(book, incident, actor, guard_panic=False)
     return queries.get_incident(incident_id)
 
@@ -185,7 +186,7 @@ def recommendations(
     limit: int = 10,
 ) -> list[Recommendation]:
     if incident.lat is None or incident.lon is None:
-        raise OrderRefused("the incident has no location: set one to get recommendations")
+        raise OrderRefused(refusal("no_location_to_recommend"))
     scene = Scene(
         incident.lat,
         incident.lon,
@@ -211,7 +212,7 @@ def recommend_for(
 def unit_of(book: OrderBook, unit_id: str) -> UnitState:
     unit = book.live.get(unit_id)
     if unit is None:
-        raise OrderRefused(f"no unit {unit_id!r}", 422)
+        raise OrderRefused(refusal("no_unit", unit=unit_id), 422)
     return unit
 
 
@@ -242,11 +243,11 @@ def refuse_dispatch(
     plan_kinds = plan_of(book, incident).kinds()
     for unit in units:
         busy = [i for _, i in queries.open_order_states_of_unit(unit.unit_id)]
-        refusal = dispatch_refusal(
+        why = dispatch_refusal(
             unit.unit_id, unit.status, unit.unit_id in holding, busy[0] if busy else None, divert
         ) or not_police_refusal(unit.unit_id, unit.kind, plan_kinds)
-        if refusal:
-            raise OrderRefused(refusal)
+        if why:
+            raise OrderRefused(why)
 
 
 def call_out(
@@ -260,12 +261,10 @@ def call_out(
     kinds = plan_of(book, incident).kinds() & ON_FOOT
     if not kinds:
         raise OrderRefused(
-            f"the plan for {incident.category} calls names no one on foot: a call-out is for"
-            " a search, a crowd, a lost person",
-            422,
+            refusal("call_out_needs_people_on_foot", category=incident.category), 422
         )
     if incident.lat is None or incident.lon is None:
-        raise OrderRefused("the incident has no location: set one to call people out")
+        raise OrderRefused(refusal("no_location_to_call_out"))
     incidents.step(incident, "order_sent")
     scene = Scene(incident.lat, incident.lon, incident.grid, frozenset())
     nearby = book.live.nearby(incident.lat, incident.lon, kinds)
@@ -338,7 +337,7 @@ def send_to_unit(book: OrderBook, order: Order, incident: Incident, kind: str, t
 def cancel_order(book: OrderBook, order_id: str, reason: str, actor: str, replace: bool) -> Order:
     order = queries.get_order(order_id)
     if order.state in FINAL_ORDER_STATES:
-        raise OrderRefused(f"order {order_id} is already {order.state}")
+        raise OrderRefused(refusal("order_ended", order=order_id, state=order.state))
     return end_order(book, order, "cancelled", reason, actor, replace)
 
 
@@ -348,9 +347,9 @@ def reassign_order(
     """Take the order from its unit and give the incident to another one."""
     order = queries.get_order(order_id)
     if order.state in FINAL_ORDER_STATES:
-        raise OrderRefused(f"order {order_id} is already {order.state}")
+        raise OrderRefused(refusal("order_ended", order=order_id, state=order.state))
     if unit_id == order.unit_id:
-        raise OrderRefused(f"order {order_id} is already with unit {unit_id}")
+        raise OrderRefused(refusal("order_with_unit", order=order_id, unit=unit_id))
     # refused before the order is taken back: a refusal leaves it with its unit
     refuse_dispatch(book, order.incident, [unit_of(book, unit_id)], divert)
     end_order(book, order, "cancelled", reason or f"reassigned to {unit_id}", actor, False)

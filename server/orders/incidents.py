@@ -10,6 +10,7 @@ from server.orders import alerts, arrival_watch, dispatching, queries, views
 from server.orders.context import OrderBook, OrderRefused
 from server.rules.alarms import Place
 from server.rules.lifecycle import ACTIVE_INCIDENT_STATES, LifecycleError, next_incident_state
+from server.rules.refusals import refusal
 from server.store import Alarm, Alert, Incident, Order, Setting, db, new_id, record_event, save
 
 
@@ -18,13 +19,14 @@ def step(incident: Incident, event: str) -> str:
     try:
         return next_incident_state(incident.state, event)
     except LifecycleError as exc:
-        raise OrderRefused(str(exc)) from None
+        raise OrderRefused(exc.refusal) from None
 
 
 def _known_category(book: OrderBook, category: str) -> None:
     if category not in book.categories:
         raise OrderRefused(
-            f"unknown category {category!r}: use one of {', '.join(book.categories)}", 422
+            refusal("unknown_category", category=category, categories=", ".join(book.categories)),
+            422,
         )
 
 
@@ -65,6 +67,8 @@ def update(book: OrderBook, incident_id: str, changes: dict[str, Any], actor: st
         _known_category(book, changes["category"])
     location = changes.pop("location", None)
     caller = changes.pop("caller", None)
+    if changes.get("summary", incident.summary) != incident.summary:
+        incident.summary_code = incident.summary_params = None  # the dispatcher's words now
     for name in ("category", "priority", "summary"):
         if name in changes:
             setattr(incident, name, changes[name])
@@ -138,7 +142,7 @@ def hand_over(book: OrderBook, incident_id: str, handover: dict[str, Any], actor
     it on its own screen; its acceptance is the handover's, in the timeline."""
     incident = queries.get_incident(incident_id)
     if handover.get("to_unit") and not queries.unit_exists(handover["to_unit"]):
-        raise OrderRefused(f"no unit {handover['to_unit']!r}", 422)
+        raise OrderRefused(refusal("no_unit", unit=handover["to_unit"]), 422)
     now = book.clock()
     with db.atomic():
         incident.state = step(incident, "hand_over")
@@ -176,11 +180,11 @@ def merge(book: OrderBook, incident_id: str, into_id: str, actor: str) -> Incide
     """Two calls raised for the same event become one: the duplicate's orders, alarms and
     alerts go to the one kept, its timeline is read with it, and it closes as merged."""
     if incident_id == into_id:
-        raise OrderRefused("an incident cannot be merged into itself", 422)
+        raise OrderRefused(refusal("merge_into_itself"), 422)
     duplicate, kept = queries.get_incident(incident_id), queries.get_incident(into_id)
     for incident in (duplicate, kept):
         if incident.state == "closed":
-            raise OrderRefused(f"incident {incident.id} is closed: merge open incidents only")
+            raise OrderRefused(refusal("merge_closed", incident=incident.id))
     now = book.clock()
     with db.atomic():
         moved = Order.update(incident=kept.id).where(Order.incident == duplicate.id).execute()

@@ -19,6 +19,7 @@ from server.rules.lifecycle import (
     FINAL_ORDER_STATES,
     OPEN_ORDER_STATES,
 )
+from server.rules.refusals import refusal
 from server.store import Alarm, Alert, Event, Incident, Order, Prepared, Unit, by_id
 
 _OPEN_STATES_OF_UNIT = Prepared(
@@ -70,14 +71,14 @@ _OPEN_CALL_OF_UNIT = Prepared(
 def get_incident(incident_id: str) -> Incident:
     incident = by_id(Incident, incident_id)
     if incident is None:
-        raise OrderRefused(f"no incident {incident_id!r}", 404)
+        raise OrderRefused(refusal("no_incident", incident=incident_id), 404)
     return incident
 
 
 def get_order(order_id: str) -> Order:
     order = by_id(Order, order_id)
     if order is None:
-        raise OrderRefused(f"no order {order_id!r}", 404)
+        raise OrderRefused(refusal("no_order", order=order_id), 404)
     return order
 
 

@@ -12,6 +12,7 @@ from server.orders import queries
 from server.orders.context import OrderBook, OrderRefused
 from server.rules.coverage import Cell, cells, coverage
 from server.rules.dispatch import RESPONDING_KINDS
+from server.rules.refusals import refusal
 from server.store import Alarm, Incident, Order
 
 ORDER_TIMESTAMPS = (
@@ -59,7 +60,15 @@ def order_message(
         "category": incident.category,
         "summary": summary[:SUMMARY_MAX],
         "location": {"lat": incident.lat, "lon": incident.lon, "address": incident.address},
+        **said_summary(incident),
     }
+
+
+def said_summary(incident: Incident) -> dict[str, Any]:
+    """The code and parameters of a summary the server wrote, for screens to word."""
+    if not incident.summary_code:
+        return {}
+    return {"summary_code": incident.summary_code, "summary_params": _json(incident.summary_params)}
 
 
 def order_public(order: Order) -> dict[str, Any]:
@@ -88,6 +97,7 @@ def incident_public(incident: Incident) -> dict[str, Any]:
         "location": {"lat": incident.lat, "lon": incident.lon, "address": incident.address},
         "grid": incident.grid,
         "summary": incident.summary,
+        **said_summary(incident),
         "caller": {"name": incident.caller_name, "phone": incident.caller_phone},
         "reported_by": incident.reported_by,
         "duty_level": incident.duty_level,
@@ -182,8 +192,7 @@ def coverage_map(book: OrderBook, cell_m: float) -> list[Cell]:
     count = sum(1 for _ in cells(bbox, cell_m))
     if count > MAX_COVERAGE_CELLS:
         raise OrderRefused(
-            f"{count} cells of {cell_m:.0f} m: too many for one map "
-            f"(at most {MAX_COVERAGE_CELLS}); ask for larger cells",
+            refusal("too_many_cells", count=count, cell_m=round(cell_m), most=MAX_COVERAGE_CELLS),
             422,
         )
     return coverage(

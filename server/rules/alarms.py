@@ -16,12 +16,25 @@ PLACE_SOURCES = ("alarm_fix", "unit_fix", "post", "last_known", "dispatcher")
 # A device clock this far ahead of the server's still counts (network and rounding).
 DEVICE_AHEAD_S = 2.0
 PANIC_PRIORITY = 1
+# the summary of a call a panic raises, as screens word it (static/said.js) and in English
+PANIC_SUMMARY = "panic_at"
 
 
-def panic_incident(categories: tuple[str, ...], unit_name: str) -> tuple[str, int, str]:
-    """(category, priority, summary) of the incident a panic raises: the first category
-    the command centre names (its most urgent), the highest priority."""
-    return categories[0], PANIC_PRIORITY, f"Panic button at {unit_name}"
+@dataclass(frozen=True)
+class PanicCall:
+    category: str
+    priority: int
+    summary: str
+    summary_params: dict[str, str]
+    summary_code: str = PANIC_SUMMARY
+
+
+def panic_incident(categories: tuple[str, ...], unit_name: str) -> PanicCall:
+    """The incident a panic raises: the first category the command centre names (its most
+    urgent), the highest priority."""
+    return PanicCall(
+        categories[0], PANIC_PRIORITY, f"Panic button at {unit_name}", {"unit": unit_name}
+    )
 
 
 @dataclass(frozen=True)

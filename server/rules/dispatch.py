@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from geodesy import distance_m
+from server.rules.refusals import Refusal, refusal
 
 # Kinds that respond to a call by driving or riding to it; guard posts and foot patrols
 # hold their place, volunteers are not dispatched to a panic.
@@ -246,17 +247,20 @@ def dispatch_refusal(
     holds_this_incident: bool,
     busy_with: str | None,
     divert: bool,
-) -> str | None:
+) -> Refusal | None:
     """Why a dispatcher may not send a unit, or None: it already holds an order for this
     incident, its link is down, or it is busy elsewhere (or out of service) and the
     dispatcher did not ask to divert it."""
     if holds_this_incident:
-        return f"unit {unit_id} already has an order for this incident"
+        return refusal("unit_has_this_incident", unit=unit_id)
     if status == "offline":
-        return f"unit {unit_id} is offline: its link is down"
-    if (busy_with is not None or status == "out_of_service") and not divert:
-        what = f"has an order for incident {busy_with}" if busy_with else "is out of service"
-        return f"unit {unit_id} {what}: send with divert to take it"
+        return refusal("unit_offline", unit=unit_id)
+    if divert:
+        return None
+    if busy_with is not None:
+        return refusal("unit_busy", unit=unit_id, incident=busy_with)
+    if status == "out_of_service":
+        return refusal("unit_out_of_service", unit=unit_id)
     return None
 
 
@@ -266,13 +270,10 @@ def kinds_for_call(plan_kinds: frozenset[str]) -> frozenset[str]:
     return RESPONDING_KINDS | (plan_kinds & ON_FOOT)
 
 
-def not_police_refusal(unit_id: str, kind: str, plan_kinds: frozenset[str]) -> str | None:
+def not_police_refusal(unit_id: str, kind: str, plan_kinds: frozenset[str]) -> Refusal | None:
     """Why a volunteer may not be sent to this call (its plan does not name volunteers)."""
     if kind in NOT_POLICE and kind not in plan_kinds:
-        return (
-            f"unit {unit_id} is a {kind}: volunteers go only to calls whose response plan"
-            " names them (a search, a crowd, a lost person)"
-        )
+        return refusal("volunteer_not_named", unit=unit_id, kind=kind)
     return None
 
 

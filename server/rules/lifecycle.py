@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from server.rules.refusals import Refused, refusal
+
 # -- orders ----------------------------------------------------------------------------
 # The order lifecycle: each ack may move an order forward along this path, never back.
 ORDER_PATH = ("sent", "delivered", "accepted", "en_route", "on_scene", "cleared")
@@ -27,7 +29,7 @@ OPEN_ORDER_STATES = tuple(s for s in ORDER_STATES if s not in FINAL_ORDER_STATES
 AWAITING_ACCEPT = frozenset({"sent", "delivered"})
 
 
-class LifecycleError(ValueError):
+class LifecycleError(Refused):
     """A change that cannot apply in the current state; the text says why and what to do."""
 
 
@@ -45,11 +47,11 @@ def next_order_state(current: str, ack_status: str) -> str | None:
     if current in FINAL_ORDER_STATES:
         if ack_status == "received":
             return None
-        raise LifecycleError(f"order is already {current.replace('_', ' ')}")
+        raise LifecycleError(refusal("ack_passed", state=current))
     if target == "declined":
         if current in AWAITING_ACCEPT:
             return "declined"
-        raise LifecycleError(f"order is already {current}; clear it instead of declining")
+        raise LifecycleError(refusal("decline_passed", state=current))
     if ORDER_PATH.index(target) <= ORDER_PATH.index(current):
         return None
     return target
@@ -92,10 +94,7 @@ INCIDENT_EVENTS: dict[str, dict[str, str]] = {
     "close": {"resolved": "closed", "handed_over": "closed"},
     "update": {s: s for s in INCIDENT_STATES if s != "closed"},
 }
-_REFUSALS = {
-    "order_sent": "it is {state}: create a new incident instead",
-    "close": "it is {state}: resolve it or hand it over first",
-}
+_REFUSALS = {"order_sent": "incident_no_orders", "close": "incident_not_closable"}
 
 
 def next_incident_state(current: str, event: str) -> str:
@@ -108,8 +107,7 @@ def next_incident_state(current: str, event: str) -> str:
         return table[current]
     if event == "orders_done":
         return current
-    why = _REFUSALS.get(event, "it is {state}").format(state=current.replace("_", " "))
-    raise LifecycleError(f"cannot {event.replace('_', ' ')} this incident: {why}")
+    raise LifecycleError(refusal(_REFUSALS.get(event, "incident_step"), event=event, state=current))
 
 
 def incident_after_order(

@@ -53,11 +53,6 @@ def lowest_role_with(permission: str) -> str:
     return next((r for r in ROLES if allowed(r, permission)), "admin")
 
 
-def a_role(role: str) -> str:
-    """ "a dispatcher", "an admin": for messages."""
-    return f"{'an' if role[:1] in 'aeiou' else 'a'} {role}"
-
-
 def revoked(held: Mapping[Conn, tuple[Owner, str]], current: Mapping[Owner, str]) -> list[Conn]:
     """Connections to let go: each holds (its owner, the credential it connected with), and
     `current` maps each owner still allowed to its credential now. A removed unit or

@@ -91,6 +91,8 @@ ADDED_COLUMNS = (
             "location_age_s",
             "presses",
             "merged_into",
+            "summary_code",
+            "summary_params",
         )
     ),
     *(

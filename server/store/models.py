@@ -121,6 +121,10 @@ class Incident(BaseModel):
     presses = IntegerField(null=True)  # alarms from its unit that joined it (the first too)
     # a second call for the same event: closed, its orders and alarms moved to this one
     merged_into = CharField(null=True, max_length=64, index=True)
+    # a summary the server wrote, as a code and its JSON parameters, for each screen to word
+    # in its language (`summary` holds the English); a dispatcher's own summary has none
+    summary_code = CharField(null=True, max_length=32)
+    summary_params = TextField(null=True)
     orders: ModelSelect[Order]  # Order.incident's backref
 
 

@@ -35,6 +35,7 @@ from itsdangerous import URLSafeTimedSerializer
 from werkzeug.wrappers import Response as WsgiResponse
 
 from server.rules import roles
+from server.rules.refusals import Refusal, refusal
 from server.runtime import metrics
 from server.store import Account, Setting, db, record_event
 from server.web import accounts, throttle
@@ -131,10 +132,13 @@ def who() -> SignedIn | None:
     return current_user._get_current_object() if current_user.is_authenticated else None
 
 
-def refuse(status: int, message: str) -> Response:
+def refuse(status: int, reason: Refusal) -> Response:
     metrics.REJECTED.labels("rest", "auth" if status == 401 else "role").inc()
     reply = jsonify(
-        code=status, status="Unauthorized" if status == 401 else "Forbidden", message=message
+        code=status,
+        status="Unauthorized" if status == 401 else "Forbidden",
+        message=str(reason),
+        **reason.public(),
     )
     reply.status_code = status
     if status == 401:
@@ -150,18 +154,11 @@ def guard() -> WsgiResponse | None:  # a refusal (Flask's) or a redirect (werkze
     if path.startswith("/api/"):
         user = who()
         if user is None:
-            return refuse(
-                401,
-                "sign in: send `Authorization: Bearer <api_token>` (`fieldlink users add` "
-                "prints one) or use the console's login",
-            )
+            return refuse(401, refusal("sign_in"))
         permission = roles.permission_for(request.method, path)
         if not user.may(permission):
-            return refuse(
-                403,
-                f"{user.name} is {roles.a_role(user.role)}: this needs "
-                f"{roles.a_role(roles.lowest_role_with(permission))}",
-            )
+            needs = roles.lowest_role_with(permission)
+            return refuse(403, refusal("role_needed", name=user.name, role=user.role, needs=needs))
         if not user.by_token and request.method not in roles.READS:
             csrf.protect()
     elif path in SIGNED_IN_PAGES and who() is None:

@@ -19,7 +19,7 @@ from socketio.exceptions import ConnectionRefusedError
 from server.notify import CONSOLE_NS, TERMINAL_NS, unit_room
 from server.notify.packets import UNREADABLE_EVENT
 from server.orders import OrderRefused, acks, alarms, presence, views
-from server.rules import roles
+from server.rules.refusals import Refusal, refusal
 from server.runtime import clock, metrics
 from server.runtime.log_limit import LimitedLog
 from server.state.live_state import LiveState
@@ -39,10 +39,13 @@ limited = LimitedLog(log)
 RESERVED = ("connect", "disconnect")
 
 
-def refuse(source: str, reason: str, message: str) -> dict[str, Any]:
-    metrics.REJECTED.labels(source, reason).inc()
-    limited.warning(reason, "%s rejected (%s): %s", source, reason, message)
-    return {"ok": False, "error": message}
+def refuse(source: str, label: str, why: str | Refusal) -> dict[str, Any]:
+    """A refused event, counted under `label`; a refusal's code and parameters go with its
+    English text, for the screen to word."""
+    metrics.REJECTED.labels(source, label).inc()
+    limited.warning(label, "%s rejected (%s): %s", source, label, why)
+    answer = {"ok": False, "error": str(why)}
+    return answer | why.public() if isinstance(why, Refusal) else answer
 
 
 def failed(source: str, event: Any, exc: Exception) -> dict[str, Any]:
@@ -150,7 +153,7 @@ class TerminalNamespace(socketio.Namespace):
                 received_at=clock.now(),
             )
         except OrderRefused as exc:
-            return refuse("socketio", "ack", str(exc))
+            return refuse("socketio", "ack", exc.refusal)
         return {"ok": True, "order": order}
 
     def on_panic(self, sid: str, data: Any = None) -> dict[str, Any]:
@@ -252,9 +255,9 @@ class ConsoleNamespace(Namespace):
     def _may(self, permission: str) -> dict[str, Any] | None:
         user = self.user_of.get(request_sid())
         if user is None or user.expired():
-            return refuse("socketio", "auth", "the session has ended: sign in again")
+            return refuse("socketio", "auth", refusal("session_ended"))
         if not user.may(permission):
-            return refuse("socketio", "role", f"{roles.a_role(user.role)} may not do this")
+            return refuse("socketio", "role", refusal("role_may_not", role=user.role))
         return None
 
     def on_sync(self, *_: Any) -> dict[str, Any]:

@@ -154,7 +154,12 @@ def test_terminal_refusals(city) -> None:
     order = eventually(lambda: links["car-near"].orders)[0]
     # a terminal may touch only its own unit's orders
     reply = far.ack(order["order_id"], "accepted")
-    assert reply == {"ok": False, "error": f"order {order['order_id']} belongs to another unit"}
+    assert reply == {
+        "ok": False,
+        "error": f"order {order['order_id']} belongs to another unit",
+        "reason": "order_of_another_unit",  # for the screen to word in its language
+        "params": {"order": order["order_id"]},
+    }
     assert far.ack(order["order_id"], "teleported")["ok"] is False
     assert far.sio.call("ack", "not an object", namespace="/terminal")["ok"] is False
     # text that cannot be stored is refused with the reason, whether JSON carries it as an

@@ -216,7 +216,7 @@ def test_people_on_foot_are_offered_and_volunteers_sent_only_where_a_plan_names_
     assert kinds_for_call(lost) == {"patrol_car", "motorcycle", "foot", "volunteer"}
     assert kinds_for_call(anything) == RESPONDING_KINDS
     assert not_police_refusal("vol-1", "volunteer", lost) is None
-    assert "volunteers go only" in (not_police_refusal("vol-1", "volunteer", anything) or "")
+    assert "volunteers go only" in str(not_police_refusal("vol-1", "volunteer", anything))
     assert not_police_refusal("car-1", "patrol_car", anything) is None
     for level in BUILT_IN.values():  # no built-in plan sends volunteers to police work
         for match, plan in level.plans.items():

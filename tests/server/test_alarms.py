@@ -112,6 +112,26 @@ def test_a_kiosk_that_never_had_a_fix_sends_for_help_from_its_surveyed_post(desk
     assert desk.notes.of("agent", "car-1")[0]["location"]["lat"] == POST.lat
 
 
+def test_a_panic_s_summary_goes_as_a_code_each_screen_words_until_a_dispatcher_rewrites_it(
+    desk,
+) -> None:
+    desk.add_unit("kiosk-1", "guard_post", at=SCENE)
+    desk.add_unit("car-1", at=NEAR)
+    incident = alarms.on_alarm(desk.book, "kiosk-1", alarm(), T0)
+    said = {"summary_code": "panic_at", "summary_params": {"unit": "kiosk-1"}}
+    assert views.incident_public(incident).items() >= said.items()
+    [order] = desk.notes.of("agent", "car-1")
+    assert order["summary"] == "Panic button at kiosk-1" and order.items() >= said.items()
+
+    same = {"priority": 2, "summary": "Panic button at kiosk-1"}  # the edit form's
+    incidents.update(desk.book, incident.id, same, "dispatcher")
+    assert views.incident_public(Incident.get_by_id(incident.id)).items() >= said.items()
+    incidents.update(desk.book, incident.id, {"summary": "Fight at the gate"}, "dispatcher")
+    rewritten = views.incident_public(Incident.get_by_id(incident.id))
+    assert rewritten["summary"] == "Fight at the gate" and "summary_code" not in rewritten
+    assert "summary_code" not in desk.notes.of("agent", "car-1")[-1]
+
+
 def test_with_no_place_at_all_the_console_is_told_and_placing_it_sends_the_plan(desk) -> None:
     desk.add_unit("car-9")  # never had a fix, at no post
     desk.add_unit("car-1", at=SCENE)

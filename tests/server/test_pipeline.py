@@ -17,6 +17,7 @@ from server.ingest.pipeline import Call, Pipeline
 from server.ingest.receipts import Receipts
 from server.ingest.sessions import Inbound, Inbox
 from server.orders import OrderRefused, presence
+from server.rules.refusals import refusal
 from server.runtime.log_limit import LimitedLog
 from server.runtime.supervise import Stage, supervised
 from server.store import Alarm, Order, open_database
@@ -35,7 +36,7 @@ def test_a_call_nobody_waits_for_has_its_failure_logged_and_counted(tmp_path, ca
     pipeline = Pipeline(Topics("fieldlink"), inbox, None, None, None, None)
 
     def late_delivery() -> None:  # as a terminal confirming an order since cancelled
-        raise OrderRefused("order o-1 is already cancelled")
+        raise OrderRefused(refusal("order_ended", order="o-1", state="cancelled"))
 
     def broken_apply() -> None:
         raise KeyError("fix")

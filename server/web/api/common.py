@@ -14,6 +14,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from server.orders import OrderBook, OrderRefused
+from server.rules.refusals import Refusal
 from server.runtime import clock, metrics
 from server.web import auth
 from wire import Text, WireError, parse_json, unwritable
@@ -68,13 +69,22 @@ def plain_path_ids() -> None:
             abort(404, message=f"no such {name.removesuffix('_id')}: {problem}")
 
 
+def refuse(status: int, reason: Refusal) -> None:
+    """The HTTP answer to a refusal: its English text, and its code for screens to word."""
+    abort(status, message=str(reason), **reason.public())
+
+
+def refused(exc: OrderRefused) -> None:
+    refuse(exc.status, exc.refusal)
+
+
 def in_worker(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a change in the worker; its refusal becomes the HTTP answer."""
     try:
         return runtime().pipeline.call(fn, *args, **kwargs)
     except OrderRefused as exc:
         metrics.REJECTED.labels("rest", "refused").inc()
-        abort(exc.status, message=str(exc))
+        refused(exc)
     except TimeoutError as exc:
         abort(503, message=str(exc))
 

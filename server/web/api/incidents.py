@@ -6,15 +6,25 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from server.orders import OrderRefused, dispatching, incidents, queries, views
 from server.orders.views import INCIDENT_TIMESTAMPS, ORDER_TIMESTAMPS
 from server.rules.dispatch import ECHELONS, with_drive_times
 from server.rules.lifecycle import HANDOVER_KINDS, INCIDENT_STATES, ORDER_STATES
+from server.rules.refusals import refusal
 from server.store import Incident, Order, db
-from server.web.api.common import ActionIn, PeriodQuery, actor, area, book, in_worker, runtime
+from server.web.api.common import (
+    ActionIn,
+    PeriodQuery,
+    actor,
+    area,
+    book,
+    in_worker,
+    refuse,
+    refused,
+    runtime,
+)
 from wire import Text
 
 blp = area("incidents", "Incidents and the dispatcher's actions on them")
@@ -63,6 +73,10 @@ IncidentOut = Schema.from_dict(
         "location": fields.Nested(LocationOut),
         "grid": fields.String(allow_none=True),
         "summary": fields.String(),
+        "summary_code": fields.String(
+            metadata={"description": "a summary the server wrote (panic_at), for screens to word"}
+        ),
+        "summary_params": fields.Dict(metadata={"description": "the values it names"}),
         "caller": fields.Nested(CallerOut),
         "reported_by": fields.String(allow_none=True),
         "duty_level": fields.String(allow_none=True),
@@ -294,7 +308,7 @@ class IncidentDetail(MethodView):
         with db.connection_context():
             incident = Incident.get_or_none(Incident.id == incident_id)
             if incident is None:
-                abort(404, message=f"no incident {incident_id!r}")
+                refuse(404, refusal("no_incident", incident=incident_id))
             return incident_detail(incident)  # type: ignore[arg-type]  # untyped abort raised
 
     @blp.arguments(IncidentPatch())
@@ -432,7 +446,7 @@ def timeline(incident_id: str):
         try:
             return views.timeline(incident_id)
         except OrderRefused as exc:
-            abort(exc.status, message=str(exc))
+            refused(exc)
 
 
 # -- orders ------------------------------------------------------------------------------

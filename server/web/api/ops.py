@@ -7,6 +7,7 @@ import hmac
 from flask import current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from server.rules.refusals import refusal
 from server.web.api.common import runtime
 from server.web.auth import bearer_token, refuse
 
@@ -15,7 +16,7 @@ def metrics_view():
     wanted = current_app.config["FIELDLINK"].metrics_token
     given = bearer_token(request.headers.get("Authorization", ""))
     if wanted and not hmac.compare_digest(given.encode(), wanted.encode()):
-        return refuse(401, "send `Authorization: Bearer <FIELDLINK_METRICS_TOKEN>`")
+        return refuse(401, refusal("metrics_token"))
     return generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST}
 
 

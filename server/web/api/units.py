@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
 from server.orders import presence
@@ -21,6 +20,7 @@ from server.rules.patrol import (
     patrol_report,
     shift_by_grid,
 )
+from server.rules.refusals import refusal
 from server.store import db, unit_track
 from server.web.api.common import (
     ActionIn,
@@ -33,6 +33,7 @@ from server.web.api.common import (
     in_worker,
     period,
     plain_query,
+    refuse,
     runtime,
 )
 
@@ -85,7 +86,7 @@ class UnitDetail(MethodView):
     def get(self, unit_id: str):
         unit = runtime().live.get(unit_id)
         if unit is None:
-            abort(404, message=f"no unit {unit_id!r}")
+            refuse(404, refusal("no_unit", unit=unit_id))
         return unit.public()
 
 
@@ -109,7 +110,7 @@ def _track(unit_id: str, query: dict) -> tuple[Any, list[dict], tuple[float, flo
     rt = runtime()
     unit = rt.live.get(unit_id)
     if unit is None:
-        abort(404, message=f"no unit {unit_id!r}")
+        refuse(404, refusal("no_unit", unit=unit_id))
     since_until = period(query, ZoneInfo(rt.settings.timezone))
     with db.connection_context():
         return unit, unit_track(unit_id, *since_until), since_until

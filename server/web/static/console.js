@@ -1,7 +1,7 @@
 // Dispatcher console: one live map of units and incidents, fed by the /console namespace;
 // the incident queue with running timers, the alarm until acknowledged, the unit list.
 (function () {
-  const { t, word } = window.fieldlinkText;
+  const { t, word, said, summary } = window.fieldlinkText;
   const COLORS = { available: "#2e9d57", dispatched: "#f0a202", busy: "#2d7ff9", en_route: "#2d7ff9",
                    on_scene: "#8e44ad", out_of_service: "#4a4f57", offline: "#8a949e" };
   const STALE_S = 60;
@@ -160,7 +160,7 @@
     if (i.location && i.location.lat != null) {
       let m = incidentMarkers.get(i.id);
       if (!m) {
-        m = L.marker([i.location.lat, i.location.lon], { title: i.summary, icon: incidentIcon(i) }).addTo(map);
+        m = L.marker([i.location.lat, i.location.lon], { title: summary(i), icon: incidentIcon(i) }).addTo(map);
         m.on("click", () => select(i.id));
         m.on("dragend", () => moved(incidents.get(i.id), m));
         incidentMarkers.set(i.id, m);
@@ -224,7 +224,7 @@
       const timer = li.querySelector(".timer");
       timer.dataset.since = i.created_at;
       timer.dataset.handled = HANDLED.has(i.state) ? "yes" : "no";
-      li.querySelector("small").textContent = [i.summary, i.location && i.location.address].filter(Boolean).join(" · ");
+      li.querySelector("small").textContent = [summary(i), i.location && i.location.address].filter(Boolean).join(" · ");
       li.tabIndex = 0;  // reachable and opened from the keyboard too
       const open = () => { if (i.location.lat != null) map.setView([i.location.lat, i.location.lon], 16); select(i.id); };
       li.addEventListener("click", open);
@@ -270,7 +270,7 @@
                                       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
                                       body: body ? JSON.stringify(body) : undefined });
     const answer = await reply.json();
-    if (!reply.ok) throw new Error(answer.message || `HTTP ${reply.status}`);
+    if (!reply.ok) throw new Error(said(answer) || `HTTP ${reply.status}`);
     return answer;
   }
   window.fieldlinkApi = api;  // the incident panel's changes go the same way
@@ -346,7 +346,7 @@
       li.className = "unplaced";
       const button = Object.assign(document.createElement("button"), { type: "button", textContent: t("place_it") });
       button.addEventListener("click", () => placeOnMap(i));
-      li.append(`${t("no_place")(i.summary || i.id)} `, button);
+      li.append(`${t("no_place")(summary(i) || i.id)} `, button);
       return li;
     }));
     document.getElementById("alarm-ack").hidden = alarms.size === 0;

@@ -4,7 +4,7 @@
 // event; replay a unit's way on the call; and the duty level (commanders).
 // One form (#action-form) takes each action's fields; the API checks who may.
 (function () {
-  const { t, word } = window.fieldlinkText;
+  const { t, word, summary } = window.fieldlinkText;
   const api = window.fieldlinkApi;
   const units = window.fieldlinkUnits;
   const $ = (id) => document.getElementById(id);
@@ -34,9 +34,10 @@
             fields: (i) => [
               { name: "category", choices: options(categories, "categories"), value: i.category },
               { name: "priority", choices: [1, 2, 3, 4].map((p) => [p, `P${p}`]), value: i.priority },
-              { name: "summary", value: i.summary }, { name: "address", value: i.location.address }],
+              { name: "summary", value: summary(i) }, { name: "address", value: i.location.address }],
+            // a summary the server wrote, left as it reads, stays the server's (worded per screen)
             send: (i, v) => ["PATCH", `/api/v1/incidents/${i.id}`, {
-              category: v.category, priority: Number(v.priority), summary: v.summary,
+              category: v.category, priority: Number(v.priority), summary: v.summary === summary(i) ? i.summary : v.summary,
               ...(i.location.lat != null ? { location: { lat: i.location.lat, lon: i.location.lon, address: v.address } } : {}),
             }] },
     note: { key: "m", when: (s) => s !== "closed", fields: () => [{ name: "text", required: true }],
@@ -62,7 +63,7 @@
     merge: { key: "j", when: (s) => s !== "closed",
              fields: (i) => [{ name: "into", choices: [...(window.fieldlinkIncidents || new Map()).values()]
                .filter((o) => o.id !== i.id && o.state !== "closed")
-               .map((o) => [o.id, `P${o.priority} ${word("categories", o.category)} · ${o.summary || o.id}`]) }],
+               .map((o) => [o.id, `P${o.priority} ${word("categories", o.category)} · ${summary(o) || o.id}`]) }],
              send: (i, v) => ["POST", `/api/v1/incidents/${i.id}/merge`, { into: v.into }],
              after: (kept) => document.dispatchEvent(new CustomEvent("fieldlink:select", { detail: { id: kept.id } })) },
     followup: { key: "f", when: () => true,

@@ -2,7 +2,7 @@
 // accepted, an alarm not heard, a unit silent on a call), each linked to its incident and
 // acknowledged once for every console; the list is the server's, so a reload keeps it.
 (function () {
-  const { t, word } = window.fieldlinkText;
+  const { t, word, summary } = window.fieldlinkText;
   const api = window.fieldlinkApi;
   const socket = window.fieldlinkSocket;
   const $ = (id) => document.getElementById(id);
@@ -44,7 +44,7 @@
     const li = document.createElement("li");
     li.className = `alert-${a.kind}`;
     const incident = (window.fieldlinkIncidents || new Map()).get(a.incident_id);
-    const about = incident ? (incident.summary || word("categories", incident.category)) : a.incident_id;
+    const about = incident ? (summary(incident) || word("categories", incident.category)) : a.incident_id;
     const go = Object.assign(document.createElement("button"), { type: "button", className: "link",
                                                                textContent: about || "" });
     go.title = t("open_incident");

@@ -2,7 +2,7 @@
 // first (the recommendation, with ETAs), dispatch with one click, follow the timeline live;
 // its other actions are console_actions.js's.
 (function () {
-  const { t, word } = window.fieldlinkText;
+  const { t, word, summary } = window.fieldlinkText;
   const map = window.fieldlinkMap;
   const socket = window.fieldlinkSocket;
   const $ = (id) => document.getElementById(id);
@@ -70,7 +70,7 @@
     const source = incident.location_source && (word("sources", incident.location_source)
       + (incident.location_age_s > 60 ? ` (${t("minutes_old")(Math.round(incident.location_age_s / 60))})` : ""));
     $("incident-head").textContent = [`P${incident.priority} ${word("categories", incident.category)}`,
-      word("states", incident.state), incident.summary, incident.location.address, source,
+      word("states", incident.state), summary(incident), incident.location.address, source,
       incident.presses > 1 ? t("presses")(incident.presses) : ""].filter(Boolean).join(" · ");
     $("recommendations").replaceChildren(...recs.recommendations.filter((r) => r.recommendable).map((r) => {
       const send = document.createElement("button");

@@ -14,9 +14,7 @@
   async function showCoverage() {
     const status = $("coverage-status");
     try {
-      const reply = await fetch("/api/v1/coverage");
-      if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
-      const body = await reply.json();
+      const body = await window.fieldlinkApi("GET", "/api/v1/coverage");  // its refusal worded
       if (cells) map.removeLayer(cells);
       cells = L.geoJSON(body, {
         interactive: false,

@@ -193,7 +193,6 @@
   };
   const language = window.fieldlinkLanguage(TEXT, (lang) =>
     document.dispatchEvent(new CustomEvent("fieldlink:language", { detail: { lang } })));
-  // a word of a vocabulary (statuses, states, categories, kinds), or the id itself
-  const word = (group, id) => (language.t(group) || {})[id] || String(id).replace(/_/g, " ");
-  window.fieldlinkText = { t: language.t, word, translate: language.translate };
+  const { t, word, translate, said, summary } = language;
+  window.fieldlinkText = { t, word, translate, said, summary };
 })();

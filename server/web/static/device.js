@@ -6,7 +6,15 @@ window.fieldlinkDevice = function (TEXT, onLanguage) {
   const token = params.get("token") || localStorage.getItem("fieldlink.token");
   if (token) localStorage.setItem("fieldlink.token", token);
   const $ = (id) => document.getElementById(id);
-  const { t, translate } = window.fieldlinkLanguage(TEXT, onLanguage);
+  const language = window.fieldlinkLanguage(TEXT, onLanguage);
+  const { t, translate } = language;
+  // a refused answer, worded; an order's summary: the server's first line worded, then the
+  // dispatcher's notes
+  const said = (reply) => language.said(reply || {});
+  function summary(o) {
+    const [first, ...notes] = (o.summary || "").split("\n");
+    return [language.summary({ ...o, summary: first }), ...notes].join("\n");
+  }
 
   function link(state) {
     $("link").dataset.t = state;
@@ -108,5 +116,5 @@ window.fieldlinkDevice = function (TEXT, onLanguage) {
       get ringing() { return timer !== null; },
     };
   }
-  return { $, t, translate, connect, outbox, newId, chime };
+  return { $, t, translate, said, summary, connect, outbox, newId, chime };
 };

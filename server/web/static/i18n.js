@@ -7,6 +7,8 @@ window.fieldlinkLanguage = function (TEXT, onLanguage = () => {}) {
   if (!TEXT[lang]) lang = "zh";
   if (params.get("lang")) localStorage.setItem("fieldlink.lang", lang);  // a link's choice stays
   const t = (key) => TEXT[lang][key] ?? TEXT.en[key] ?? key;
+  // a word of a vocabulary (statuses, states, categories, kinds), or the id itself
+  const word = (group, id) => (t(group) || {})[id] || String(id).replace(/_/g, " ");
   const sw = document.getElementById("lang");
 
   function translate() {
@@ -32,5 +34,17 @@ window.fieldlinkLanguage = function (TEXT, onLanguage = () => {}) {
       translate();
     });
   }
-  return { t, translate, lang: () => lang };
+  // the server's words (said.js), in the screen's language: a refused answer
+  // ({reason, params, message or error}) and a summary it wrote (summary_code, summary_params)
+  const SAID = window.fieldlinkSaid || {};
+  const wording = (group, id) => ((SAID[lang] || {})[group] || {})[id] || word(group, id);
+  function said(answer) {
+    const say = ((SAID[lang] || {}).refusals || {})[answer.reason];
+    return say ? say(answer.params || {}, wording) : (answer.message || answer.error || "");
+  }
+  function summary(x) {
+    const say = ((SAID[lang] || {}).summaries || {})[x.summary_code];
+    return say ? say(x.summary_params || {}, wording) : (x.summary || "");
+  }
+  return { t, word, translate, lang: () => lang, said, summary };
 };

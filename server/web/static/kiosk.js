@@ -19,7 +19,7 @@
           delivered: "received", accepted: "accepted", en_route: "en route", on_scene: "on scene", cleared: "done" } },
   };
   const HOLD_MS = 2000;
-  const { $, t, translate, connect, outbox, newId } = window.fieldlinkDevice(TEXT, () => { renderCall(); renderRequests(); });
+  const { $, t, translate, said, summary, connect, outbox, newId } = window.fieldlinkDevice(TEXT, () => { renderCall(); renderRequests(); });
   let call = null;
   const requests = new Map();  // assist orders by id
 
@@ -45,7 +45,7 @@
     $("no-request").hidden = open.length > 0;
     $("requests").replaceChildren(...open.map((o) => {
       const li = document.createElement("li");
-      li.append(`${o.summary} · ${(o.location && o.location.address) || ""}`, document.createElement("br"));
+      li.append(`${summary(o)} · ${(o.location && o.location.address) || ""}`, document.createElement("br"));
       const next = o.state === "accepted" ? "cleared" : "accepted";
       const button = document.createElement("button");
       button.textContent = t(next === "accepted" ? "accept" : "clear");
@@ -84,12 +84,12 @@
         $("message").textContent = "";
         if (reply.call) call = reply.call;
       } else {
-        $("message").textContent = t("refused") + ((reply && reply.error) || "");
+        $("message").textContent = t("refused") + said(reply);
       }
       renderCall();
     } else {
       const o = requests.get(payload.order_id);
-      if (reply && reply.ok) { if (o) o.state = reply.order.state; } else $("message").textContent = (reply && reply.error) || "";
+      if (reply && reply.ok) { if (o) o.state = reply.order.state; } else $("message").textContent = said(reply);
       renderRequests();
     }
   }

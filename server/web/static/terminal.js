@@ -33,7 +33,7 @@
   const NEXT = { accepted: ["sent", "delivered"], en_route: ["accepted"], on_scene: ["accepted", "en_route"],
                  cleared: ["accepted", "en_route", "on_scene"] };
   const FINISHED = new Set(["declined", "cleared", "cancelled", "timed_out"]);
-  const { $, t, translate, connect, outbox, chime } = window.fieldlinkDevice(TEXT, () => { reasons(); render(); });
+  const { $, t, translate, said, summary, connect, outbox, chime } = window.fieldlinkDevice(TEXT, () => { reasons(); render(); });
   const bell = chime();  // rings while an order waits to be accepted
   const orders = new Map();
   let current = null;
@@ -43,7 +43,8 @@
   function remember(order) {  // the shift's orders survive a reload of the page
     if (!unitId) return;
     const past = JSON.parse(localStorage.getItem(shiftKey()) || "{}");
-    past[order.order_id] = { ts: order.ts, category: order.category, summary: order.summary, state: order.state };
+    past[order.order_id] = { ts: order.ts, category: order.category, summary: order.summary,
+                             summary_code: order.summary_code, summary_params: order.summary_params, state: order.state };
     localStorage.setItem(shiftKey(), JSON.stringify(past));
   }
 
@@ -61,7 +62,7 @@
       $("priority").textContent = `P${current.priority}`;
       $("priority").className = `p p${current.priority}`;
       $("category").textContent = t("categories")[current.category] || current.category;
-      $("summary").textContent = current.summary;
+      $("summary").textContent = summary(current);
       const loc = current.location || {};
       $("where").textContent = loc.address || (loc.lat != null ? `${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)}` : "");
       $("way").textContent = current.distance_m != null
@@ -72,7 +73,7 @@
     $("past").replaceChildren(...past.sort((a, b) => b.ts - a.ts).map((o) => {
       const li = document.createElement("li");
       const at = new Date(o.ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-      li.textContent = `${at} ${t("categories")[o.category] || o.category} · ${o.summary.split("\n")[0]} · ${t("states")[o.state] || o.state}`;
+      li.textContent = `${at} ${t("categories")[o.category] || o.category} · ${summary(o).split("\n")[0]} · ${t("states")[o.state] || o.state}`;
       return li;
     }));
   }
@@ -103,7 +104,7 @@
       if (reply && reply.ok) order.state = reply.order.state;
       remember(order);
     }
-    $("message").textContent = reply && reply.ok ? "" : (reply && reply.error) || "";
+    $("message").textContent = reply && reply.ok ? "" : said(reply);
     render();
   }
 
