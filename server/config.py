@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from server.rules.categories import category_names, parse_names
 from wire import DEFAULT_ROOT
 
 ASYNC_MODES = ("threading", "gevent")
@@ -135,6 +136,12 @@ class Settings:
         "urgent,hazmat,help,dispute,report,traffic,search,crowd,lost_person,other",
         "Incident categories, comma-separated; a panic button makes the first one.",
     )
+    category_names: str = _setting(
+        "",
+        "The categories' names on the screens, `code=English/中文` comma-separated, e.g. "
+        "`fire=Fire/火警`; unnamed ones read as their code in English and by the built-in "
+        "Chinese name.",
+    )
     position_stale_s: float = _setting(
         60.0, "A unit whose latest position is older than this is not recommended."
     )
@@ -246,6 +253,10 @@ class Settings:
     def categories(self) -> tuple[str, ...]:
         return tuple(c.strip() for c in self.incident_categories.split(",") if c.strip())
 
+    def names_of_categories(self) -> dict[str, dict[str, str]]:
+        """Every category's name in each language (`rules/categories.py`)."""
+        return category_names(self.categories(), parse_names(self.category_names))
+
     def speeds_ms(self) -> dict[str, float]:
         return _mapping("unit_speeds", self.unit_speeds, str, float)
 
@@ -301,6 +312,16 @@ class Settings:
 
         if not self.categories():
             yield "FIELDLINK_INCIDENT_CATEGORIES is empty: name at least one"
+        try:
+            unknown = set(parse_names(self.category_names)) - set(self.categories())
+        except ValueError as exc:
+            yield f"FIELDLINK_CATEGORY_NAMES: {exc}, e.g. fire=Fire/火警"
+        else:
+            if unknown:
+                yield (
+                    f"FIELDLINK_CATEGORY_NAMES names {', '.join(sorted(unknown))}: not in "
+                    "FIELDLINK_INCIDENT_CATEGORIES"
+                )
         try:
             speeds = self.speeds_ms()
         except ConfigError as exc:

@@ -25,19 +25,24 @@ VENDOR = {
 }
 
 
+def screen(template: str, **context: object) -> str:
+    """A page with what every screen words from the command centre's settings: the
+    categories' names in each language (read by i18n.js)."""
+    names = current_app.config["FIELDLINK"].names_of_categories()
+    return render_template(template, category_names=names, **context)
+
+
 def console_page():
-    return render_template(
-        "console.html", tile_url=current_app.config["FIELDLINK"].tile_url, user=who()
-    )
+    return screen("console.html", tile_url=current_app.config["FIELDLINK"].tile_url, user=who())
 
 
 def terminal_page():
-    return render_template("terminal.html", page="terminal")
+    return screen("terminal.html", page="terminal")
 
 
 def phone_page():
     # the terminal's page and script with the phone's duty, layout and installable app
-    return render_template("phone.html", page="terminal")
+    return screen("phone.html", page="terminal")
 
 
 def phone_worker():
@@ -47,7 +52,7 @@ def phone_worker():
 
 
 def kiosk_page():
-    return render_template("kiosk.html", page="kiosk")
+    return screen("kiosk.html", page="kiosk")
 
 
 def dashboard_page():

@@ -37,3 +37,21 @@ def test_a_panic_s_summary_and_a_refusal_are_chinese_on_chinese_screens(page, br
 
     worded = console.evaluate("Object.keys(window.fieldlinkSaid.zh.refusals)")
     assert sorted(worded) == sorted(WORDING)  # none falls back to the English
+
+
+def test_a_category_the_centre_named_reads_in_each_screen_s_language(page, server_factory):
+    server = server_factory(incident_categories="fire,help", category_names="fire=Fire/火警")
+    token = server.add_unit("car-1", name="Car 1")
+    server.start()
+    incident = server.new_incident("fire", (35.404, 116.587), priority=2)
+    sign_in(page, server, "/?lang=zh")
+    expect(page.locator("#incidents li").first).to_contain_text("P2 火警")
+    page.locator("#lang").click()
+    expect(page.locator("#incidents li").first).to_contain_text("P2 Fire")
+
+    sent = server.call(
+        "POST", f"/api/v1/incidents/{incident['id']}/orders", {"unit_ids": ["car-1"]}
+    )
+    assert sent[0] == 201, sent
+    page.goto(f"{server.url}/terminal?token={token}&lang=zh")
+    expect(page.locator("#category")).to_have_text("火警")

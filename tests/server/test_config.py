@@ -24,13 +24,30 @@ def test_every_problem_is_reported_at_once_each_naming_its_variable() -> None:
         "FIELDLINK_ACK_TIMEOUTS_S": "1=30",
         "FIELDLINK_MQTT_URL": "tcp://broker",
         "FIELDLINK_ON_SCENE_LIMITS_MIN": "urgent=60",  # no `*` for the rest
+        "FIELDLINK_CATEGORY_NAMES": "fire=Fire",  # no Chinese name
     }
     with pytest.raises(ConfigError) as err:
         Settings.from_env(env)
     problems = err.value.problems
-    assert len(problems) == 6
+    assert len(problems) == 7
     for variable in env:
         assert sum(p.startswith(variable) for p in problems) == 1, (variable, problems)
+
+
+def test_a_category_is_named_by_the_centre_or_else_by_its_code_and_the_built_in_chinese() -> None:
+    settings = Settings.from_env(
+        {
+            "FIELDLINK_INCIDENT_CATEGORIES": "fire,lost_person,unnamed_thing",
+            "FIELDLINK_CATEGORY_NAMES": "fire = Fire / 火警",
+        }
+    )
+    assert settings.names_of_categories() == {
+        "fire": {"en": "Fire", "zh": "火警"},
+        "lost_person": {"en": "lost person", "zh": "走失人员"},
+        "unnamed_thing": {"en": "unnamed thing", "zh": "unnamed thing"},
+    }
+    with pytest.raises(ConfigError, match="names flood: not in FIELDLINK_INCIDENT_CATEGORIES"):
+        Settings.from_env({"FIELDLINK_CATEGORY_NAMES": "flood=Flood/水灾"})
 
 
 def test_a_mistyped_variable_is_refused_with_the_nearest_real_name() -> None:

@@ -39,6 +39,10 @@ class Duty(MethodView):
 
 class PlansOut(Schema):
     categories = fields.List(fields.String())
+    category_names = fields.Dict(
+        keys=fields.String(),
+        metadata={"description": "per category its name by language: {en, zh}"},
+    )
     duty_level = fields.String(validate=validate.OneOf(DUTY_LEVELS))
     duty_levels = fields.Dict(
         keys=fields.String(),
@@ -60,6 +64,7 @@ def plans():
     categories = rt.settings.categories()
     return {
         **rt.plans.public(categories),
+        "category_names": rt.settings.names_of_categories(),
         "duty_level": rt.book.duty_level,
         "step_limits_s": step_limits(rt.book.on_scene_limits_s, categories),
     }

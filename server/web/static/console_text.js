@@ -37,9 +37,6 @@
                 handed_over: "已移交", closed: "已结案", sent: "已派", delivered: "已收到",
                 accepted: "已接受", cleared: "已完成", declined: "已拒绝", cancelled: "已取消",
                 timed_out: "已超时", en_route: "途中" },
-      categories: { urgent: "紧急", hazmat: "危化", help: "求助", dispute: "纠纷", report: "报案",
-                    traffic: "交通", search: "搜寻", crowd: "人群疏导", lost_person: "走失人员",
-                    other: "其他" },
       call_out: "召集附近人员", call_out_send: "召集", call_out_radius: "召集半径",
       call_out_count: (n, a, d, w) => `已召集 ${n} 人 · 接受 ${a} · 拒绝 ${d} · 待答复 ${w}`,
       actions: "处置", confirm: "确定", back: "返回", not_done: (m) => `未完成：${m}`,
@@ -187,7 +184,7 @@
         unit_silent: (u) => `${u} went silent while on this incident`,
         on_scene_long: (u, r) => `${u} on scene for ${r.minutes} min, past the limit of ${r.limit_min} min`,
       },
-      statuses: {}, states: {}, categories: {}, kinds: {}, handovers: {}, outcomes: {},
+      statuses: {}, states: {}, kinds: {}, handovers: {}, outcomes: {},
       duty_levels: {},
     },
   };

@@ -7,8 +7,12 @@ window.fieldlinkLanguage = function (TEXT, onLanguage = () => {}) {
   if (!TEXT[lang]) lang = "zh";
   if (params.get("lang")) localStorage.setItem("fieldlink.lang", lang);  // a link's choice stays
   const t = (key) => TEXT[lang][key] ?? TEXT.en[key] ?? key;
+  // the categories' names, the command centre's own (server/rules/categories.py)
+  const names = document.getElementById("category-names");
+  const categories = names ? JSON.parse(names.textContent) : {};
   // a word of a vocabulary (statuses, states, categories, kinds), or the id itself
-  const word = (group, id) => (t(group) || {})[id] || String(id).replace(/_/g, " ");
+  const word = (group, id) => (group === "categories" && (categories[id] || {})[lang])
+    || (t(group) || {})[id] || String(id).replace(/_/g, " ");
   const sw = document.getElementById("lang");
 
   function translate() {

@@ -10,9 +10,6 @@
           reasons: ["正在处置其他警情", "车辆故障", "正在押解嫌疑人"],
           states: { sent: "已派", delivered: "已收到", accepted: "已接受", en_route: "在途",
                     on_scene: "已到达", cleared: "已完成", declined: "已拒绝", cancelled: "已取消", timed_out: "已超时" },
-          categories: { urgent: "紧急", hazmat: "危化", help: "求助", dispute: "纠纷", report: "报案",
-                        traffic: "交通", search: "搜寻", crowd: "人群疏导", lost_person: "走失人员",
-                        other: "其他" },
           // the phone's screen (phone.js)
           go_on_duty: "上岗", go_off_duty: "下岗", off_duty_note: "未上岗：不发送也不保存位置。",
           on_duty_note: "已上岗：正在发送您的位置。", no_location: "无法获取位置：请允许本页使用定位。" },
@@ -23,7 +20,6 @@
           reasons: ["Handling another incident", "Vehicle fault", "Escorting a suspect"],
           states: { sent: "Sent", delivered: "Received", accepted: "Accepted", en_route: "En route",
                     on_scene: "On scene", cleared: "Cleared", declined: "Declined", cancelled: "Cancelled", timed_out: "Timed out" },
-          categories: { lost_person: "lost person" },
           go_on_duty: "Go on duty", go_off_duty: "Go off duty",
           off_duty_note: "Off duty: no position is sent or kept.",
           on_duty_note: "On duty: your position is being sent.",
@@ -33,7 +29,7 @@
   const NEXT = { accepted: ["sent", "delivered"], en_route: ["accepted"], on_scene: ["accepted", "en_route"],
                  cleared: ["accepted", "en_route", "on_scene"] };
   const FINISHED = new Set(["declined", "cleared", "cancelled", "timed_out"]);
-  const { $, t, translate, said, summary, connect, outbox, chime } = window.fieldlinkDevice(TEXT, () => { reasons(); render(); });
+  const { $, t, word, translate, said, summary, connect, outbox, chime } = window.fieldlinkDevice(TEXT, () => { reasons(); render(); });
   const bell = chime();  // rings while an order waits to be accepted
   const orders = new Map();
   let current = null;
@@ -61,7 +57,7 @@
     if (current) {
       $("priority").textContent = `P${current.priority}`;
       $("priority").className = `p p${current.priority}`;
-      $("category").textContent = t("categories")[current.category] || current.category;
+      $("category").textContent = word("categories", current.category);
       $("summary").textContent = summary(current);
       const loc = current.location || {};
       $("where").textContent = loc.address || (loc.lat != null ? `${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)}` : "");
@@ -73,7 +69,7 @@
     $("past").replaceChildren(...past.sort((a, b) => b.ts - a.ts).map((o) => {
       const li = document.createElement("li");
       const at = new Date(o.ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-      li.textContent = `${at} ${t("categories")[o.category] || o.category} · ${summary(o).split("\n")[0]} · ${t("states")[o.state] || o.state}`;
+      li.textContent = `${at} ${word("categories", o.category)} · ${summary(o).split("\n")[0]} · ${t("states")[o.state] || o.state}`;
       return li;
     }));
   }
