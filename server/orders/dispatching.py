@@ -34,7 +34,7 @@ from server.rules.lifecycle import (
     next_incident_state,
 )
 from server.rules.plans import Plan, Slot
-from server.rules.refusals import refusal
+from server.rules.refusals import Refusal, refusal
 from server.state.live_state import UnitState
 from server.store import Incident, Order, db, insert, new_id, record_event, save
 
@@ -228,7 +228,8 @@ def dispatch_units(
     for unit in units:
         # asked again: replacing one diverted unit's order may have sent the next one
         for order, _ in queries.open_orders(unit.unit_id) if divert else ():
-            end_order(book, order, "cancelled", f"diverted to incident {incident.id}", actor, True)
+            diverted = refusal("diverted", incident=incident.id)
+            end_order(book, order, "cancelled", diverted, actor, True)
         kinds = kinds_to_replace(unit.kind)
         orders.append(send_order(book, incident, unit.unit_id, actor, kinds=kinds))
     return orders
@@ -352,18 +353,24 @@ def reassign_order(
         raise OrderRefused(refusal("order_with_unit", order=order_id, unit=unit_id))
     # refused before the order is taken back: a refusal leaves it with its unit
     refuse_dispatch(book, order.incident, [unit_of(book, unit_id)], divert)
-    end_order(book, order, "cancelled", reason or f"reassigned to {unit_id}", actor, False)
+    end_order(book, order, "cancelled", reason or refusal("reassigned", unit=unit_id), actor, False)
     return dispatch_units(book, order.incident_id, [unit_id], actor, divert)[0]
 
 
 def end_order(
-    book: OrderBook, order: Order, state: str, reason: str, actor: str, replace: bool
+    book: OrderBook, order: Order, state: str, reason: str | Refusal, actor: str, replace: bool
 ) -> Order:
-    """Cancel or time out an order: its unit is told; with `replace` the next unit goes."""
+    """Cancel or time out an order: its unit is told; with `replace` the next unit goes. A
+    reason the server gives (a Refusal) goes in the timeline with its code, to be worded."""
     now = book.clock()
     incident = order.incident
+    coded = (
+        {"reason_code": reason.code, "reason_params": reason.params}
+        if isinstance(reason, Refusal)
+        else {}
+    )
     with db.atomic():
-        order.state, order.end_reason = state, reason
+        order.state, order.end_reason = state, str(reason)
         setattr(order, f"{state}_at", now)
         save(order)
         record_event(
@@ -372,7 +379,8 @@ def end_order(
             incident_id=incident.id,
             unit_id=order.unit_id,
             order_id=order.id,
-            reason=reason,
+            reason=str(reason),
+            **coded,
         )
         presence.refresh_unit(book, order.unit_id, now)
     arrival_watch.forget(book, order)

@@ -165,7 +165,9 @@ def close(book: OrderBook, incident_id: str, disposition: str, actor: str) -> In
     now = book.clock()
     state = step(incident, "close")
     for order in queries.open_orders_of(incident):
-        dispatching.end_order(book, order, "cancelled", "incident closed", actor, replace=False)
+        dispatching.end_order(
+            book, order, "cancelled", refusal("incident_closed"), actor, replace=False
+        )
     with db.atomic():
         incident.state, incident.closed_at = state, now
         incident.disposition = disposition

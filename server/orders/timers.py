@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from server.orders import alarms, alerts, dispatching, presence, queries
 from server.orders.context import OrderBook
 from server.rules.lifecycle import escalation_due
+from server.rules.refusals import refusal
 from server.runtime import metrics
 from server.store import audit
 
@@ -27,10 +28,8 @@ def tick(book: OrderBook) -> int:
     count = 0
     for order in queries.orders_past_deadline(now):
         if escalation_due(order.state, order.ack_deadline, now):
-            waited = now - order.sent_at
-            dispatching.end_order(
-                book, order, "timed_out", f"not accepted in {waited:.0f} s", "dispatch", True
-            )
+            waited = refusal("not_accepted_in", seconds=round(now - order.sent_at))
+            dispatching.end_order(book, order, "timed_out", waited, "dispatch", True)
             metrics.ESCALATIONS.inc()
             count += 1
     presence.mark_silent_offline(book, now)

@@ -1,6 +1,7 @@
-"""Why a command is refused, as a code and its parameters: each screen words the code in its
-own language (`static/i18n.js`, SAID), and the English wording here is the REST answer's
-`message` and what a log or a script reads. Pure: no I/O.
+"""Why a command is refused, or why the server ended an order, as a code and its parameters:
+each screen words the code in its own language (`static/said.js`), and the English wording
+here is the REST answer's `message`, the timeline's `reason` and what a log or a script
+reads. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ WORDING = {
     "role_may_not": "{role!n} may not do this",
     "metrics_token": "send `Authorization: Bearer <FIELDLINK_METRICS_TOKEN>`",
     "session_ended": "the session has ended: sign in again",
+    # why the server ended an order (the timeline's reason)
+    "diverted": "diverted to incident {incident}",
+    "reassigned": "reassigned to {unit}",
+    "incident_closed": "incident closed",
+    "not_accepted_in": "not accepted in {seconds} s",
 }
 
 

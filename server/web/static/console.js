@@ -8,6 +8,13 @@
   const $ = (id) => document.getElementById(id);
   const mapEl = document.getElementById("map");
   const map = L.map(mapEl).setView([35.41, 116.59], 13);
+  map.attributionControl.setPrefix('<a href="https://leafletjs.com" translate="no">Leaflet</a>');
+  for (const [button, key] of [["in", "zoom_in"], ["out", "zoom_out"]]) {  // worded by i18n.js
+    const el = mapEl.querySelector(`.leaflet-control-zoom-${button}`);
+    Object.assign(el.dataset, { tTitle: key, tLabel: key });
+    el.title = t(key);
+    el.setAttribute("aria-label", t(key));
+  }
   if (mapEl.dataset.tileUrl) L.tileLayer(mapEl.dataset.tileUrl, { maxZoom: 19 }).addTo(map);
   L.control.scale({ metric: true, imperial: false }).addTo(map);
   window.fieldlinkMap = map;  // the cold-spot and replay layers (console_layers.js) draw on it

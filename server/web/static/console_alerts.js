@@ -2,7 +2,7 @@
 // accepted, an alarm not heard, a unit silent on a call), each linked to its incident and
 // acknowledged once for every console; the list is the server's, so a reload keeps it.
 (function () {
-  const { t, word, summary } = window.fieldlinkText;
+  const { t, word, summary, clock } = window.fieldlinkText;
   const api = window.fieldlinkApi;
   const socket = window.fieldlinkSocket;
   const $ = (id) => document.getElementById(id);
@@ -53,7 +53,7 @@
     const ack = Object.assign(document.createElement("button"), { type: "button", className: "small",
                                                                 textContent: t("ack_alert") });
     ack.addEventListener("click", () => acknowledge([a.id]));
-    const when = new Date(a.raised_at * 1000).toLocaleTimeString();
+    const when = clock(a.raised_at);
     li.append(t("alert_line")(when, word("alert_kinds", a.kind), worded(a)), ...(a.incident_id ? [go, " "] : []), ack);
     return li;
   }

@@ -2,7 +2,7 @@
 // grid, a unit sent and text; a click opens one in the panel, with its whole timeline and
 // the tracks of the units sent.
 (function () {
-  const { t, word, summary } = window.fieldlinkText;
+  const { t, word, summary, clock } = window.fieldlinkText;
   const api = window.fieldlinkApi;
   const $ = (id) => document.getElementById(id);
   const LIMIT = 200;
@@ -43,7 +43,7 @@
     const li = document.createElement("li");
     li.tabIndex = 0;
     li.dataset.id = i.id;
-    li.append(`${new Date(i.created_at * 1000).toLocaleString()} · P${i.priority} ${word("categories", i.category)} · ${word("states", i.state)}`,
+    li.append(`${clock(i.created_at, true)} · P${i.priority} ${word("categories", i.category)} · ${word("states", i.state)}`,
               Object.assign(document.createElement("small"), {
                 textContent: [summary(i), i.location.address, i.grid, i.disposition].filter(Boolean).join(" · ") }));
     const open = () => document.dispatchEvent(new CustomEvent("fieldlink:select", { detail: { id: i.id } }));

@@ -2,7 +2,7 @@
 // first (the recommendation, with ETAs), dispatch with one click, follow the timeline live;
 // its other actions are console_actions.js's.
 (function () {
-  const { t, word, summary } = window.fieldlinkText;
+  const { t, word, said, summary, clock } = window.fieldlinkText;
   const map = window.fieldlinkMap;
   const socket = window.fieldlinkSocket;
   const $ = (id) => document.getElementById(id);
@@ -85,16 +85,18 @@
     }));
     showCallOut(incident.orders.filter((o) => o.call_out));
     $("timeline").replaceChildren(...timeline.map((ev) =>
-      item([new Date(ev.ts * 1000).toLocaleTimeString(), word("events", ev.kind), ev.unit_id, said(ev), ev.actor]
+      item([clock(ev.ts), word("events", ev.kind), ev.unit_id, details(ev), word("actors", ev.actor)]
         .filter(Boolean).join(" · "))));
     // its actions and its orders' (console_actions.js)
     document.dispatchEvent(new CustomEvent("fieldlink:shown", { detail: incident }));
   }
   // what a dispatcher wrote with an event: the note, the reason, the disposition
-  function said(ev) {
+  function details(ev) {
     const d = ev.data || {};
     const handover = d.handover ? [d.handover.to_unit || d.handover.to_department, d.handover.reason] : [];
-    return [d.text, d.note, d.disposition, d.outcome && word("outcomes", d.outcome), d.reason, ...handover,
+    // a reason the server gave comes with its code (an officer's or a dispatcher's is their own)
+    const reason = d.reason_code ? said({ reason: d.reason_code, params: d.reason_params, message: d.reason }) : d.reason;
+    return [d.text, d.note, d.disposition, d.outcome && word("outcomes", d.outcome), reason, ...handover,
             d.into, d.merged]
       .filter(Boolean).join(" · ");
   }

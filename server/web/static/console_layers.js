@@ -1,7 +1,7 @@
 // Console layers over the live map: the cold-spot overlay (/api/v1/coverage) and the replay
 // of a unit's track for a period (/api/v1/units/{id}/track, GeoJSON with the fix times).
 (function () {
-  const { t } = window.fieldlinkText;
+  const { t, clock } = window.fieldlinkText;
   const map = window.fieldlinkMap;
   const $ = (id) => document.getElementById(id);
   const COLOURS = { green: "#2e9d57", blue: "#2d7ff9", red: "#d93025", black: "#111" };
@@ -23,7 +23,7 @@
       }).addTo(map);
       cells.bringToBack();
       const c = body.counts;
-      status.textContent = t("cells")(c, body.cell_m, new Date().toLocaleTimeString());
+      status.textContent = t("cells")(c, body.cell_m, clock(Date.now() / 1000));
     } catch (err) {
       status.textContent = t("no_coverage")(err.message);
     }
@@ -65,7 +65,7 @@
   function showAt(i) {
     track.marker.setLatLng(track.points[i]);
     $("replay-pos").value = i;
-    $("replay-time").textContent = new Date(track.times[i] * 1000).toLocaleString();
+    $("replay-time").textContent = clock(track.times[i], true);
   }
 
   function playButton(key) {  // data-t: a language switch keeps what it says

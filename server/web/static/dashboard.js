@@ -93,7 +93,7 @@
       const reply = await fetch(`/api/v1/kpis?days=${Number($("period").value)}`);
       if (!reply.ok) throw new Error(`${reply.status}`);
       show(await reply.json());
-      $("status").textContent = t("updated")(new Date().toLocaleTimeString());
+      $("status").textContent = t("updated")(language.clock(Date.now() / 1000));
     } catch (err) {
       $("status").textContent = t("not_loaded")(err.message);
     }

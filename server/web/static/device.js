@@ -7,7 +7,7 @@ window.fieldlinkDevice = function (TEXT, onLanguage) {
   if (token) localStorage.setItem("fieldlink.token", token);
   const $ = (id) => document.getElementById(id);
   const language = window.fieldlinkLanguage(TEXT, onLanguage);
-  const { t, word, translate } = language;
+  const { t, word, clock, translate } = language;
   // a refused answer, worded; an order's summary: the server's first line worded, then the
   // dispatcher's notes
   const said = (reply) => language.said(reply || {});
@@ -116,5 +116,5 @@ window.fieldlinkDevice = function (TEXT, onLanguage) {
       get ringing() { return timer !== null; },
     };
   }
-  return { $, t, word, translate, said, summary, connect, outbox, newId, chime };
+  return { $, t, word, clock, translate, said, summary, connect, outbox, newId, chime };
 };

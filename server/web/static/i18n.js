@@ -50,5 +50,8 @@ window.fieldlinkLanguage = function (TEXT, onLanguage = () => {}) {
     const say = ((SAID[lang] || {}).summaries || {})[x.summary_code];
     return say ? say(x.summary_params || {}, wording) : (x.summary || "");
   }
-  return { t, word, translate, lang: () => lang, said, summary };
+  // a time (epoch seconds) as the screen's language writes it; `date`: with its day
+  const clock = (ts, date = false, options = undefined) =>
+    new Date(ts * 1000)[date ? "toLocaleString" : "toLocaleTimeString"](document.documentElement.lang, options);
+  return { t, word, translate, lang: () => lang, said, summary, clock };
 };

@@ -1,5 +1,5 @@
-// What the server says, worded in Chinese: its refusals by code and parameters
-// (server/rules/refusals.py) and the summaries it writes (summary_code). English is the
+// What the server says, worded in Chinese: its refusals and the reasons it ends an order, by
+// code and parameters (server/rules/refusals.py), and the summaries it writes (summary_code). English is the
 // server's own text. Each wording gets the parameters and `w(group, code)`, the screen's
 // word for a state, a kind of unit, a category.
 window.fieldlinkSaid = {
@@ -42,6 +42,11 @@ window.fieldlinkSaid = {
       role_may_not: (p, w) => `${w("roles", p.role)}不能执行此操作`,
       metrics_token: () => "请发送 Authorization: Bearer <FIELDLINK_METRICS_TOKEN>",
       session_ended: () => "登录已结束：请重新登录",
+      // why the server ended an order (in the timeline)
+      diverted: (p) => `已调往警情 ${p.incident}`,
+      reassigned: (p) => `已改派 ${p.unit}`,
+      incident_closed: () => "警情已结案",
+      not_accepted_in: (p) => `${p.seconds} 秒内未接受`,
     },
   },
 };

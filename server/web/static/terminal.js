@@ -29,7 +29,7 @@
   const NEXT = { accepted: ["sent", "delivered"], en_route: ["accepted"], on_scene: ["accepted", "en_route"],
                  cleared: ["accepted", "en_route", "on_scene"] };
   const FINISHED = new Set(["declined", "cleared", "cancelled", "timed_out"]);
-  const { $, t, word, translate, said, summary, connect, outbox, chime } = window.fieldlinkDevice(TEXT, () => { reasons(); render(); });
+  const { $, t, word, clock, translate, said, summary, connect, outbox, chime } = window.fieldlinkDevice(TEXT, () => { reasons(); render(); });
   const bell = chime();  // rings while an order waits to be accepted
   const orders = new Map();
   let current = null;
@@ -68,7 +68,7 @@
     const past = unitId ? Object.values(JSON.parse(localStorage.getItem(shiftKey()) || "{}")) : [];
     $("past").replaceChildren(...past.sort((a, b) => b.ts - a.ts).map((o) => {
       const li = document.createElement("li");
-      const at = new Date(o.ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      const at = clock(o.ts, false, { hour: "2-digit", minute: "2-digit" });
       li.textContent = `${at} ${word("categories", o.category)} · ${summary(o).split("\n")[0]} · ${t("states")[o.state] || o.state}`;
       return li;
     }));
