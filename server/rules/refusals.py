@@ -50,6 +50,8 @@ WORDING = {
     "role_may_not": "{role!n} may not do this",
     "metrics_token": "send `Authorization: Bearer <FIELDLINK_METRICS_TOKEN>`",
     "session_ended": "the session has ended: sign in again",
+    "not_connected": "not connected: connect with the device token",
+    "positions_too_often": "too many positions: one every few seconds",
     # why the server ended an order (the timeline's reason)
     "diverted": "diverted to incident {incident}",
     "reassigned": "reassigned to {unit}",

@@ -91,7 +91,7 @@ class TerminalNamespace(socketio.Namespace):
         if reserved or not isinstance(event, str) or not hasattr(self, f"on_{event}"):
             return refuse("socketio", "unknown_event", f"no event {str(event)[:40]!r} on /terminal")
         if sid not in self.unit_of:
-            return refuse("socketio", "auth", "not connected: connect with the device token")
+            return refuse("socketio", "auth", refusal("not_connected"))
         try:
             return super().trigger_event(event, *args)
         except Exception as exc:
@@ -185,7 +185,7 @@ class TerminalNamespace(socketio.Namespace):
         except WireError as exc:
             return refuse("socketio", "invalid", str(exc))
         if not throttle.phone_report_allowed(unit_id):
-            return refuse("socketio", "flood", "too many positions: one every few seconds")
+            return refuse("socketio", "flood", refusal("positions_too_often"))
         self.runtime.take_unit_message(unit_id, Channel.POSITION, payload)
         return {"ok": True}
 

@@ -3,7 +3,7 @@
 // the server keeps nothing new. The choice survives a reload; a service worker lets the page
 // be installed and start without the network.
 (function () {
-  const { socket, t, $ } = window.fieldlinkTerminal;
+  const { socket, t, said, $ } = window.fieldlinkTerminal;
   const KEY = "fieldlink.on_duty";
   const EVERY_MS = 5000;  // the server takes a phone's fix every few seconds at most
   let watch = null;
@@ -19,7 +19,7 @@
     if (c.heading != null && !Number.isNaN(c.heading)) fix.heading = c.heading;
     if (c.altitude != null) fix.alt = c.altitude;
     socket.emit("position", fix, (reply) => {
-      $("message").textContent = reply && !reply.ok ? reply.error : "";
+      $("message").textContent = reply && !reply.ok ? said(reply) : "";
     });
   }
 

@@ -42,6 +42,8 @@ window.fieldlinkSaid = {
       role_may_not: (p, w) => `${w("roles", p.role)}不能执行此操作`,
       metrics_token: () => "请发送 Authorization: Bearer <FIELDLINK_METRICS_TOKEN>",
       session_ended: () => "登录已结束：请重新登录",
+      not_connected: () => "未连接：请用设备令牌连接",
+      positions_too_often: () => "位置发送过于频繁：每几秒一次即可",
       // why the server ended an order (in the timeline)
       diverted: (p) => `已调往警情 ${p.incident}`,
       reassigned: (p) => `已改派 ${p.unit}`,

@@ -105,7 +105,7 @@
   }
 
   const socket = connect((r) => { if (r.unit_id) { unitId = r.unit_id; $("unit").textContent = r.unit_id; render(); } });
-  window.fieldlinkTerminal = { socket, t, $ };  // the phone's screen adds its duty (phone.js)
+  window.fieldlinkTerminal = { socket, t, said, $ };  // the phone's screen adds its duty (phone.js)
   const box = outbox(socket, answered);
   socket.on("order", (order, delivered) => {
     if (order.kind === "cancel") {
