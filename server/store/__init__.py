@@ -12,6 +12,7 @@ from server.store.models import (
     Event,
     Grid,
     Incident,
+    MapFeature,
     Order,
     Position,
     Post,
@@ -36,6 +37,7 @@ from server.store.records import (
     token_digest,
     unit_track,
 )
+from server.store.street_map import save_street_map, street_map_bounds, street_map_in
 
 __all__ = [
     "ADDED_COLUMNS",
@@ -48,6 +50,7 @@ __all__ = [
     "Event",
     "Grid",
     "Incident",
+    "MapFeature",
     "NewUnit",
     "Order",
     "Position",
@@ -72,6 +75,9 @@ __all__ = [
     "save",
     "save_grids",
     "save_posts",
+    "save_street_map",
+    "street_map_bounds",
+    "street_map_in",
     "token_digest",
     "unit_track",
 ]

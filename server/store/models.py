@@ -190,6 +190,24 @@ class Grid(BaseModel):
     geometry = TextField()  # GeoJSON geometry (Polygon or MultiPolygon)
 
 
+class MapFeature(BaseModel):
+    """One street, stretch of water or place name of the console's street map, from the
+    city's OpenStreetMap extract (`fieldlink map import`), with the box it lies in."""
+
+    layer = CharField(max_length=8)  # rules/streetmap.py: LAYERS
+    kind = CharField(max_length=32)  # a street's class, a waterway's, a place's
+    name = CharField(null=True, max_length=200)
+    min_zoom = IntegerField()
+    west = DoubleField()
+    south = DoubleField()
+    east = DoubleField()
+    north = DoubleField()
+    geometry = TextField()  # GeoJSON geometry
+
+    class Meta:
+        indexes = ((("min_zoom", "west", "south"), False),)
+
+
 class Post(BaseModel):
     """A 1/3/5-minute response point."""
 
@@ -260,4 +278,17 @@ class Alert(BaseModel):
     acknowledged_by = CharField(null=True, max_length=64)
 
 
-MODELS = (Unit, Position, Incident, Alarm, Order, Event, Grid, Post, Setting, Account, Alert)
+MODELS = (
+    Unit,
+    Position,
+    Incident,
+    Alarm,
+    Order,
+    Event,
+    Grid,
+    Post,
+    Setting,
+    Account,
+    Alert,
+    MapFeature,
+)

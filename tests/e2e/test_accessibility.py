@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 from harness.clients import UnitLink
 from harness.waiting import eventually
 from tests.e2e.screens import open_screen, sign_in
+from tests.e2e.test_street_map import HELSINKI
 
 # what the screens show as it is: ids, names, a dispatcher's words
 DATA = ("car-", "Car ", "post-1", "North gate post", "vol-1", "Li Wei")
@@ -53,7 +54,7 @@ TEXTS = """() => {
 }"""
 # what either language keeps: the name, the switch's bilingual name, km and the file formats
 KEPT = {
-    "zh": re.compile(r"fieldlink|\bEN\b|Language|\bkm\b|\bCSV\b|\bGPX\b"),
+    "zh": re.compile(r"fieldlink|OpenStreetMap|\bEN\b|Language|\bkm\b|\bCSV\b|\bGPX\b"),
     "en": re.compile("中文|语言"),
 }
 OTHER = {"zh": re.compile(r"[A-Za-z]{2,}"), "en": re.compile(r"[\u3000-\u9fff\uff00-\uffef]")}
@@ -73,8 +74,9 @@ def untranslated(page: Page, lang: str, data: tuple[str, ...]) -> list[str]:
 
 @pytest.fixture
 def screens(server_factory, mosquitto):
-    """A console at work: two calls, a car diverted from one to the other (a reason the
-    server wrote, in the timeline; the alert it raised), the terminals' units online."""
+    """A console at work over the city's street map: two calls, a car diverted from one to
+    the other (a reason the server wrote, in the timeline; the alert it raised), the
+    terminals' units online."""
     server = server_factory()
     tokens = {
         "car-1": server.add_unit("car-1", name="Car 1"),
@@ -82,6 +84,7 @@ def screens(server_factory, mosquitto):
         "post-1": server.add_unit("post-1", "guard_post", name="North gate post"),
         "vol-1": server.add_unit("vol-1", "volunteer", name="Li Wei"),
     }
+    assert server.command("map", "import", str(HELSINKI)).returncode == 0  # its names are data
     server.start()
     links = [UnitLink(mosquitto.port, u) for u in ("car-1", "car-2")]
     for link, lon in zip(links, (116.587, 116.589), strict=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from server.rules.geo import (
     GeoError,
@@ -15,10 +15,19 @@ from server.rules.geo import (
     posts_geojson,
 )
 from server.runtime import metrics
-from server.store import db, load_posts, save_grids, save_posts
+from server.store import (
+    db,
+    load_posts,
+    save_grids,
+    save_posts,
+    street_map_bounds,
+    street_map_in,
+)
 from server.web.api.common import GeoJsonCollection, area, book, in_worker
 
-blp = area("geo", "Response grids and posts")
+blp = area("geo", "Response grids and posts, the street map")
+# the most features one answer carries: a console's view of a city's centre at zoom 16
+MAP_FEATURES = 6000
 
 
 class ImportOut(Schema):
@@ -72,6 +81,36 @@ class Posts(MethodView):
             count = save_posts(posts)
         in_worker(book().use_posts, posts)
         return {"imported": count}
+
+
+class StreetMapQuery(Schema):
+    west = fields.Float(required=True, validate=validate.Range(-180, 180))
+    south = fields.Float(required=True, validate=validate.Range(-90, 90))
+    east = fields.Float(required=True, validate=validate.Range(-180, 180))
+    north = fields.Float(required=True, validate=validate.Range(-90, 90))
+    zoom = fields.Integer(required=True, validate=validate.Range(0, 22))
+
+
+class StreetMapOut(GeoJsonCollection):
+    cut = fields.Boolean(metadata={"description": "more lie in the box: zoom in for them"})
+    bounds = fields.List(
+        fields.Float(),
+        allow_none=True,
+        metadata={"description": "[west, south, east, north] of the whole map; null: none"},
+    )
+
+
+@blp.route("/map")
+@blp.arguments(StreetMapQuery(), location="query")
+@blp.response(200, StreetMapOut)
+def street_map(query: dict):
+    """The street map in a box at a zoom (`fieldlink map import`): streets (`kind`: their
+    class), water and place names, as GeoJSON; the larger first, at most MAP_FEATURES."""
+    box = (query["west"], query["south"], query["east"], query["north"])
+    with db.connection_context():
+        features, cut = street_map_in(box, query["zoom"], MAP_FEATURES)
+        bounds = street_map_bounds()
+    return {"type": "FeatureCollection", "features": features, "cut": cut, "bounds": bounds}
 
 
 # -- response figures --------------------------------------------------------------------

@@ -13,7 +13,7 @@
       clock_off: (s) => `时钟${s > 0 ? "慢" : "快"} ${Math.abs(Math.round(s))} 秒`,
       sources: { alarm_fix: "报警定位", unit_fix: "单位定位", post: "岗亭坐标", last_known: "最后已知位置",
                  dispatcher: "调度员标定" },
-      zoom_in: "放大", zoom_out: "缩小",
+      zoom_in: "放大", zoom_out: "缩小", osm_credit: "地图数据 © OpenStreetMap 贡献者",
       actors: { dispatch: "自动调度" },  // the server's own steps; an account or a unit is its id
       incident: "警情", close_panel: "关闭警情面板", send_unit: "派遣单位", units_sent: "已派单位",
       timeline: "时间线", queue: "警情队列", queue_hint: "点击地图或按 N 新建",
@@ -113,7 +113,7 @@
       clock_off: (s) => `clock ${Math.abs(Math.round(s))} s ${s > 0 ? "behind" : "ahead"}`,
       sources: { alarm_fix: "alarm's fix", unit_fix: "unit's fix", post: "post's surveyed place",
                  last_known: "last known position", dispatcher: "placed by a dispatcher" },
-      zoom_in: "Zoom in", zoom_out: "Zoom out",
+      zoom_in: "Zoom in", zoom_out: "Zoom out", osm_credit: "Map data © OpenStreetMap contributors",
       actors: { dispatch: "automatic dispatch" },
       incident: "Incident", close_panel: "Close the incident panel", send_unit: "Send a unit",
       units_sent: "Units sent", timeline: "Timeline", queue: "Incident queue",
