@@ -32,6 +32,7 @@ from urllib.request import Request, urlopen
 import socketio
 from rich.console import Console
 
+from server.ingest.osm_extract import read_extract
 from server.sim.local_broker import (
     BROKER_CHOICES,
     LocalBroker,
@@ -41,7 +42,7 @@ from server.sim.local_broker import (
     local_broker,
 )
 from server.sim.simulator import City, Fleet, UnitSpec, layout_fleet
-from server.store import create_unit, db, open_database, save_grids
+from server.store import create_unit, db, open_database, save_grids, save_street_map
 from server.web import accounts
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,10 @@ LOG_TAIL_LINES = 20
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # the command centre's account in a demo's database: an admin, its password printed
 DESK_ACCOUNT = "demo"
+# the demo's city: central Helsinki, whose real OpenStreetMap extract is the console's street
+# map (maps/README.md); two grids of 8 x 8 blocks of 100 m fit the extract's 1.0 x 1.7 km
+STREET_MAP = Path(__file__).resolve().parent / "maps" / "Helsinki.osm.pbf"
+DEMO_CITY = City(lat=60.1713, lon=24.9441, block_m=100.0, grid_blocks=8, grids=2, cols=1)
 
 
 class DemoError(Exception):
@@ -127,13 +132,16 @@ def fieldlink_command() -> list[str]:
 
 
 def provision(
-    db_url: str, city: City, specs: list[UnitSpec]
+    db_url: str, city: City, specs: list[UnitSpec], street_map: Path | None = None
 ) -> tuple[dict[str, str], accounts.Credentials]:
-    """Create the city's grids, the units and the command centre's account in a fresh
-    database: the units' tokens by id, and the account's password and API token."""
+    """Create the city's grids (and its street map, from an OpenStreetMap extract), the
+    units and the command centre's account in a fresh database: the units' tokens by id,
+    and the account's password and API token."""
     open_database(db_url)
     with db.connection_context(), db.atomic():
         save_grids(city.grid_shapes())
+        if street_map:
+            save_street_map(read_extract(street_map))
         units = [create_unit(s.unit_id, s.kind, grid=s.grid, name=s.name) for s in specs]
         desk = accounts.add(DESK_ACCOUNT, "admin")
     return {new.unit.id: new.terminal_token for new in units}, desk
@@ -171,7 +179,7 @@ class Demo:
         self.port = port
         self.async_mode = async_mode
         self.url = f"http://127.0.0.1:{port}"
-        self.city = city or City()
+        self.city = city or DEMO_CITY
         self.workdir = Path(
             stack.enter_context(
                 TemporaryDirectory(prefix="fieldlink-demo-", ignore_cleanup_errors=True)
@@ -185,7 +193,7 @@ class Demo:
     def start(self, cars: int, kiosks: int, panic_every: float, broker_choice: str) -> None:
         """The checklist: database, broker, server, fleet; each one's stop goes on the stack."""
         specs = layout_fleet(self.city, cars, kiosks, random.Random())
-        tokens, self.desk = provision(self.db_url, self.city, specs)
+        tokens, self.desk = provision(self.db_url, self.city, specs, STREET_MAP)
         broker = self.start_broker(broker_choice)
         self.start_server(broker)
         self.wait_ready()

@@ -194,6 +194,12 @@ def test_demo_dispatches_and_officers_accept_then_sigint_stops_everything(tmp_pa
         text = output.read_text()
         assert f"{base}/terminal?token=" in text and f"console   {base}/" in text
         assert f"{base}/kiosk?token=" in text
+        # the fleet drives over central Helsinki, whose real street map the console draws
+        centre = {"west": 24.94, "south": 60.165, "east": 24.95, "north": 60.175, "zoom": 16}
+        drawn = browser.get(f"{base}/api/v1/map", params=centre, timeout=5).json()
+        assert "Mannerheimintie" in {f["properties"]["name"] for f in drawn["features"]}
+        units = browser.get(f"{base}/api/v1/units", timeout=5).json()
+        assert all(abs(u["position"]["lat"] - 60.171) < 0.01 for u in units if u["position"])
 
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=20) == 0, output.read_text()
