@@ -64,3 +64,13 @@ def test_the_console_draws_the_city_s_streets_water_and_names(server_factory, pa
     page.evaluate("() => { window.fieldlinkMap.setView([60.1685, 24.9440], 17); }")
     expect(page.locator(".street-name", has_text="Pohjoisesplanadi")).to_be_visible()
     expect(page.locator(".place-name", has_text="Kluuvi")).to_be_visible()
+
+
+def test_an_in_house_tile_server_takes_the_street_map_s_place(server_factory, page) -> None:
+    tiles = "http://127.0.0.1:9/{z}/{x}/{y}.png"  # nothing listens: no tile arrives
+    server = server_factory(tile_url=tiles)
+    assert server.command("map", "import", str(HELSINKI)).returncode == 0
+    server.start()
+    sign_in(page, server, "/?lang=en")
+    expect(page.locator(".leaflet-tile-pane img").first).to_be_attached()
+    expect(page.locator(".leaflet-streets-pane")).to_have_count(0)
