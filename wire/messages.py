@@ -205,7 +205,7 @@ class OrderSchema(Message):
     # a summary the server wrote, as a code and its values, for a screen to word in its
     # language; `summary` holds the English (an agent or screen before these ignores them)
     summary_code = Text(validate=validate.Length(max=32))
-    summary_params = fields.Dict(keys=Text(), values=Text(validate=validate.Length(max=200)))
+    summary_params = fields.Dict(keys=Text(), values=Text(validate=validate.Length(max=500)))
     location = fields.Nested(LocationSchema, required=True)
     unit_id = Text(validate=validate.Regexp(f"^{UNIT_ID_PATTERN}$"))
 

@@ -4,10 +4,9 @@ command, geo, figures), with the schemas of each beside its views.
 Schemas are marshmallow, and flask-smorest turns them into the OpenAPI document at
 `/api/v1/openapi.json`. Errors are JSON: `{"code", "status", "message"}`, and a refused
 command adds `reason` and `params` (`server/rules/refusals.py`), which a screen words in its
-own language. Reads of the store
-happen in the request; every change runs in the ingest worker (`common.in_worker`), in order
-with the units' acks and positions. Argument schemas are given as instances: from a class,
-webargs would build a schema for every request.
+own language. Reads of the store happen in the request; every change runs in the ingest
+worker (`common.in_worker`), in order with the units' acks and positions. Argument schemas
+are given as instances: from a class, webargs would build a schema for every request.
 """
 
 from __future__ import annotations
