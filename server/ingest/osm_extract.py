@@ -10,8 +10,12 @@ from typing import Any
 from server.rules.streetmap import MapPart, area_part, place_part, way_part
 
 
+def _point(location: Any) -> list[float]:
+    return [round(location.lon, 6), round(location.lat, 6)]  # 6 places: about 10 cm
+
+
 def _line(nodes: Any) -> list[list[float]]:
-    return [[round(n.lon, 6), round(n.lat, 6)] for n in nodes if n.location.valid()]
+    return [_point(n.location) for n in nodes if n.location.valid()]
 
 
 def read_extract(path: Path) -> Iterator[tuple[MapPart, dict[str, Any]]]:
@@ -34,5 +38,4 @@ def read_extract(path: Path) -> Iterator[tuple[MapPart, dict[str, Any]]]:
             if (part := way_part(tags)) and len(line := _line(obj.nodes)) >= 2:
                 yield part, {"type": "LineString", "coordinates": line}
         elif isinstance(obj, Node) and obj.location.valid() and (part := place_part(tags)):
-            point = [round(obj.location.lon, 6), round(obj.location.lat, 6)]
-            yield part, {"type": "Point", "coordinates": point}
+            yield part, {"type": "Point", "coordinates": _point(obj.location)}

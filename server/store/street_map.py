@@ -8,12 +8,12 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from peewee import fn
-
 from server.rules.streetmap import LAYERS, MapPart, bbox_of
-from server.store.models import MapFeature, db
+from server.store.models import MapFeature, Setting, db
 
 BATCH = 500
+# the whole map's box, kept at import: every pan asks for it, an aggregate would scan it all
+BOUNDS_SETTING = "street_map_bounds"
 
 
 def save_street_map(parts: Iterable[tuple[MapPart, dict[str, Any]]]) -> Counter[str]:
@@ -21,10 +21,12 @@ def save_street_map(parts: Iterable[tuple[MapPart, dict[str, Any]]]) -> Counter[
     each layer. One transaction: a console never sees half a map."""
     counts: Counter[str] = Counter()
     rows: list[dict[str, Any]] = []
+    box = [180.0, 90.0, -180.0, -90.0]
     with db.atomic():
         MapFeature.delete().execute()
         for part, geometry in parts:
             west, south, east, north = bbox_of(geometry["coordinates"])
+            box = [min(box[0], west), min(box[1], south), max(box[2], east), max(box[3], north)]
             rows.append(
                 {
                     "layer": part.layer,
@@ -44,6 +46,10 @@ def save_street_map(parts: Iterable[tuple[MapPart, dict[str, Any]]]) -> Counter[
                 rows.clear()
         if rows:
             MapFeature.insert_many(rows).execute()
+        row = {"value": json.dumps(box if counts else None), "changed_by": "map import"}
+        Setting.insert(key=BOUNDS_SETTING, **row).on_conflict(
+            conflict_target=[Setting.key], update=row
+        ).execute()
     return counts
 
 
@@ -80,8 +86,6 @@ def street_map_in(
 
 def street_map_bounds() -> tuple[float, float, float, float] | None:
     """The box the whole street map lies in, or None without one."""
-    row = MapFeature.select(
-        fn.MIN(MapFeature.west), fn.MIN(MapFeature.south),
-        fn.MAX(MapFeature.east), fn.MAX(MapFeature.north),
-    ).tuples().first()  # fmt: skip
-    return row if row and row[0] is not None else None
+    row = Setting.get_or_none(Setting.key == BOUNDS_SETTING)
+    box = json.loads(row.value) if row else None
+    return tuple(box) if box else None

@@ -17,9 +17,8 @@
   let asked = 0;
   let placed = false;
 
-  function name(text, className) {  // a name is data: written as OpenStreetMap has it
+  function name(text) {  // a name is data: written as OpenStreetMap has it
     const el = document.createElement("span");
-    el.className = className;
     el.translate = false;
     el.textContent = text;
     return el;
@@ -45,12 +44,12 @@
       pane: "streets", renderer, interactive: false, style: (f) => style(f.properties),
       attribution: body.features.length ? t("osm_credit") : undefined,  // the ODbL asks it
       pointToLayer: (f, at) => L.marker(at, { pane: "streets", interactive: false, keyboard: false,
-        icon: L.divIcon({ className: "place-name", html: name(f.properties.name, ""), iconSize: null }) }),
+        icon: L.divIcon({ className: "place-name", html: name(f.properties.name), iconSize: null }) }),
       onEachFeature: (f, line) => {
         const p = f.properties;
         if (p.layer !== "street" || !p.name || zoom < STREET_NAMES_FROM || named.has(p.name)) return;
         named.add(p.name);  // once per street: a name on every stretch would hide the map
-        line.bindTooltip(name(p.name, ""), { permanent: true, direction: "center", className: "street-name" });
+        line.bindTooltip(name(p.name), { permanent: true, direction: "center", className: "street-name" });
       },
     }).addTo(map);
     if (layer) map.removeLayer(layer);
