@@ -38,6 +38,7 @@ class ScreenEvent(StrEnum):
     CALL = "call"  # server -> screen: a `call` message, how the unit's own call goes
     POSITION = "position"  # screen -> server: a phone's fix from the browser (a position)
     DUTY = "duty"  # screen -> server: a phone's person going on or off duty
+    SHIFT = "shift"  # screen -> server: the crew signing on (one to three officers) or off
 
 
 class TerminalAckSchema(Message):
@@ -116,3 +117,52 @@ def load_screen_duty(data: Any) -> bool:
     except ValidationError as exc:
         raise WireError(f"invalid duty: {exc.messages}") from None
     return on
+
+
+CREW_MOST = 3  # a patrol car's crew: one to three officers
+
+
+class OfficerSchema(Message):
+    # the badge (warrant) number
+    id = Text(
+        required=True,
+        validate=validate.Regexp(r"^[A-Za-z0-9_.:-]{1,32}$", error="1-32 of A-Z a-z 0-9 _ . : -"),
+    )
+    name = Text(
+        required=True,
+        validate=[validate.Length(max=100), validate.Regexp(r"\s*\S", error="a name, not blank")],
+    )
+
+
+def _each_once(crew: list[dict[str, Any]]) -> None:
+    ids = [officer["id"] for officer in crew]
+    if len(set(ids)) != len(ids):
+        raise ValidationError("an officer is on the crew once")
+
+
+def crew_list(**kwargs: Any) -> fields.List[Any]:
+    """A crew as it signs on: one to three officers, the one in charge first; [] signs off."""
+    return fields.List(
+        fields.Nested(OfficerSchema),
+        required=True,
+        validate=[validate.Length(max=CREW_MOST), _each_once],
+        **kwargs,
+    )
+
+
+class ScreenShiftSchema(Message):
+    crew = crew_list()
+
+
+_SHIFT = ScreenShiftSchema()
+
+
+def load_screen_shift(data: Any) -> list[dict[str, str]]:
+    """A screen's `shift`: the crew signing on, [] when it signs off; WireError says what is
+    wrong."""
+    try:
+        crew: list[dict[str, str]] = _SHIFT.load(data if isinstance(data, dict) else {})["crew"]
+    except ValidationError as exc:
+        raise WireError(f"invalid shift: {exc.messages}") from None
+    # names as people type them: spaces around are not part of them
+    return [{"id": o["id"], "name": o["name"].strip()} for o in crew]

@@ -64,6 +64,7 @@ def on_ack(
             unit_id=unit_id,
             order_id=order.id,
             reason=reason or None,
+            crew=dispatching.crew_of(book, unit_id) or None,
             **(when.public() if when is not None else {}),
         )
         presence.refresh_unit(book, unit_id, now)

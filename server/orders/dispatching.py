@@ -209,6 +209,12 @@ def recommend_for(
     return incident, recommendations(book, incident, kinds, frozenset(sent), limit)
 
 
+def crew_of(book: OrderBook, unit_id: str) -> list[dict[str, str]]:
+    """Who is on the unit now ([] for a unit no crew signed on to)."""
+    unit = book.live.get(unit_id)
+    return unit.crew if unit is not None else []
+
+
 def unit_of(book: OrderBook, unit_id: str) -> UnitState:
     unit = book.live.get(unit_id)
     if unit is None:
@@ -294,6 +300,7 @@ def send_order(
     it leaves the incident's first unit and dispatch time alone."""
     now = book.clock()
     duty = incident.duty_level or book.duty_level
+    crew = crew_of(book, unit_id)
     with db.atomic():
         order = Order(
             id=new_id(),
@@ -304,6 +311,7 @@ def send_order(
             if deadline
             else None,
             kinds=",".join(sorted(kinds)),
+            crew=json.dumps(crew) if crew else None,
         )
         insert(order)
         incident.state = next_incident_state(incident.state, event)
@@ -312,7 +320,13 @@ def send_order(
             incident.first_unit = incident.first_unit or unit_id
         save(incident)
         record_event(
-            actor, "order_sent", incident_id=incident.id, unit_id=unit_id, order_id=order.id, **why
+            actor,
+            "order_sent",
+            incident_id=incident.id,
+            unit_id=unit_id,
+            order_id=order.id,
+            crew=crew or None,
+            **why,
         )
         presence.refresh_unit(book, unit_id, now)
     arrival_watch.watch(book, order, incident)

@@ -71,12 +71,15 @@ def mark_silent_offline(book: OrderBook, now: float) -> None:
 
 def sync_terminal(book: OrderBook, unit_id: str, sid: str) -> dict[str, Any]:
     """A terminal (re)connected: it gets every order its unit still holds, and the answer
-    carries the unit's own call for help still being handled (a kiosk shows it)."""
+    carries the unit's own call for help still being handled (a kiosk shows it) and the crew
+    signed on."""
     pending = queries.open_orders(unit_id)
     for order, incident in pending:
         message = {**views.order_message(order, incident), **views.way(book, order, incident)}
         book.notices.order_to_terminals(unit_id, message, sid=sid)
-    return {"orders": len(pending), "call": views.open_call(book, unit_id)}
+    unit = book.live.get(unit_id)
+    crew = unit.crew if unit is not None else []
+    return {"orders": len(pending), "call": views.open_call(book, unit_id), "crew": crew}
 
 
 def resend_all_to_agents(book: OrderBook) -> None:

@@ -84,6 +84,7 @@ def order_public(order: Order) -> dict[str, Any]:
         "ack_deadline": order.ack_deadline,
         "arrival_s": _span(order.sent_at, order.on_scene_at),
         "call_out": order.kinds == "",  # no kind may replace it: see dispatching.call_out
+        "crew": _json(order.crew) or [],  # who was on the unit when it was sent
         **{f"{step}_at": getattr(order, f"{step}_at") for step in ORDER_TIMESTAMPS},
     }
 

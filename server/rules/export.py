@@ -136,22 +136,35 @@ def kpis_csv(figures: dict[str, Any]) -> str:
         values += [k[name]["rate"] for name in RATE_FIGURES]
         return ["" if v is None else v for v in values]
 
+    names = figures.get("officers", {})  # an officer's group says who as well
     rows = [row("all", figures["all"])]
-    rows += [row(name, k) for name, k in figures.get("groups", {}).items()]
+    rows += [
+        row(" ".join(filter(None, (group, names.get(group)))), k)
+        for group, k in figures.get("groups", {}).items()
+    ]
     return _csv(header, rows)
 
 
 PATROL_FIGURES = ("km", "moving_s", "stationary_s", "no_data_s", "in_home_grid_s")
 
 
-def patrol_csv(units: Iterable[dict[str, Any]], grids: Iterable[dict[str, Any]]) -> str:
-    """A shift's patrol: one row per unit, then one per home grid (its units added up)."""
-    header = ("unit_id", "home_grid", "units", *PATROL_FIGURES, "long_stops")
+def patrol_csv(
+    units: Iterable[dict[str, Any]],
+    grids: Iterable[dict[str, Any]],
+    officers: Iterable[dict[str, Any]] = (),
+) -> str:
+    """A shift's patrol: one row per unit, then one per home grid (its units added up), then
+    one per officer (the units they were on, while on them)."""
+    header = ("unit_id", "home_grid", "officer", "name", "units", *PATROL_FIGURES, "long_stops")
+
+    def line(who: list[Any], units: int, row: dict[str, Any], long_stops: int) -> list[Any]:
+        return [*who, units, *(row[f] for f in PATROL_FIGURES), long_stops]
+
     rows = [
-        [u["unit_id"], u["home_grid"] or "", 1, *(u[f] for f in PATROL_FIGURES), len(u["stops"])]
-        for u in units
+        line([u["unit_id"], u["home_grid"] or "", "", ""], 1, u, len(u["stops"])) for u in units
     ]
+    rows += [line(["", g["grid"], "", ""], g["units"], g, g["long_stops"]) for g in grids]
     rows += [
-        ["", g["grid"], g["units"], *(g[f] for f in PATROL_FIGURES), g["long_stops"]] for g in grids
+        line(["", "", o["officer"], o["name"]], o["units"], o, o["long_stops"]) for o in officers
     ]
     return _csv(header, rows)

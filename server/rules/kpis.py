@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 ARRIVAL_TARGETS_S = (60, 180, 300)  # the 1/3/5-minute response circles
-GROUPS = ("grid", "category", "unit_kind")
+GROUPS = ("grid", "category", "unit_kind", "officer")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class OrderRecord:
     sent_at: float
     accepted_at: float | None = None
     on_scene_at: float | None = None
+    crew: tuple[tuple[str, str], ...] = ()  # (officer id, name) on the unit when it was sent
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class IncidentRecord:
         """The kind of the unit that got there first, else of the first one sent."""
         first = self.first_on_scene() or min(self.orders, key=lambda o: o.sent_at, default=None)
         return first.unit_kind if first else None
+
+    def officers(self) -> dict[str, str]:
+        """Every officer on a unit sent to it: id -> name."""
+        return {oid: name for order in self.orders for oid, name in order.crew}
 
 
 def durations(values: Iterable[float]) -> dict[str, float | int | None]:
@@ -113,10 +118,12 @@ def response_kpis(incidents: Sequence[IncidentRecord], tz: ZoneInfo) -> dict[str
     }
 
 
-_KEYS: dict[str, Callable[[IncidentRecord], str | None]] = {
-    "grid": lambda i: i.grid,
-    "category": lambda i: i.category,
-    "unit_kind": IncidentRecord.responding_kind,
+# what groups an incident falls in; one sent several officers is in each of theirs
+_KEYS: dict[str, Callable[[IncidentRecord], Iterable[str | None]]] = {
+    "grid": lambda i: (i.grid,),
+    "category": lambda i: (i.category,),
+    "unit_kind": lambda i: (i.responding_kind(),),
+    "officer": lambda i: i.officers() or (None,),
 }
 
 
@@ -160,7 +167,7 @@ def kpis_by(
     incidents: Sequence[IncidentRecord], group_by: str | None, tz: ZoneInfo
 ) -> dict[str, Any]:
     """The figures for all incidents (with the arrival histogram and the daily trend), and
-    per grid, category or responding unit kind."""
+    per grid, category, responding unit kind or officer (with each officer's name)."""
     out: dict[str, Any] = {
         "all": response_kpis(incidents, tz),
         "arrival_histogram": arrival_histogram(incidents),
@@ -169,6 +176,9 @@ def kpis_by(
     if group_by:
         groups: dict[str, list[IncidentRecord]] = defaultdict(list)
         for incident in incidents:
-            groups[_KEYS[group_by](incident) or "none"].append(incident)
+            for key in _KEYS[group_by](incident):
+                groups[key or "none"].append(incident)
         out["groups"] = {k: response_kpis(v, tz) for k, v in sorted(groups.items())}
+    if group_by == "officer":
+        out["officers"] = {oid: name for i in incidents for oid, name in i.officers().items()}
     return out

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geodesy import distance_m
+from server.rules.shifts import Stint
 
 # the kinds whose shift is a patrol (a guard post stands; a volunteer helps when called)
 PATROLLING = ("patrol_car", "motorcycle", "foot")
@@ -133,12 +134,26 @@ def _end_stop(
 
 def shift_by_grid(reports: Iterable[tuple[str | None, PatrolReport]]) -> list[dict[str, Any]]:
     """Each home grid's shift, its units' reports added up (a unit without one: `-`)."""
-    grids: dict[str, dict[str, Any]] = {}
-    for grid, report in reports:
-        row = grids.setdefault(
-            grid or "-",
+    return added_up(((grid or "-", report) for grid, report in reports), "grid")
+
+
+def shift_by_officer(reports: Iterable[tuple[Stint, PatrolReport]]) -> list[dict[str, Any]]:
+    """Each officer's shift: the reports of the units they were on, for the time they were on
+    them, added up (`units`: how many such stretches), with the officer's name."""
+    reports = list(reports)
+    rows = added_up(((stint.officer_id, report) for stint, report in reports), "officer")
+    names = {stint.officer_id: stint.name for stint, _ in reports}
+    return [{**row, "name": names[row["officer"]]} for row in rows]
+
+
+def added_up(reports: Iterable[tuple[str, PatrolReport]], key: str) -> list[dict[str, Any]]:
+    """Reports added up per value of `key` (a home grid, an officer), in its order."""
+    rows: dict[str, dict[str, Any]] = {}
+    for value, report in reports:
+        row = rows.setdefault(
+            value,
             {
-                "grid": grid or "-",
+                key: value,
                 "units": 0,
                 "km": 0.0,
                 "moving_s": 0.0,
@@ -153,8 +168,8 @@ def shift_by_grid(reports: Iterable[tuple[str | None, PatrolReport]]) -> list[di
         for name in ("moving_s", "stationary_s", "no_data_s", "in_home_grid_s"):
             row[name] += getattr(report, name)
         row["long_stops"] += len(report.stops)
-    for row in grids.values():
+    for row in rows.values():
         row["km"] = round(row["km"], 3)
         for name in ("moving_s", "stationary_s", "no_data_s", "in_home_grid_s"):
             row[name] = round(row[name])
-    return sorted(grids.values(), key=lambda r: r["grid"])
+    return sorted(rows.values(), key=lambda r: r[key])

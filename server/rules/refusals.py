@@ -52,6 +52,9 @@ WORDING = {
     "session_ended": "the session has ended: sign in again",
     "not_connected": "not connected: connect with the device token",
     "positions_too_often": "too many positions: one every few seconds",
+    "officer_on_other_unit": "officer {officer} is on the crew of unit {unit}: sign off there"
+    " first (or a dispatcher ends that shift)",
+    "no_shift": "unit {unit} has no crew signed on",
     # why the server ended an order (the timeline's reason)
     "diverted": "diverted to incident {incident}",
     "reassigned": "reassigned to {unit}",

@@ -19,7 +19,7 @@ from server.runtime import clock, metrics
 from server.runtime.supervise import Every, Part, Runner, Stage, Tasks
 from server.scale import instances
 from server.state.live_state import LiveState, UnitState
-from server.store import IN_FLEET, Unit
+from server.store import IN_FLEET, Unit, crews_on_shift
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class SharedChanges:
 
     def _catch_up_in_worker(self, fixes: dict[str, dict[str, Any]]) -> None:
         now = clock.now()
+        crews = crews_on_shift()
         for row in Unit.select(
             Unit.id, Unit.status, Unit.status_since, Unit.online, Unit.out_of_service
         ).where(IN_FLEET):
@@ -108,6 +109,7 @@ class SharedChanges:
                 "status_since": row.status_since,
                 "online": bool(row.online),
                 "out_of_service": bool(row.out_of_service),
+                "crew": crews.get(row.id, []),
             }
             self.live.apply_shared(row.id, stored, now)
         for unit_id, fix in fixes.items():

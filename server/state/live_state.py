@@ -53,6 +53,7 @@ class UnitState:
     targets: dict[str, Target] = field(default_factory=dict)  # order id -> scene
     provisioned_at: float = 0.0  # nothing it sent can have happened before this
     owntracks_device: str | None = None  # a phone heard on OwnTracks' topics: its device
+    crew: list[dict[str, str]] = field(default_factory=list)  # [{id, name}] signed on now
     # the latest (receive - send) times of its health reports: its clock's offset
     clock_samples: deque[float] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
 
@@ -91,6 +92,7 @@ class UnitState:
             "out_of_service": self.out_of_service,
             "position": self.fix,
             "clock_offset_s": self.clock_offset_s,
+            "crew": self.crew,
         }
 
     def candidate(self) -> Candidate:
@@ -190,6 +192,11 @@ class LiveState:
         self._share(unit_id, {"online": online})
         return True
 
+    def set_crew(self, unit_id: str, crew: list[dict[str, str]]) -> None:
+        self.units[unit_id].crew = crew
+        self._changed.add(unit_id)
+        self._share(unit_id, {"crew": crew})
+
     def set_out_of_service(self, unit_id: str, out: bool) -> None:
         self.units[unit_id].out_of_service = out
         self._share(unit_id, {"out_of_service": out})
@@ -200,7 +207,7 @@ class LiveState:
 
     def apply_shared(self, unit_id: str, change: dict[str, Any], heard_at: float) -> None:
         """A change another instance made: a newer fix moves the unit (and says it was heard
-        at `heard_at`), a status, online or service flag is taken as it is."""
+        at `heard_at`), a status, online or service flag or a crew is taken as it is."""
         unit = self.units.get(unit_id)
         if unit is None:
             return  # not provisioned when this instance loaded the store
@@ -218,6 +225,8 @@ class LiveState:
                 _heard_at(unit, heard_at)
         if "out_of_service" in change:
             unit.out_of_service = change["out_of_service"]
+        if "crew" in change:
+            unit.crew = change["crew"]
         if "heard" in change:
             _heard_at(unit, change["heard"])
 

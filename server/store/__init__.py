@@ -17,6 +17,7 @@ from server.store.models import (
     Position,
     Post,
     Setting,
+    Shift,
     Unit,
     db,
     new_id,
@@ -37,6 +38,7 @@ from server.store.records import (
     token_digest,
     unit_track,
 )
+from server.store.shifts import crews_on_shift, end_shift, shift_records, start_shift
 from server.store.street_map import save_street_map, street_map_bounds, street_map_in
 
 __all__ = [
@@ -57,11 +59,14 @@ __all__ = [
     "Post",
     "Prepared",
     "Setting",
+    "Shift",
     "Unit",
     "by_device_token",
     "by_id",
     "create_unit",
+    "crews_on_shift",
     "db",
+    "end_shift",
     "incident_records",
     "insert",
     "insert_positions",
@@ -76,6 +81,8 @@ __all__ = [
     "save_grids",
     "save_posts",
     "save_street_map",
+    "shift_records",
+    "start_shift",
     "street_map_bounds",
     "street_map_in",
     "token_digest",

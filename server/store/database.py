@@ -97,7 +97,7 @@ ADDED_COLUMNS = (
     ),
     *(
         (Order, name)
-        for name in ("cancelled_at", "timed_out_at", "end_reason", "ack_deadline", "kinds")
+        for name in ("cancelled_at", "timed_out_at", "end_reason", "ack_deadline", "kinds", "crew")
     ),
 )
 

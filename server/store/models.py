@@ -180,6 +180,21 @@ class Order(BaseModel):
     end_reason = TextField(null=True)  # why it was cancelled or timed out
     ack_deadline = DoubleField(null=True, index=True)  # escalate if not accepted by then
     kinds = CharField(null=True, max_length=200)  # kinds that may replace it (its plan slot)
+    crew = TextField(null=True)  # JSON [{id, name}]: the unit's crew when it was sent
+
+
+class Shift(BaseModel):
+    """A crew's time on a unit: signed on at its terminal (one to three officers, the first in
+    charge) until it signs off or another crew signs on there."""
+
+    id = AutoField()
+    unit = ForeignKeyField(Unit, backref="shifts", on_delete="CASCADE")
+    unit_id: str
+    crew = TextField()  # JSON [{id, name}]
+    started_at = DoubleField()
+    ended_at = DoubleField(null=True, index=True)  # NULL: on shift now
+    started_by = CharField(max_length=64)
+    ended_by = CharField(null=True, max_length=64)
 
 
 class Grid(BaseModel):
@@ -291,4 +306,5 @@ MODELS = (
     Account,
     Alert,
     MapFeature,
+    Shift,
 )

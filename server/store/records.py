@@ -85,8 +85,9 @@ def incident_records(since: float, until: float) -> list[IncidentRecord]:
             .order_by(Order.sent_at)
         )
         for o in query:
+            crew = tuple((c["id"], c["name"]) for c in json.loads(o.crew or "[]"))
             orders[o.incident_id].append(
-                OrderRecord(o.unit_id, o.unit.kind, o.sent_at, o.accepted_at, o.on_scene_at)
+                OrderRecord(o.unit_id, o.unit.kind, o.sent_at, o.accepted_at, o.on_scene_at, crew)
             )
     return [
         IncidentRecord(

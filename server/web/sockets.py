@@ -18,7 +18,7 @@ from socketio.exceptions import ConnectionRefusedError
 
 from server.notify import CONSOLE_NS, TERMINAL_NS, unit_room
 from server.notify.packets import UNREADABLE_EVENT
-from server.orders import OrderRefused, acks, alarms, presence, views
+from server.orders import OrderRefused, acks, alarms, presence, shifts, views
 from server.rules.refusals import Refusal, refusal
 from server.runtime import clock, metrics
 from server.runtime.log_limit import LimitedLog
@@ -27,7 +27,12 @@ from server.store import Incident, by_device_token, db
 from server.web import throttle
 from server.web.auth import SignedIn, signed_in_by_token, who
 from wire import Channel, WireError, encode, unwritable
-from wire.screens import load_screen_duty, load_screen_panic, load_terminal_ack
+from wire.screens import (
+    load_screen_duty,
+    load_screen_panic,
+    load_screen_shift,
+    load_terminal_ack,
+)
 
 if TYPE_CHECKING:
     from server.app import Runtime
@@ -200,6 +205,22 @@ class TerminalNamespace(socketio.Namespace):
         state = encode(Channel.STATE, {"online": on, "ts": clock.now()})
         self.runtime.take_unit_message(unit_id, Channel.STATE, state)
         return {"ok": True, "on_duty": on}
+
+    def on_shift(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """The crew signing on at the terminal (officer ids and names, one to three) or off
+        (no one): from now, orders, acks and the timeline say who."""
+        unit_id = self.unit_of[sid]
+        try:
+            crew = load_screen_shift(data)
+        except WireError as exc:
+            return refuse("socketio", "invalid", str(exc))
+        try:
+            on = self.runtime.call(
+                shifts.sign_on, self.runtime.book, unit_id, crew, f"terminal:{unit_id}"
+            )
+        except OrderRefused as exc:
+            return refuse("socketio", "shift", exc.refusal)
+        return {"ok": True, "crew": on}
 
 
 def request_sid() -> str:

@@ -322,7 +322,7 @@ def test_the_shifts_patrol_report_shows_each_unit_and_grid_and_downloads_as_csv(
     with page.expect_download() as download:
         patrol.get_by_role("link", name="CSV").click()
     lines = download.value.path().read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith("unit_id,home_grid,units,km") and len(lines) == 4
+    assert lines[0].startswith("unit_id,home_grid,officer,name,units,km") and len(lines) == 4
     report = server.get("/api/v1/patrol")
     assert [u["unit_id"] for u in report["units"]] == ["car-1", "car-2"]
     assert report["units"][0]["fixes"] == 1

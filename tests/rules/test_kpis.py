@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from server.rules.export import kpis_csv
 from server.rules.kpis import (
     IncidentRecord,
     OrderRecord,
@@ -136,3 +137,30 @@ def test_the_arrival_histogram_and_the_daily_trend() -> None:
         "median_arrival_s": 150.0,
         "within_5min": 0.5,
     }
+
+
+def test_figures_per_officer_count_each_incident_for_every_officer_sent() -> None:
+    li, wang = ("A1", "Li Wei"), ("B2", "Wang Fang")
+    day = [
+        incident(
+            0,
+            dispatched_at=T0,
+            on_scene_at=T0 + 100,
+            orders=(order(sent_at=T0, on_scene_at=T0 + 100, crew=(li, wang)),),
+        ),
+        incident(
+            1,
+            dispatched_at=T0 + 1000,
+            on_scene_at=T0 + 1300,
+            orders=(order(sent_at=T0 + 1000, on_scene_at=T0 + 1300, crew=(li,)),),
+        ),
+        incident(2, dispatched_at=T0 + 2000, orders=(order(sent_at=T0 + 2000),)),  # no crew
+    ]
+    out = kpis_by(day, "officer", TZ)
+    groups = out["groups"]
+    assert {k: g["incidents"] for k, g in groups.items()} == {"A1": 2, "B2": 1, "none": 1}
+    assert groups["A1"]["dispatch_to_arrival"]["median_s"] == 200.0
+    assert out["officers"] == {"A1": "Li Wei", "B2": "Wang Fang"}
+    csv = kpis_csv(out).splitlines()
+    assert csv[1].startswith("all,3") and csv[2].startswith("A1 Li Wei,2")
+    assert csv[4].startswith("none,1")

@@ -10,7 +10,8 @@ import pytest
 
 from geodesy import distance_m
 from server.rules.export import patrol_csv
-from server.rules.patrol import patrol_report, shift_by_grid
+from server.rules.patrol import patrol_report, shift_by_grid, shift_by_officer
+from server.rules.shifts import Stint
 
 M_PER_DEG = 111_195.0
 START = (31.23, 121.47)
@@ -125,7 +126,25 @@ def test_a_shift_adds_up_each_home_grids_units_and_exports_one_row_each() -> Non
     ]
     lines = patrol_csv(units, grids).splitlines()
     assert lines[0] == (
-        "unit_id,home_grid,units,km,moving_s,stationary_s,no_data_s,in_home_grid_s,long_stops"
+        "unit_id,home_grid,officer,name,units,km,moving_s,stationary_s,no_data_s,in_home_grid_s,"
+        "long_stops"
     )
-    assert lines[1].startswith("car-1,g1,1,1.0") and lines[2].startswith("car-2,,1,0.0")
-    assert lines[4].startswith(",g1,2,")
+    assert lines[1].startswith("car-1,g1,,,1,1.0") and lines[2].startswith("car-2,,,,1,0.0")
+    assert lines[4].startswith(",g1,,,2,")
+
+
+def test_each_officers_shift_adds_up_the_units_they_were_on_while_on_them() -> None:
+    drive = patrol_report([fix(T0 + s, 10.0 * s) for s in range(101)], no_grids, None)
+    stood = patrol_report([fix(T0 + s, 0.0) for s in range(0, 601, 5)], no_grids, None)
+    li_car1 = Stint("A1", "Li Wei", "car-1", T0, T0 + 100)
+    li_car2 = Stint("A1", "Li Wei", "car-2", T0 + 200, T0 + 800)
+    wang = Stint("B2", "Wang Fang", "car-1", T0, T0 + 100)
+    rows = shift_by_officer([(li_car1, drive), (wang, drive), (li_car2, stood)])
+    assert [(r["officer"], r["name"], r["units"], r["long_stops"]) for r in rows] == [
+        ("A1", "Li Wei", 2, 1),
+        ("B2", "Wang Fang", 1, 0),
+    ]
+    assert rows[0]["km"] == pytest.approx(1.0, rel=0.01)
+    assert rows[0]["stationary_s"] == pytest.approx(600, abs=2)
+    lines = patrol_csv([], [], rows).splitlines()
+    assert lines[1].startswith(",,A1,Li Wei,2,1.0") and lines[2].startswith(",,B2,Wang Fang,1,")

@@ -11,6 +11,7 @@ from wire.screens import (
     AnswerSchema,
     ScreenEvent,
     load_screen_panic,
+    load_screen_shift,
     load_terminal_ack,
     validate_pushed,
 )
@@ -81,3 +82,29 @@ def test_a_panic_is_never_refused_for_what_travels_with_it() -> None:
         alarm = load_screen_panic(data, "made-by-server")
         assert alarm["kind"] == "panic" and alarm["alarm_id"] == "made-by-server"
     assert load_screen_panic({"kind": "test"}, "x")["kind"] == "test"
+
+
+SHIFT_SAMPLE = b'{"crew":[{"id":"A1023","name":"Li Wei"},{"id":"B2077","name":"Wang Fang"}]}'
+
+
+def test_a_shift_sample_loads_as_sent_and_no_one_signs_off() -> None:
+    assert load_screen_shift(json.loads(SHIFT_SAMPLE)) == json.loads(SHIFT_SAMPLE)["crew"]
+    assert load_screen_shift({"crew": []}) == []
+    assert load_screen_shift({"crew": [{"id": "A1", "name": "  Li Wei "}]})[0]["name"] == "Li Wei"
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (None, "crew"),
+        ({"crew": "A1"}, "crew"),
+        ({"crew": [{"id": "A1", "name": " "}]}, "name"),
+        ({"crew": [{"id": "A 1", "name": "Li"}]}, "id"),
+        ({"crew": [{"id": "A1", "name": "Li"}, {"id": "A1", "name": "Lee"}]}, "once"),
+        ({"crew": [{"id": f"A{i}", "name": "Li"} for i in range(4)]}, "maximum length 3"),
+        ({"crew": [{"id": "A1", "name": "Li\x00"}]}, "name"),
+    ],
+)
+def test_a_crew_a_screen_cannot_sign_on_is_refused_with_what_is_wrong(data, says: str) -> None:
+    with pytest.raises(WireError, match=says):
+        load_screen_shift(data)

@@ -109,6 +109,17 @@ class ActionIn(Schema):
     )
 
 
+class OfficerOut(Schema):
+    id = fields.String(required=True, metadata={"description": "badge number"})
+    name = fields.String(required=True)
+
+
+def crew_field(what: str) -> fields.List[Any]:
+    return fields.List(
+        fields.Nested(OfficerOut), metadata={"description": f"{what}, the one in charge first"}
+    )
+
+
 class GeoJsonCollection(Schema):
     """A GeoJSON FeatureCollection (RFC 7946)."""
 

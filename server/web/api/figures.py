@@ -82,16 +82,22 @@ class KpisOut(Schema):
     arrival_histogram = fields.Nested(HistogramOut)
     daily = fields.List(fields.Nested(DayOut))
     groups = fields.Dict(keys=fields.String(), values=fields.Nested(FiguresOut))
+    officers = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "with group_by=officer: each group's officer's name"},
+    )
 
 
 @blp.route("/kpis")
 @blp.arguments(KpiQuery(), location="query")
 @blp.response(200, KpisOut)
 def kpis(query: dict):
-    """Response figures for incidents created in a period, overall and per grid, category or
-    responding unit kind: call to dispatch, dispatch to acknowledge and to arrival (mean,
-    median, 90th percentile), arrived within 1/3/5 minutes, first response, on-scene
-    resolution, same-day closure, follow-ups done."""
+    """Response figures for incidents created in a period, overall and per grid, category,
+    responding unit kind or officer: call to dispatch, dispatch to acknowledge and to arrival
+    (mean, median, 90th percentile), arrived within 1/3/5 minutes, first response, on-scene
+    resolution, same-day closure, follow-ups done. Per officer: the incidents a unit was sent
+    to with the officer on its crew."""
     tz = ZoneInfo(runtime().settings.timezone)
     since, until = period(query, tz)
     with db.connection_context():

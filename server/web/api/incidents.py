@@ -20,6 +20,7 @@ from server.web.api.common import (
     actor,
     area,
     book,
+    crew_field,
     in_worker,
     refuse,
     refused,
@@ -59,6 +60,7 @@ OrderOut = Schema.from_dict(
         "call_out": fields.Boolean(
             metadata={"description": "one of a call-out's tasks: no one replaces it"}
         ),
+        "crew": crew_field("who was on the unit when it was sent"),
         **{f"{step}_at": fields.Float(allow_none=True) for step in ORDER_TIMESTAMPS},
     },
     name="Order",

@@ -10,7 +10,7 @@ from flask import Response
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from server.orders import presence
+from server.orders import presence, shifts
 from server.rules.export import patrol_csv, track_geojson, track_gpx
 from server.rules.lifecycle import UNIT_STATUSES
 from server.rules.patrol import (
@@ -19,9 +19,12 @@ from server.rules.patrol import (
     PatrolRules,
     patrol_report,
     shift_by_grid,
+    shift_by_officer,
 )
 from server.rules.refusals import refusal
-from server.store import db, unit_track
+from server.rules.shifts import stints
+from server.runtime import clock
+from server.store import db, shift_records, unit_track
 from server.web.api.common import (
     ActionIn,
     GeoJsonCollection,
@@ -29,6 +32,7 @@ from server.web.api.common import (
     actor,
     area,
     book,
+    crew_field,
     download,
     in_worker,
     period,
@@ -36,6 +40,7 @@ from server.web.api.common import (
     refuse,
     runtime,
 )
+from wire.screens import crew_list, load_screen_shift
 
 blp = area("units", "Units: status, position, patrol, tracks")
 
@@ -65,6 +70,7 @@ class UnitOut(Schema):
     clock_offset_s = fields.Float(
         allow_none=True, metadata={"description": "server clock minus the unit's, seconds"}
     )
+    crew = crew_field("the officers signed on now")
 
 
 class UnitStatusIn(ActionIn):
@@ -100,6 +106,45 @@ class UnitStatus(MethodView):
         who = actor(body)
         unit = in_worker(presence.set_out_of_service, book(), unit_id, out, who)
         return unit.public()
+
+
+class CrewIn(ActionIn):
+    crew = crew_list(
+        metadata={"description": "one to three officers, the one in charge first; [] signs off"}
+    )
+
+
+@blp.route("/units/<unit_id>/crew")
+class UnitCrew(MethodView):
+    @blp.arguments(CrewIn())
+    @blp.response(200, UnitOut)
+    def put(self, body: dict, unit_id: str):
+        """Sign a crew on to a unit (as its terminal does: a crew reported by radio, a
+        terminal that is down) or, with no one, end its shift. An officer still on another
+        unit's crew is refused until that one signs off."""
+        crew = load_screen_shift({"crew": body["crew"]})
+        in_worker(shifts.sign_on, book(), unit_id, crew, actor(body))
+        return runtime().live.get(unit_id).public()
+
+
+class ShiftOut(Schema):
+    unit_id = fields.String()
+    crew = crew_field("the officers")
+    started_at = fields.Float()
+    ended_at = fields.Float(allow_none=True, metadata={"description": "null: on shift now"})
+
+
+@blp.route("/shifts")
+@blp.arguments(PeriodQuery(), location="query")
+@blp.response(200, ShiftOut(many=True))
+def shift_list(query: dict):
+    """The crews' shifts that overlap a period, oldest first."""
+    since, until = period(query, ZoneInfo(runtime().settings.timezone))
+    with db.connection_context():
+        records = shift_records(since, until)
+    return [
+        {**vars(r), "crew": [{"id": oid, "name": name} for oid, name in r.crew]} for r in records
+    ]
 
 
 # -- incidents ---------------------------------------------------------------------------
@@ -168,7 +213,7 @@ def _report(
     return {**shown, **report.public()}, report
 
 
-class ShiftOut(Schema):
+class PatrolShiftOut(Schema):
     since = fields.Float()
     until = fields.Float()
     units = fields.List(fields.Nested(PatrolOut))
@@ -179,10 +224,18 @@ class ShiftOut(Schema):
             "in_home_grid_s, long_stops"
         },
     )
+    officers = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "per officer (as they signed on): officer, name, units (stretches "
+            "on a unit), km, moving_s, stationary_s, no_data_s, in_home_grid_s, long_stops"
+        },
+    )
 
 
 def _shift(query: dict) -> dict[str, Any]:
-    """Every patrolling unit's report over the period, and each home grid's sum of them."""
+    """Every patrolling unit's report over the period, each home grid's sum of them, and
+    each officer's: the units they were on, for the time they were on them."""
     rt = runtime()
     since, until = period(query, ZoneInfo(rt.settings.timezone))
     rules = PatrolRules(stop_min_s=query["stop_min"] * 60)
@@ -190,29 +243,40 @@ def _shift(query: dict) -> dict[str, Any]:
         (u for u in rt.live.units.values() if u.kind in PATROLLING), key=lambda u: u.unit_id
     )
     with db.connection_context():
-        reports = [
-            _report(u, unit_track(u.unit_id, since, until), since, until, rules) for u in patrolling
-        ]
+        tracks = {u.unit_id: unit_track(u.unit_id, since, until) for u in patrolling}
+        crews = stints(shift_records(since, until), since, until, clock.now())
+        for stint in crews:
+            if stint.unit_id not in tracks:
+                tracks[stint.unit_id] = unit_track(stint.unit_id, since, until)
+    reports = [_report(u, tracks[u.unit_id], since, until, rules) for u in patrolling]
+    by_officer = []
+    for stint in crews:
+        unit = rt.live.get(stint.unit_id)
+        if unit is not None:  # a unit since removed keeps its track, not its home grid
+            part = [f for f in tracks[stint.unit_id] if stint.since <= f["ts"] < stint.until]
+            by_officer.append((stint, _report(unit, part, stint.since, stint.until, rules)[1]))
     return {
         "since": since,
         "until": until,
         "units": [shown for shown, _ in reports],
         "grids": shift_by_grid((shown["home_grid"], report) for shown, report in reports),
+        "officers": shift_by_officer(by_officer),
     }
 
 
 @blp.route("/patrol")
 @blp.arguments(PatrolQuery(), location="query")
-@blp.response(200, ShiftOut)
+@blp.response(200, PatrolShiftOut)
 def shift(query: dict):
-    """A shift's patrol: every patrolling unit's report (as `/units/{id}/patrol`) and each home
-    grid's, its units added up."""
+    """A shift's patrol: every patrolling unit's report (as `/units/{id}/patrol`), each home
+    grid's (its units added up) and each officer's (the units they were on, while on them)."""
     return _shift(query)
 
 
 def patrol_csv_view() -> Response:
     report = _shift(plain_query(PatrolQuery))
-    return download(patrol_csv(report["units"], report["grids"]), "text/csv", "patrol.csv")
+    csv = patrol_csv(report["units"], report["grids"], report["officers"])
+    return download(csv, "text/csv", "patrol.csv")
 
 
 @blp.route("/units/<unit_id>/track")

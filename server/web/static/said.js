@@ -44,6 +44,8 @@ window.fieldlinkSaid = {
       session_ended: () => "登录已结束：请重新登录",
       not_connected: () => "未连接：请用设备令牌连接",
       positions_too_often: () => "位置发送过于频繁：每几秒一次即可",
+      officer_on_other_unit: (p) => `警员 ${p.officer} 在 ${p.unit} 的班组中：请先在那里签退（或由调度员结束该班次）`,
+      no_shift: (p) => `${p.unit} 没有签到的班组`,
       // why the server ended an order (in the timeline)
       diverted: (p) => `已调往警情 ${p.incident}`,
       reassigned: (p) => `已改派 ${p.unit}`,
